@@ -1,0 +1,131 @@
+"""``depository verify ...``: the same verbs as ``python -m depository.verifier``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import click
+
+from depository.verifier import _commands as cmd
+
+_EXIT = cmd.EXIT_CODES_HELP
+
+
+def _finish(verb: str, as_json: bool, run: Callable[[], cmd.Outcome]) -> None:
+    try:
+        outcome = run()
+    except cmd.UsageError as exc:
+        click.echo(cmd.usage_failure(verb, str(exc), as_json=as_json), err=True)
+        sys.exit(cmd.EXIT_USAGE)
+    click.echo(cmd.render(outcome, as_json=as_json))
+    sys.exit(outcome.exit_code)
+
+
+_json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+_leaf_opts = [
+    click.option("--leaf", "leaf_file", type=str, help="File with the leaf's exact bytes."),
+    click.option("--leaf-hash", type=str, help="The leaf hash (hex or base64) instead of --leaf."),
+]
+_key_opt = click.option(
+    "--key", "keys", multiple=True, required=True,
+    help="Trusted verifier key, or a file of keys (repeatable).",
+)
+
+
+def _leaf(f: Callable[..., None]) -> Callable[..., None]:
+    for opt in reversed(_leaf_opts):
+        f = opt(f)
+    return f
+
+
+@click.group(epilog=_EXIT)
+def verify() -> None:
+    """Verify proofs, signed notes and checkpoints offline.
+
+    \b
+    Example:
+      depository verify note checkpoint.txt --key log.vkey
+    """
+
+
+@verify.command(epilog=_EXIT)
+@click.option("--index", type=click.IntRange(min=0), required=True, help="0-based leaf index.")
+@click.option("--size", type=click.IntRange(min=0), required=True, help="Tree size.")
+@click.option("--root", required=True, help="Tree root (hex or base64).")
+@click.option("--proof", "proof_file", required=True, help="File of proof hashes, one per line.")
+@_leaf
+@_json_opt
+def inclusion(
+    index: int, size: int, root: str, proof_file: str, leaf_file: str | None,
+    leaf_hash: str | None, as_json: bool,
+) -> None:
+    """Verify an RFC 6962 inclusion proof.
+
+    \b
+    Example:
+      depository verify inclusion --index 3 --size 8 --root HASH --leaf leaf.json \\
+          --proof proof.txt
+    """
+    _finish("inclusion", as_json, lambda: cmd.inclusion(
+        index=index, size=size, root=root, proof_file=proof_file, leaf_file=leaf_file,
+        leaf_hash=leaf_hash,
+    ))
+
+
+@verify.command(epilog=_EXIT)
+@click.option("--size1", type=click.IntRange(min=0), required=True, help="Smaller tree size.")
+@click.option("--size2", type=click.IntRange(min=0), required=True, help="Larger tree size.")
+@click.option("--root1", required=True, help="Root of the smaller tree.")
+@click.option("--root2", required=True, help="Root of the larger tree.")
+@click.option("--proof", "proof_file", required=True, help="File of proof hashes, one per line.")
+@_json_opt
+def consistency(
+    size1: int, size2: int, root1: str, root2: str, proof_file: str, as_json: bool
+) -> None:
+    """Verify an RFC 6962 consistency proof between two tree sizes.
+
+    \b
+    Example:
+      depository verify consistency --size1 4 --size2 8 --root1 H1 --root2 H2 \\
+          --proof proof.txt
+    """
+    _finish("consistency", as_json, lambda: cmd.consistency(
+        size1=size1, size2=size2, root1=root1, root2=root2, proof_file=proof_file,
+    ))
+
+
+@verify.command(epilog=_EXIT)
+@click.argument("note_file", metavar="FILE")
+@_key_opt
+@_json_opt
+def note(note_file: str, keys: tuple[str, ...], as_json: bool) -> None:
+    """Verify a C2SP signed note, such as a checkpoint.
+
+    \b
+    Example:
+      depository verify note checkpoint.txt --key log.vkey
+    """
+    _finish("note", as_json, lambda: cmd.note(note_file=note_file, keys=keys))
+
+
+@verify.command(epilog=_EXIT)
+@click.argument("proof_file", metavar="FILE")
+@_key_opt
+@_leaf
+@click.option("--origin", help="Require this checkpoint origin.")
+@_json_opt
+def proof(
+    proof_file: str, keys: tuple[str, ...], leaf_file: str | None, leaf_hash: str | None,
+    origin: str | None, as_json: bool,
+) -> None:
+    """Verify a C2SP tlog-proof@v1 file for a leaf.
+
+    \b
+    Example:
+      depository verify proof leaf-7.tlog-proof --leaf leaf-7.json --key log.vkey
+    """
+    _finish("proof", as_json, lambda: cmd.proof(
+        proof_file=proof_file, keys=keys, leaf_file=leaf_file, leaf_hash=leaf_hash,
+        origin=origin,
+    ))

@@ -1,0 +1,161 @@
+"""Content-addressed blob files: ``objects/ab/cd/<sha256>``, written durably, read-only.
+
+Small artifacts (up to ``inline_max``) never reach this directory: their bytes go into
+the ``blob`` table in the same transaction as their log record, which is both faster
+and atomic. Larger ones stream to a temporary file while hashing, are fsynced, renamed
+into place, and the directory is fsynced before the log record is written.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from depository.store._errors import DiskFullError, StoreError, TooLargeError
+
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class Ingested:
+    """A streamed artifact: its hash, size, and where its bytes are now."""
+
+    sha256: str
+    size: int
+    data: bytes | None  # inline bytes, or None when stored as a file
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _disk_error(exc: OSError, what: str) -> StoreError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return DiskFullError(
+            f"{what}: the disk is full ({exc.strerror}); nothing was stored. "
+            "Free space or move the store, then retry."
+        )
+    return StoreError(f"{what}: {exc.strerror or exc}")
+
+
+class BlobDir:
+    """The local content-addressed directory under ``STORE/objects``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+
+    def create(self) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256_hex: str) -> Path:
+        return self.root / sha256_hex[:2] / sha256_hex[2:4] / sha256_hex
+
+    def ingest(self, stream: BinaryIO, *, max_size: int, inline_max: int, what: str) -> Ingested:
+        """Stream ``stream`` in constant memory, hashing it; store it if large.
+
+        Raises :class:`TooLargeError` as soon as more than ``max_size`` bytes arrive,
+        leaving nothing behind.
+        """
+        h = hashlib.sha256()
+        buf = bytearray()
+        size = 0
+        tmp_path: Path | None = None
+        fd = -1
+        try:
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_size:
+                    raise TooLargeError(
+                        f"{what}: larger than the configured maximum artifact size "
+                        f"({max_size} bytes); nothing was stored"
+                    )
+                h.update(chunk)
+                if fd < 0 and size <= inline_max:
+                    buf += chunk
+                    continue
+                if fd < 0:
+                    tmp_path = self.tmp / f"upload-{secrets.token_hex(8)}"
+                    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    _write_all(fd, bytes(buf))
+                    buf = bytearray()
+                _write_all(fd, chunk)
+            if fd < 0:
+                return Ingested(sha256=h.hexdigest(), size=size, data=bytes(buf))
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            assert tmp_path is not None
+            digest = h.hexdigest()
+            self._place(tmp_path, digest)
+            tmp_path = None
+            return Ingested(sha256=digest, size=size, data=None)
+        except OSError as exc:
+            raise _disk_error(exc, what) from exc
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            if tmp_path is not None:
+                tmp_path.unlink(missing_ok=True)
+
+    def _place(self, tmp_path: Path, digest: str) -> None:
+        final = self.path(digest)
+        if final.exists():
+            # Content-addressed: the same name holds the same bytes (scrub checks).
+            tmp_path.unlink()
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp_path, 0o444)
+        os.rename(tmp_path, final)
+        _fsync_dir(final.parent)
+        _fsync_dir(final.parent.parent)
+
+    def open(self, sha256_hex: str) -> BinaryIO:
+        return open(self.path(sha256_hex), "rb")
+
+    def exists(self, sha256_hex: str) -> bool:
+        return self.path(sha256_hex).is_file()
+
+    def remove(self, sha256_hex: str) -> bool:
+        """Remove a disposed blob file; returns whether it existed."""
+        p = self.path(sha256_hex)
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            return False
+        _fsync_dir(p.parent)
+        return True
+
+    def iter_files(self) -> Iterator[tuple[str, Path]]:
+        for p in self.root.glob("??/??/*"):
+            if p.is_file() and len(p.name) == 64:
+                yield p.name, p
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def hash_file(path: Path) -> str:
+    """SHA-256 hex of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,1328 @@
+"""The WORM store: artifacts, the audit log, checkpoints, retention, holds, governance.
+
+One writer thread owns the SQLite write connection. Callers submit operations; the
+writer runs every queued operation in one transaction (group commit), commits with
+``synchronous=FULL`` (fsync), and only then acknowledges each caller. An acknowledged
+write is therefore durable, and a crash loses only writes nobody was told succeeded.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import jsonschema
+import yaml
+
+from depository import __version__
+from depository.signing import generate_key, sign_note, verifier_key_from_signer
+from depository.store import _schema
+from depository.store._blobs import BlobDir, Ingested, _disk_error, hash_file
+from depository.store._errors import (
+    ConfigError,
+    DiskFullError,
+    GovernanceLockedError,
+    HoldError,
+    MetadataError,
+    NotFoundError,
+    QuotaError,
+    RetentionError,
+    SchemaMismatchError,
+    StoreClosedError,
+    StoreError,
+    StoreExistsError,
+    StoreNotFoundError,
+    UnknownProductError,
+    WriteOnceError,
+)
+from depository.store._tree import Frontier, NodeRow
+from depository.store.config import Config, Product, default_config_dict, dump_config, load_config
+from depository.verifier import merkle
+from depository.verifier.checkpoint import Checkpoint, format_checkpoint, format_proof_file
+from depository.verifier.record import Record, canonical_json, encode_record, parse_record
+
+Clock = Callable[[], datetime]
+DB_NAME = "depository.db"
+CONFIG_NAME = "depository.yaml"
+KEY_DIR = "keys"
+SIGNER_KEY_NAME = "log.key"
+VERIFIER_KEY_NAME = "log.vkey"
+_MAX_BATCH = 5000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(t: datetime) -> str:
+    """RFC 3339 UTC with microseconds and a Z, the only form records carry."""
+    if t.tzinfo is None:
+        raise ValueError("times must be timezone-aware")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 time or a date (``2033-01-31`` means its start, UTC)."""
+    value = text.strip()
+    if len(value) == 10:
+        value += "T00:00:00Z"
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"not an RFC 3339 time or YYYY-MM-DD date: {text!r}") from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC)
+
+
+def artifact_id(product: str, name: str) -> str:
+    """Stable artifact id: derived from (product, name), which is written once."""
+    digest = hashlib.sha256(product.encode() + b"\x00" + name.encode()).digest()
+    return "art_" + base64.b32encode(digest[:15]).decode().lower()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a caller gets for an acknowledged (durable) write."""
+
+    artifact_id: str
+    product: str
+    name: str
+    sha256: str
+    size: int
+    log_index: int
+    leaf_hash: bytes
+    created: str
+    retain_until: str
+    duplicate: bool = False
+    checkpoint: bytes | None = None
+    proof: bytes | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "artifact_id": self.artifact_id,
+            "product": self.product,
+            "name": self.name,
+            "sha256": self.sha256,
+            "size": self.size,
+            "log_index": self.log_index,
+            "leaf_hash": self.leaf_hash.hex(),
+            "created": self.created,
+            "retain_until": self.retain_until,
+            "duplicate": self.duplicate,
+        }
+        if self.checkpoint is not None:
+            out["checkpoint"] = self.checkpoint.decode()
+        if self.proof is not None:
+            out["tlog_proof"] = self.proof.decode()
+        return out
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One artifact as the index serves it."""
+
+    id: str
+    product: str
+    name: str
+    sha256: str
+    size: int
+    media_type: str
+    metadata: Mapping[str, Any]
+    provenance: Mapping[str, Any]
+    retain_until: str
+    storage: str
+    actor: str
+    created: str
+    log_index: int
+    disposed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "artifact_id": self.id, "product": self.product, "name": self.name,
+            "sha256": self.sha256, "size": self.size, "media_type": self.media_type,
+            "metadata": dict(self.metadata), "provenance": dict(self.provenance),
+            "retain_until": self.retain_until, "storage": self.storage, "actor": self.actor,
+            "created": self.created, "log_index": self.log_index, "disposed": self.disposed,
+        }
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: str
+    matter: str
+    reason: str
+    actor: str
+    product: str | None
+    scope: Mapping[str, Any]
+    placed_index: int
+    placed_time: str
+    released: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hold_id": self.id, "matter": self.matter, "reason": self.reason,
+            "actor": self.actor, "product": self.product, "scope": dict(self.scope),
+            "placed_index": self.placed_index, "placed_time": self.placed_time,
+            "released": self.released,
+        }
+
+
+@dataclass
+class _State:
+    """Writer-owned state, snapshotted so a failed batch can be undone."""
+
+    tree: Frontier
+    usage: dict[str, list[int]]  # product -> [bytes, artifacts]
+    locked: str | None
+
+    def copy(self) -> _State:
+        return _State(self.tree.copy(), {k: list(v) for k, v in self.usage.items()}, self.locked)
+
+
+class _Txn:
+    """What an operation sees inside the writer's transaction."""
+
+    def __init__(self, store: Store, conn: sqlite3.Connection, state: _State, now: datetime):
+        self.store = store
+        self.conn = conn
+        self.state = state
+        self.now = now
+        self.now_text = format_time(now)
+        self.leaves: list[tuple[int, bytes, bytes]] = []
+        self.nodes: list[NodeRow] = []
+        self.after_commit: list[Callable[[], None]] = []
+
+    @property
+    def next_seq(self) -> int:
+        return self.state.tree.size
+
+    def append(self, type_: str, actor: str, product: str | None, body: dict[str, Any]) -> int:
+        seq = self.state.tree.size
+        leaf = encode_record(Record(
+            seq=seq, time=self.now_text, type=type_, actor=actor, product=product, body=body,
+        ))
+        lh = merkle.leaf_hash(leaf)
+        self.state.tree.append(lh, self.nodes)
+        self.leaves.append((seq, leaf, lh))
+        return seq
+
+
+@dataclass
+class _Op:
+    apply: Callable[[_Txn], Any]
+    future: Future[Any] = field(default_factory=Future)
+
+
+class Store:
+    """A Depository store directory. Use :meth:`init` or :meth:`open`."""
+
+    def __init__(
+        self, path: Path, config: Config, *, signer_key: str | None, clock: Clock,
+        readonly: bool, start_writer: bool = True,
+    ) -> None:
+        self.path = path
+        self.config = config
+        self.clock = clock
+        self.readonly = readonly
+        self.blobs = BlobDir(path / "objects")
+        self._signer = signer_key
+        self._local = threading.local()
+        self._validators = {
+            pid: jsonschema.Draft202012Validator(p.metadata_schema)
+            for pid, p in config.products.items()
+        }
+        self._closed = False
+        self._queue: deque[_Op] = deque()
+        self._cv = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._wconn: sqlite3.Connection | None = None
+        self._last_cp_size = 0
+        self._last_cp_time = time.monotonic()
+        self._cp_waiters: list[tuple[int, Future[bytes]]] = []
+        if not readonly:
+            self._wconn = _connect(path / DB_NAME)
+            self._state = self._load_state(self._wconn)
+            if start_writer:
+                self._writer = threading.Thread(
+                    target=self._run_writer, name="depository-writer", daemon=True
+                )
+                self._writer.start()
+
+    # ----------------------------------------------------------------- lifecycle
+    @classmethod
+    def init(
+        cls, path: Path, *, config: Mapping[str, Any] | None = None, origin: str | None = None,
+        signer_key_file: Path | None = None, clock: Clock = utc_now, actor: str = "admin",
+    ) -> Store:
+        """Create a new store directory and write its first, schema-freezing record."""
+        path = Path(path)
+        if (path / DB_NAME).exists():
+            raise StoreExistsError(f"{path} already holds a store ({DB_NAME}); nothing changed")
+        if config is None:
+            data = default_config_dict(origin or "depository.local/log")
+        else:
+            data = dict(config)
+            if origin is not None:
+                data["origin"] = origin
+        from depository.store.config import parse_config
+
+        cfg = parse_config(data)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / CONFIG_NAME).write_text(dump_config(data), encoding="utf-8")
+        BlobDir(path / "objects").create()
+        signer, vkey = generate_key(cfg.origin)
+        key_path = signer_key_file or (path / KEY_DIR / SIGNER_KEY_NAME)
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        _write_secret(key_path, signer + "\n")
+        (path / KEY_DIR).mkdir(exist_ok=True)
+        (path / KEY_DIR / VERIFIER_KEY_NAME).write_text(vkey + "\n")
+        conn = _connect(path / DB_NAME)
+        try:
+            with conn:
+                _schema.create(conn)
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                             (str(_schema.SCHEMA_VERSION),))
+                conn.execute("INSERT INTO meta VALUES ('origin', ?)", (cfg.origin,))
+                conn.execute("INSERT INTO meta VALUES ('verifier_key', ?)", (vkey,))
+        finally:
+            conn.close()
+        store = cls(path, cfg, signer_key=signer, clock=clock, readonly=False)
+        frozen = cfg.frozen_json()
+        body = {
+            "origin": cfg.origin,
+            "verifier_key": vkey,
+            "tool_version": __version__,
+            "schema_version": _schema.SCHEMA_VERSION,
+            "sql_schema_sha256": store._schema_fingerprint(),
+            "frozen_config_sha256": hashlib.sha256(canonical_json(frozen)).hexdigest(),
+            "products": {
+                pid: {"name": p.name, "metadata_schema_sha256": p.schema_sha256(),
+                      "quota_bytes": p.quota_bytes, "quota_artifacts": p.quota_artifacts}
+                for pid, p in sorted(cfg.products.items())
+            },
+            "default_retention_days": cfg.default_retention_days,
+            "max_artifact_size": cfg.max_artifact_size,
+        }
+
+        def op(txn: _Txn) -> None:
+            txn.append("store.init", actor, None, body)
+
+        store._submit(op).result()
+        store.checkpoint()
+        return store
+
+    @classmethod
+    def open(
+        cls, path: Path, *, signer_key_file: Path | None = None, clock: Clock = utc_now,
+        readonly: bool = False,
+    ) -> Store:
+        """Open an existing store; for writing unless ``readonly``.
+
+        Opening for writing checks the frozen schemas and the tree against the last
+        checkpoint; a mismatch is logged as a governance lock and refused.
+        """
+        path = Path(path)
+        if not (path / DB_NAME).is_file():
+            raise StoreNotFoundError(
+                f"no store at {path} (no {DB_NAME}); create one with `depository init`"
+            )
+        cfg = load_config(path / CONFIG_NAME)
+        signer = None
+        if not readonly:
+            key_path = signer_key_file or _env_path("DEPOSITORY_SIGNER_KEY") or (
+                path / KEY_DIR / SIGNER_KEY_NAME
+            )
+            try:
+                signer = key_path.read_text().strip()
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot read the log signer key {key_path}: {exc.strerror}; pass "
+                    "--signer-key FILE or set DEPOSITORY_SIGNER_KEY"
+                ) from exc
+        store = cls(path, cfg, signer_key=signer, clock=clock, readonly=readonly)
+        if not readonly:
+            try:
+                store._check_on_open()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    def close(self) -> None:
+        """Drain the writer, sign a final checkpoint if needed, and close."""
+        if self._closed:
+            return
+        if self._writer is not None:
+            try:
+                if self._state.tree.size > self._last_cp_size:
+                    self.checkpoint()
+            except StoreError:
+                pass
+            with self._cv:
+                self._closed = True
+                self._cv.notify_all()
+            self._writer.join()
+        self._closed = True
+        if self._wconn is not None:
+            self._wconn.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ reading
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                f"file:{self.path / DB_NAME}?mode=ro", uri=True, check_same_thread=False
+            )
+            conn.execute("PRAGMA query_only=1")
+            self._local.conn = conn
+        return conn
+
+    @property
+    def verifier_key(self) -> str:
+        row = self._reader().execute("SELECT value FROM meta WHERE key='verifier_key'").fetchone()
+        return str(row[0])
+
+    @property
+    def origin(self) -> str:
+        return self.config.origin
+
+    def size(self) -> int:
+        row = self._reader().execute("SELECT max(idx) FROM log").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def product(self, product: str) -> Product:
+        try:
+            return self.config.products[product]
+        except KeyError:
+            raise UnknownProductError(
+                f"unknown product {product!r}; configured products: "
+                f"{', '.join(sorted(self.config.products))}"
+            ) from None
+
+    def get(self, product: str, name_or_id: str) -> Artifact:
+        """An artifact of ``product`` by name or id (another product's is 'not found')."""
+        self.product(product)
+        row = self._reader().execute(
+            f"{_ARTIFACT_SELECT} WHERE a.product = ? AND (a.name = ? OR a.id = ?)",
+            (product, name_or_id, name_or_id),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no artifact {name_or_id!r} in product {product!r}")
+        return _artifact(row)
+
+    def get_by_id(self, artifact_id_: str) -> Artifact:
+        row = self._reader().execute(f"{_ARTIFACT_SELECT} WHERE a.id = ?", (artifact_id_,)
+                                     ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no artifact {artifact_id_!r}")
+        return _artifact(row)
+
+    def open_content(self, art: Artifact) -> BinaryIO:
+        """A reader over an artifact's bytes (refused once disposed)."""
+        if art.disposed:
+            raise NotFoundError(
+                f"artifact {art.id} ({art.product}/{art.name}) was disposed after its "
+                "retention; its record and proofs remain in the log"
+            )
+        if art.storage == "inline":
+            row = self._reader().execute("SELECT data FROM blob WHERE sha256 = ?",
+                                         (art.sha256,)).fetchone()
+            if row is None:
+                raise StoreError(f"artifact {art.id}: inline bytes are missing (run scrub)")
+            return io.BytesIO(row[0])
+        try:
+            return self.blobs.open(art.sha256)
+        except OSError as exc:
+            raise StoreError(f"artifact {art.id}: blob file unreadable: {exc.strerror}") from exc
+
+    def ls(
+        self, *, product: str | None = None, prefix: str | None = None,
+        since: str | None = None, until: str | None = None,
+        meta: Mapping[str, str] | None = None, after: int | None = None, limit: int = 100,
+    ) -> list[Artifact]:
+        """Artifacts matching every filter, in log order, ``limit`` at most after cursor."""
+        where: list[str] = []
+        args: list[Any] = []
+        if product is not None:
+            self.product(product)
+            where.append("a.product = ?")
+            args.append(product)
+        if prefix:
+            where.append("a.name >= ? AND a.name < ?")
+            args += [prefix, prefix + "\U0010ffff"]
+        if since:
+            where.append("a.created >= ?")
+            args.append(since)
+        if until:
+            where.append("a.created < ?")
+            args.append(until)
+        for k, v in (meta or {}).items():
+            where.append(
+                "a.id IN (SELECT artifact_id FROM artifact_meta m WHERE m.key = ? AND m.value = ?"
+                + (" AND m.product = ?" if product else "") + ")"
+            )
+            args += [k, v] + ([product] if product else [])
+        if after is not None:
+            where.append("a.log_idx > ?")
+            args.append(after)
+        sql = _ARTIFACT_SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY a.log_idx LIMIT ?"
+        args.append(limit)
+        return [_artifact(r) for r in self._reader().execute(sql, args)]
+
+    def log_entries(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """Raw leaves ``[start, end)`` in order."""
+        for idx, leaf in self._reader().execute(
+            "SELECT idx, leaf FROM log WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+        ):
+            yield int(idx), bytes(leaf)
+
+    def record(self, index: int) -> Record:
+        row = self._reader().execute("SELECT leaf FROM log WHERE idx = ?", (index,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no log record at index {index} (log size {self.size()})")
+        return parse_record(bytes(row[0]), index=index)
+
+    def latest_checkpoint(self) -> tuple[int, bytes]:
+        row = self._reader().execute(
+            "SELECT size, note FROM checkpoint ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            raise NotFoundError("no checkpoint has been signed yet")
+        return int(row[0]), bytes(row[1])
+
+    def checkpoint_at(self, size: int) -> bytes:
+        row = self._reader().execute("SELECT note FROM checkpoint WHERE size = ?", (size,)
+                                     ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no signed checkpoint at size {size}")
+        return bytes(row[0])
+
+    def _node_fn(self, conn: sqlite3.Connection) -> Callable[[int, int], bytes]:
+        def node(level: int, k: int) -> bytes:
+            if level == 0:
+                row = conn.execute("SELECT leaf_hash FROM log WHERE idx = ?", (k,)).fetchone()
+            else:
+                row = conn.execute("SELECT hash FROM node WHERE level = ? AND k = ?",
+                                   (level, k)).fetchone()
+            if row is None:
+                raise StoreError(f"Merkle node ({level}, {k}) is missing from storage")
+            return bytes(row[0])
+
+        return node
+
+    def root_at(self, size: int) -> bytes:
+        self._check_size(size)
+        return merkle.root_from_nodes(self._node_fn(self._reader()), size)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        self._check_size(size)
+        if not 0 <= index < size:
+            raise ValueError(f"index {index} is not below tree size {size}")
+        return merkle.inclusion_proof_from_nodes(self._node_fn(self._reader()), index, size)
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        self._check_size(size2)
+        if not 0 < size1 <= size2:
+            raise ValueError(f"need 0 < size1 <= size2, got {size1} and {size2}")
+        return merkle.consistency_proof_from_nodes(self._node_fn(self._reader()), size1, size2)
+
+    def proof_file(self, index: int, size: int | None = None) -> bytes:
+        """A C2SP tlog-proof for leaf ``index`` under the signed checkpoint of ``size``.
+
+        Without ``size``, the latest checkpoint covering the leaf is used.
+        """
+        if size is None:
+            size, note = self.latest_checkpoint()
+            if index >= size:
+                raise NotFoundError(
+                    f"record {index} is not yet covered by a checkpoint (latest covers "
+                    f"{size}); run `depository checkpoint` or wait for the cadence"
+                )
+        else:
+            note = self.checkpoint_at(size)
+        return format_proof_file(index, self.inclusion_proof(index, size), note)
+
+    def _check_size(self, size: int) -> None:
+        n = self.size()
+        if not 0 < size <= n:
+            raise ValueError(f"tree size {size} is out of range (the log has {n} records)")
+
+    def holds(self, *, include_released: bool = False) -> list[Hold]:
+        rows = self._reader().execute(
+            "SELECT h.id, h.matter, h.reason, h.actor, h.product, h.scope, h.placed_idx, "
+            "h.placed_time, r.hold_id IS NOT NULL FROM hold h "
+            "LEFT JOIN hold_release r ON r.hold_id = h.id ORDER BY h.placed_idx"
+        ).fetchall()
+        out = [
+            Hold(id=r[0], matter=r[1], reason=r[2], actor=r[3], product=r[4],
+                 scope=json.loads(r[5]), placed_index=r[6], placed_time=r[7], released=bool(r[8]))
+            for r in rows
+        ]
+        return out if include_released else [h for h in out if not h.released]
+
+    def holds_covering(self, art: Artifact) -> list[Hold]:
+        return [h for h in self.holds() if _hold_covers(h.product, h.scope, art)]
+
+    def governance_status(self) -> dict[str, Any]:
+        rows = self._reader().execute(
+            "SELECT log_idx, state, reason, actor, time FROM governance ORDER BY log_idx"
+        ).fetchall()
+        last = rows[-1] if rows else None
+        return {
+            "locked": bool(last and last[1] == "locked"),
+            "reason": last[2] if last and last[1] == "locked" else None,
+            "history": [
+                {"log_index": r[0], "state": r[1], "reason": r[2], "actor": r[3], "time": r[4]}
+                for r in rows
+            ],
+        }
+
+    def usage(self) -> dict[str, dict[str, int]]:
+        """Live bytes and artifact counts per product (disposed artifacts excluded)."""
+        out = {pid: {"bytes": 0, "artifacts": 0} for pid in self.config.products}
+        for pid, b, n in self._reader().execute(
+            "SELECT a.product, sum(a.size), count(*) FROM artifact a WHERE NOT EXISTS "
+            "(SELECT 1 FROM disposal d WHERE d.artifact_id = a.id) GROUP BY a.product"
+        ):
+            out.setdefault(pid, {})
+            out[pid] = {"bytes": int(b), "artifacts": int(n)}
+        return out
+
+    # ------------------------------------------------------------------ writing
+    def _require_writable(self) -> None:
+        if self.readonly:
+            raise StoreError("store was opened read-only")
+        if self._closed:
+            raise StoreClosedError("store is closed")
+
+    def _submit(self, apply: Callable[[_Txn], Any]) -> Future[Any]:
+        self._require_writable()
+        op = _Op(apply)
+        with self._cv:
+            if self._closed:
+                raise StoreClosedError("store is closed")
+            self._queue.append(op)
+            self._cv.notify()
+        return op.future
+
+    def put(
+        self, product: str, name: str, stream: BinaryIO | bytes, *,
+        metadata: Mapping[str, Any] | None = None, provenance: Mapping[str, Any] | None = None,
+        media_type: str = "application/octet-stream", retain_until: datetime | None = None,
+        actor: str = "cli", wait_checkpoint: bool = False,
+    ) -> Receipt:
+        """Store an artifact once; see :meth:`put_async`. Blocks until durable."""
+        receipt: Receipt = self.put_async(
+            product, name, stream, metadata=metadata, provenance=provenance,
+            media_type=media_type, retain_until=retain_until, actor=actor,
+        ).result()
+        if wait_checkpoint:
+            receipt = self.with_proof(receipt)
+        return receipt
+
+    def with_proof(self, receipt: Receipt) -> Receipt:
+        """The receipt plus a signed checkpoint covering it and its tlog-proof."""
+        size, note = self.latest_checkpoint()
+        if size <= receipt.log_index:
+            note = self.checkpoint()
+            size = int(note.split(b"\n")[1])
+        proof = format_proof_file(
+            receipt.log_index, self.inclusion_proof(receipt.log_index, size), note
+        )
+        from dataclasses import replace
+
+        return replace(receipt, checkpoint=note, proof=proof)
+
+    def put_async(
+        self, product: str, name: str, stream: BinaryIO | bytes, *,
+        metadata: Mapping[str, Any] | None = None, provenance: Mapping[str, Any] | None = None,
+        media_type: str = "application/octet-stream", retain_until: datetime | None = None,
+        actor: str = "cli",
+    ) -> Future[Receipt]:
+        """Stream, hash and store the bytes, then queue the log append.
+
+        The future resolves to a :class:`Receipt` once the record is committed and
+        fsynced, or raises a :class:`StoreError` (write-once conflict, quota, lock...).
+        """
+        self._require_writable()
+        prod = self.product(product)
+        what = f"artifact {name!r} in product {product!r}"
+        if not isinstance(name, str) or not name or len(name) > 1024 or any(
+            ord(c) < 32 for c in name
+        ):
+            raise MetadataError(f"{what}: name must be 1-1024 printable characters")
+        meta = dict(metadata or {})
+        prov = dict(provenance or {})
+        self._validate_json(meta, prod, what)
+        if not isinstance(provenance or {}, Mapping):
+            raise MetadataError(f"{what}: provenance must be a JSON object")
+        try:
+            canonical_json(prov)
+        except ValueError as exc:
+            raise MetadataError(f"{what}: provenance: {exc}") from exc
+        if self._state.locked:
+            raise GovernanceLockedError(self._lock_message())
+        created_floor = self.clock()
+        minimum = created_floor + timedelta(days=self.config.default_retention_days)
+        if retain_until is None:
+            retain = minimum
+        else:
+            retain = retain_until.astimezone(UTC)
+            if retain < minimum - timedelta(seconds=60):
+                raise RetentionError(
+                    f"{what}: retain-until {format_time(retain)} is before the minimum "
+                    f"retention ({self.config.default_retention_days} days, "
+                    f"{format_time(minimum)}); give a later date or omit it"
+                )
+        if isinstance(stream, bytes | bytearray):
+            stream = io.BytesIO(bytes(stream))
+        ing = self.blobs.ingest(stream, max_size=self.config.max_artifact_size,
+                                inline_max=self.config.inline_max, what=what)
+        aid = artifact_id(product, name)
+        retain_text = format_time(retain)
+
+        def op(txn: _Txn) -> Receipt | StoreError:
+            return self._apply_put(txn, prod, name, aid, ing, meta, prov, media_type,
+                                   retain_text, actor)
+
+        return self._submit(op)
+
+    def _validate_json(self, meta: dict[str, Any], prod: Product, what: str) -> None:
+        try:
+            canonical_json(meta)
+        except ValueError as exc:
+            raise MetadataError(f"{what}: metadata: {exc}") from exc
+        errors = sorted(self._validators[prod.id].iter_errors(meta), key=lambda e: e.path)
+        if errors:
+            e = errors[0]
+            where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+            raise MetadataError(
+                f"{what}: metadata field {where}: {e.message} (product {prod.id} schema); "
+                "fix the metadata to match the product's schema"
+            )
+
+    def _apply_put(
+        self, txn: _Txn, prod: Product, name: str, aid: str, ing: Ingested,
+        meta: dict[str, Any], prov: dict[str, Any], media_type: str, retain: str, actor: str,
+    ) -> Receipt | StoreError:
+        if txn.state.locked:
+            return GovernanceLockedError(self._lock_message(txn.state.locked))
+        row = txn.conn.execute(
+            "SELECT a.sha256, a.size, a.log_idx, a.created, a.retain_until, l.leaf_hash "
+            "FROM artifact a JOIN log l ON l.idx = a.log_idx WHERE a.id = ?", (aid,)
+        ).fetchone()
+        if row is not None:
+            if row[0] == ing.sha256:
+                return Receipt(aid, prod.id, name, row[0], row[1], row[2], bytes(row[5]),
+                               row[3], row[4], duplicate=True)
+            txn.append("artifact.refused", actor, prod.id, {
+                "artifact_id": aid, "name": name, "sha256": ing.sha256, "size": ing.size,
+                "reason": "write-once: the name already holds different bytes",
+                "existing_sha256": row[0],
+            })
+            return WriteOnceError(
+                f"artifact {name!r} in product {prod.id!r} already exists with different "
+                f"bytes (sha256 {row[0]}); artifacts are write-once: store the new version "
+                "under a new name"
+            )
+        used = txn.state.usage.setdefault(prod.id, [0, 0])
+        if used[0] + ing.size > prod.quota_bytes:
+            return QuotaError(
+                f"product {prod.id!r} storage quota exceeded: {used[0]} of {prod.quota_bytes} "
+                f"bytes used, this artifact needs {ing.size}",
+                kind="bytes", used=used[0], limit=prod.quota_bytes,
+            )
+        if used[1] + 1 > prod.quota_artifacts:
+            return QuotaError(
+                f"product {prod.id!r} artifact-count quota exceeded: {used[1]} of "
+                f"{prod.quota_artifacts} artifacts",
+                kind="artifacts", used=used[1], limit=prod.quota_artifacts,
+            )
+        storage = "inline" if ing.data is not None else "file"
+        body = {
+            "artifact_id": aid, "name": name, "sha256": ing.sha256, "size": ing.size,
+            "media_type": media_type, "metadata": meta, "provenance": prov,
+            "retain_until": retain, "storage": storage,
+        }
+        seq = txn.append("artifact.put", actor, prod.id, body)
+        if ing.data is not None:
+            txn.conn.execute("INSERT OR IGNORE INTO blob VALUES (?, ?)", (ing.sha256, ing.data))
+        txn.conn.execute(
+            "INSERT INTO artifact VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (aid, prod.id, name, ing.sha256, ing.size, media_type,
+             canonical_json(meta).decode(), canonical_json(prov).decode(), retain, storage,
+             actor, txn.now_text, seq),
+        )
+        meta_rows = meta_index_rows(aid, prod.id, meta)
+        if meta_rows:
+            txn.conn.executemany("INSERT INTO artifact_meta VALUES (?,?,?,?)", meta_rows)
+        used[0] += ing.size
+        used[1] += 1
+        return Receipt(aid, prod.id, name, ing.sha256, ing.size, seq, txn.leaves[-1][2],
+                       txn.now_text, retain)
+
+    def checkpoint(self) -> bytes:
+        """Sign a checkpoint over the current log now; returns the signed note."""
+        fut: Future[bytes] = Future()
+
+        def op(txn: _Txn) -> None:
+            self._cp_waiters.append((0, fut))
+
+        self._submit(op).result()
+        return fut.result()
+
+    def extend_retention(
+        self, product: str, name_or_id: str, until: datetime, *, actor: str, reason: str,
+    ) -> int:
+        """Extend an artifact's retention. Shortening is refused and the attempt logged."""
+        art = self.get(product, name_or_id)
+        until_text = format_time(until.astimezone(UTC))
+
+        def op(txn: _Txn) -> int | StoreError:
+            current = self._effective_retention(txn.conn, art.id, art.retain_until)
+            if txn.state.locked:
+                return GovernanceLockedError(self._lock_message(txn.state.locked))
+            if until_text <= current:
+                txn.append("retention.refused", actor, art.product, {
+                    "artifact_id": art.id, "current": current, "requested": until_text,
+                    "reason": reason,
+                })
+                return RetentionError(
+                    f"artifact {art.id} ({art.product}/{art.name}): retention can only be "
+                    f"extended; it runs until {current}, {until_text} was asked. The attempt "
+                    "is recorded in the audit log."
+                )
+            seq = txn.append("retention.extend", actor, art.product, {
+                "artifact_id": art.id, "previous": current, "retain_until": until_text,
+                "reason": reason,
+            })
+            txn.conn.execute("INSERT INTO retention VALUES (?,?,?)", (seq, art.id, until_text))
+            return seq
+
+        return int(self._submit(op).result())
+
+    @staticmethod
+    def _effective_retention(conn: sqlite3.Connection, aid: str, base: str) -> str:
+        row = conn.execute("SELECT max(retain_until) FROM retention WHERE artifact_id = ?",
+                           (aid,)).fetchone()
+        return max(base, row[0]) if row[0] else base
+
+    def place_hold(
+        self, *, matter: str, reason: str, actor: str, artifact_ids: Sequence[str] = (),
+        product: str | None = None, since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Hold:
+        """Place a legal hold over listed artifacts, or a product's artifacts in a time range."""
+        if not matter.strip() or not reason.strip():
+            raise HoldError("a hold needs a matter id and a reason")
+        if bool(artifact_ids) == (product is not None):
+            raise HoldError("give either artifact ids or a product (with an optional time range)")
+        scope: dict[str, Any]
+        if artifact_ids:
+            arts = [self.get_by_id(a) for a in artifact_ids]
+            products = {a.product for a in arts}
+            if len(products) != 1:
+                raise HoldError("a hold's artifacts must all belong to one product")
+            product = products.pop()
+            scope = {"artifact_ids": sorted(set(artifact_ids))}
+        else:
+            assert product is not None
+            self.product(product)
+            scope = {"from": format_time(since) if since else None,
+                     "to": format_time(until) if until else None}
+
+        def op(txn: _Txn) -> Hold:
+            hid = f"hold-{txn.next_seq}"
+            seq = txn.append("hold.place", actor, product, {
+                "hold_id": hid, "matter": matter, "reason": reason, "scope": scope,
+            })
+            txn.conn.execute("INSERT INTO hold VALUES (?,?,?,?,?,?,?,?)", (
+                hid, matter, reason, actor, product, canonical_json(scope).decode(), seq,
+                txn.now_text))
+            return Hold(hid, matter, reason, actor, product, scope, seq, txn.now_text, False)
+
+        hold: Hold = self._submit(op).result()
+        return hold
+
+    def release_hold(self, hold_id: str, *, reason: str, actor: str) -> int:
+        """Release a hold; the hold and its release both stay in the log."""
+        if not reason.strip():
+            raise HoldError("releasing a hold needs a reason")
+
+        def op(txn: _Txn) -> int | StoreError:
+            row = txn.conn.execute(
+                "SELECT h.matter, h.product, r.hold_id FROM hold h "
+                "LEFT JOIN hold_release r ON r.hold_id = h.id WHERE h.id = ?", (hold_id,)
+            ).fetchone()
+            if row is None:
+                return HoldError(f"no hold {hold_id!r}; list them with `depository hold list`")
+            if row[2] is not None:
+                return HoldError(f"hold {hold_id} is already released")
+            if txn.state.locked:
+                return GovernanceLockedError(self._lock_message(txn.state.locked))
+            seq = txn.append("hold.release", actor, row[1], {
+                "hold_id": hold_id, "matter": row[0], "reason": reason,
+            })
+            txn.conn.execute("INSERT INTO hold_release VALUES (?,?,?,?,?)",
+                             (hold_id, reason, actor, seq, txn.now_text))
+            return seq
+
+        return int(self._submit(op).result())
+
+    def disposable(self, now: datetime) -> list[Artifact]:
+        """Artifacts whose retention has expired at ``now`` and that no hold covers."""
+        now_text = format_time(now)
+        holds = self.holds()
+        out = []
+        for row in self._reader().execute(
+            f"{_ARTIFACT_SELECT} WHERE d.artifact_id IS NULL AND a.retain_until < ? "
+            "ORDER BY a.log_idx", (now_text,)
+        ):
+            art = _artifact(row)
+            if self._effective_retention(self._reader(), art.id, art.retain_until) >= now_text:
+                continue
+            if any(_hold_covers(h.product, h.scope, art) for h in holds):
+                continue
+            out.append(art)
+        return out
+
+    def dispose(self, now: datetime, *, actor: str, artifact_ids: Sequence[str] | None = None
+                ) -> list[int]:
+        """Dispose expired, unheld artifacts' bytes; each disposal is a log record.
+
+        ``now`` is injected so retention is judged at a stated time.
+        """
+        candidates = self.disposable(now)
+        if artifact_ids is not None:
+            wanted = set(artifact_ids)
+            found = {a.id for a in candidates}
+            blocked = sorted(wanted - found)
+            if blocked:
+                raise RetentionError(
+                    f"cannot dispose {', '.join(blocked)}: not expired at {format_time(now)}, "
+                    "under a legal hold, already disposed, or unknown"
+                )
+            candidates = [a for a in candidates if a.id in wanted]
+        now_text = format_time(now)
+        results = []
+        for art in candidates:
+            results.append(self._submit(self._dispose_op(art, now_text, actor)).result())
+        return [int(r) for r in results]
+
+    def _dispose_op(self, art: Artifact, now_text: str, actor: str) -> Callable[[_Txn], Any]:
+        def op(txn: _Txn) -> int | StoreError:
+            if txn.state.locked:
+                return GovernanceLockedError(self._lock_message(txn.state.locked))
+            # Re-check under the writer: a hold or extension may have landed meanwhile.
+            current = self._effective_retention(txn.conn, art.id, art.retain_until)
+            held = [
+                r[0] for r in txn.conn.execute(
+                    "SELECT h.id, h.product, h.scope FROM hold h WHERE NOT EXISTS "
+                    "(SELECT 1 FROM hold_release r WHERE r.hold_id = h.id)"
+                ) if _hold_covers(r[1], json.loads(r[2]), art)
+            ]
+            if current >= now_text or held:
+                return RetentionError(f"artifact {art.id} is no longer disposable "
+                                      f"(retention {current}, holds {held})")
+            others = txn.conn.execute(
+                "SELECT count(*) FROM artifact a WHERE a.sha256 = ? AND a.id != ? AND NOT "
+                "EXISTS (SELECT 1 FROM disposal d WHERE d.artifact_id = a.id)",
+                (art.sha256, art.id),
+            ).fetchone()[0]
+            seq = txn.append("artifact.dispose", actor, art.product, {
+                "artifact_id": art.id, "sha256": art.sha256, "retain_until": current,
+                "bytes_removed": others == 0,
+            })
+            txn.conn.execute("INSERT INTO disposal VALUES (?,?,?,?)",
+                             (art.id, art.sha256, seq, txn.now_text))
+            if others == 0:
+                txn.conn.execute("DELETE FROM blob WHERE sha256 = ?", (art.sha256,))
+                if art.storage == "file":
+                    txn.after_commit.append(lambda: self._remove_blob(art.sha256))
+            txn.state.usage[art.product][0] -= art.size
+            txn.state.usage[art.product][1] -= 1
+            return seq
+
+        return op
+
+    def _remove_blob(self, sha256_hex: str) -> None:
+        self.blobs.remove(sha256_hex)
+
+    def lock(self, reason: str, *, check: str, actor: str = "depository") -> int:
+        """Record a governance lock: writes are refused until an admin unlocks."""
+
+        def op(txn: _Txn) -> int:
+            return self._apply_lock(txn, reason, check, actor)
+
+        return int(self._submit(op).result())
+
+    def _apply_lock(self, txn: _Txn, reason: str, check: str, actor: str) -> int:
+        seq = txn.append("governance.lock", actor, None, {"reason": reason, "check": check})
+        txn.conn.execute("INSERT INTO governance VALUES (?,?,?,?,?)",
+                         (seq, "locked", reason, actor, txn.now_text))
+        txn.state.locked = reason
+        return seq
+
+    def unlock(self, *, reason: str, actor: str) -> int:
+        """Lift a governance lock (logged). The cause must be fixed first."""
+        if not reason.strip():
+            raise StoreError("unlocking needs a reason (it is recorded in the audit log)")
+
+        def op(txn: _Txn) -> int | StoreError:
+            if not txn.state.locked:
+                return StoreError("the store is not locked")
+            seq = txn.append("governance.unlock", actor, None, {
+                "reason": reason, "lock_reason": txn.state.locked,
+            })
+            txn.conn.execute("INSERT INTO governance VALUES (?,?,?,?,?)",
+                             (seq, "unlocked", reason, actor, txn.now_text))
+            txn.state.locked = None
+            return seq
+
+        return int(self._submit(op).result())
+
+    def _lock_message(self, reason: str | None = None) -> str:
+        return (
+            f"the store is under a governance lock: {reason or self._state.locked}. Writes are "
+            "refused until an admin investigates and runs `depository governance unlock "
+            "--reason ...`"
+        )
+
+    # ----------------------------------------------------------- writer thread
+    def _run_writer(self) -> None:
+        assert self._wconn is not None
+        every_ms = self.config.checkpoint_every_ms / 1000
+        while True:
+            with self._cv:
+                if not self._queue and not self._closed:
+                    self._cv.wait(timeout=every_ms)
+                batch: list[_Op] = []
+                while self._queue and len(batch) < _MAX_BATCH:
+                    batch.append(self._queue.popleft())
+                closing = self._closed and not self._queue
+            if batch:
+                self._run_batch(batch)
+            self._maybe_checkpoint(force=False)
+            if closing:
+                return
+
+    def _run_batch(self, batch: list[_Op]) -> None:
+        results = self._try_batch(batch)
+        if results is None:
+            # Something failed below the operations (disk full, I/O error): run them one
+            # at a time so only the one that cannot be written fails.
+            if len(batch) == 1:
+                return
+            for op in batch:
+                self._run_batch([op])
+
+    def _try_batch(self, batch: list[_Op]) -> list[Any] | None:
+        assert self._wconn is not None
+        conn = self._wconn
+        snapshot = self._state.copy()
+        txn = _Txn(self, conn, self._state, self.clock())
+        results: list[Any] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op in batch:
+                try:
+                    results.append(op.apply(txn))
+                except StoreError as exc:
+                    results.append(exc)
+            if txn.leaves:
+                conn.executemany("INSERT INTO log VALUES (?,?,?)", txn.leaves)
+            if txn.nodes:
+                conn.executemany("INSERT INTO node VALUES (?,?,?)", txn.nodes)
+            conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            self._state = snapshot
+            if len(batch) == 1:
+                batch[0].future.set_exception(_sqlite_error(exc))
+            return None
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            self._state = snapshot
+            for op in batch:
+                op.future.set_exception(exc)
+            return []
+        for fn in txn.after_commit:
+            # A disposed file left behind by a failure here is removed by the next scrub.
+            with contextlib.suppress(OSError):
+                fn()
+        for op, res in zip(batch, results, strict=True):
+            if isinstance(res, BaseException):
+                op.future.set_exception(res)
+            else:
+                op.future.set_result(res)
+        return results
+
+    def _maybe_checkpoint(self, *, force: bool) -> None:
+        size = self._state.tree.size
+        waiters, self._cp_waiters = self._cp_waiters, []
+        due = size > self._last_cp_size and (
+            size - self._last_cp_size >= self.config.checkpoint_every_entries
+            or time.monotonic() - self._last_cp_time >= self.config.checkpoint_every_ms / 1000
+        )
+        if not (force or waiters or due):
+            return
+        try:
+            note = self._sign_checkpoint()
+        except (StoreError, sqlite3.Error, OSError) as exc:
+            err = exc if isinstance(exc, StoreError) else _sqlite_error(exc)
+            for _, fut in waiters:
+                fut.set_exception(err)
+            return
+        for _, fut in waiters:
+            fut.set_result(note)
+
+    def _sign_checkpoint(self) -> bytes:
+        assert self._wconn is not None and self._signer is not None
+        size = self._state.tree.size
+        if size == self._last_cp_size and size > 0:
+            note = self._wconn.execute("SELECT note FROM checkpoint WHERE size = ?", (size,)
+                                       ).fetchone()
+            if note is not None:
+                return bytes(note[0])
+        root = self._state.tree.root()
+        note = sign_note(format_checkpoint(Checkpoint(self.origin, size, root)), self._signer)
+        with self._wconn:
+            self._wconn.execute("INSERT OR IGNORE INTO checkpoint VALUES (?,?,?,?)",
+                                (size, root, note, format_time(self.clock())))
+        self._last_cp_size = size
+        self._last_cp_time = time.monotonic()
+        return note
+
+    # ------------------------------------------------------------- open checks
+    def _load_state(self, conn: sqlite3.Connection) -> _State:
+        row = conn.execute("SELECT max(idx) FROM log").fetchone()
+        size = 0 if row[0] is None else int(row[0]) + 1
+        tree = Frontier.load(size, self._node_fn(conn))
+        usage: dict[str, list[int]] = {pid: [0, 0] for pid in self.config.products}
+        for pid, b, n in conn.execute(
+            "SELECT a.product, sum(a.size), count(*) FROM artifact a WHERE NOT EXISTS "
+            "(SELECT 1 FROM disposal d WHERE d.artifact_id = a.id) GROUP BY a.product"
+        ):
+            usage[pid] = [int(b), int(n)]
+        gov = conn.execute(
+            "SELECT state, reason FROM governance ORDER BY log_idx DESC LIMIT 1"
+        ).fetchone()
+        cp = conn.execute("SELECT max(size) FROM checkpoint").fetchone()
+        self._last_cp_size = int(cp[0] or 0)
+        return _State(tree, usage, gov[1] if gov and gov[0] == "locked" else None)
+
+    def _schema_fingerprint(self) -> str:
+        assert self._wconn is not None
+        return _schema.schema_fingerprint(self._wconn)
+
+    def _check_on_open(self) -> None:
+        """Frozen schemas, the tree against the last checkpoint; lock on a mismatch."""
+        assert self._wconn is not None
+        problems: list[tuple[str, str]] = []
+        row = self._wconn.execute("SELECT leaf FROM log WHERE idx = 0").fetchone()
+        if row is None:
+            raise StoreError("the store has no init record; it was not created by "
+                             "`depository init` or its log was truncated")
+        init = parse_record(bytes(row[0]), index=0).body
+        if init.get("sql_schema_sha256") != self._schema_fingerprint():
+            problems.append(("schema", "the SQL schema (tables, indexes or WORM triggers) no "
+                             "longer matches the one frozen at init"))
+        frozen = hashlib.sha256(canonical_json(self.config.frozen_json())).hexdigest()
+        if init.get("frozen_config_sha256") != frozen:
+            changed = [
+                pid for pid, p in self.config.products.items()
+                if init.get("products", {}).get(pid, {}).get("metadata_schema_sha256")
+                != p.schema_sha256()
+            ]
+            problems.append(("schema", "the origin or products (metadata schemas, quotas) in "
+                             f"{CONFIG_NAME} differ from those frozen at init"
+                             + (f" (schemas changed: {', '.join(changed)})" if changed else "")
+                             + "; restore the original configuration"))
+        cp = self._wconn.execute(
+            "SELECT size, root FROM checkpoint ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        if cp is not None:
+            try:
+                root = merkle.root_from_nodes(self._node_fn(self._wconn), int(cp[0]))
+            except StoreError as exc:
+                root = b""
+                problems.append(("integrity", f"tree storage incomplete: {exc}"))
+            if root and root != bytes(cp[1]):
+                problems.append(("integrity", f"the stored tree at size {cp[0]} does not match "
+                                 "its signed checkpoint root"))
+        if cp is not None and self._state.tree.size < int(cp[0]):
+            problems.append(("integrity", f"the log has {self._state.tree.size} records but a "
+                             f"checkpoint covers {cp[0]}: records were removed"))
+        if not problems:
+            return
+        reason = "; ".join(p for _, p in problems)
+        if self._state.locked != reason:
+            self.lock(reason, check=problems[0][0])
+        raise SchemaMismatchError(
+            f"store {self.path} refuses to open for writing: {reason}. The event is "
+            "recorded as a governance lock; run `depository verify store` to investigate."
+        )
+
+    # ------------------------------------------------------------------- scrub
+    def scrub(self, *, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Re-hash every live blob against its record and run SQLite's integrity check."""
+        conn = self._reader()
+        total = conn.execute("SELECT count(*) FROM artifact").fetchone()[0]
+        problems: list[dict[str, Any]] = []
+        leftovers: list[str] = []
+        checked = 0
+        for n, row in enumerate(conn.execute(
+            f"{_ARTIFACT_SELECT} ORDER BY a.log_idx"
+        ), 1):
+            art = _artifact(row)
+            if progress and n % 100 == 0:
+                progress(n, total)
+            if art.disposed:
+                live = conn.execute(
+                    "SELECT count(*) FROM artifact a WHERE a.sha256 = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM disposal d WHERE d.artifact_id = a.id)", (art.sha256,)
+                ).fetchone()[0]
+                if art.storage == "file" and not live and self.blobs.exists(art.sha256):
+                    # The disposal is committed and logged; finish removing its bytes.
+                    if not self.readonly:
+                        self.blobs.remove(art.sha256)
+                    leftovers.append(art.id)
+                continue
+            if art.storage == "inline":
+                blob = conn.execute("SELECT data FROM blob WHERE sha256 = ?", (art.sha256,)
+                                    ).fetchone()
+                got = hashlib.sha256(blob[0]).hexdigest() if blob else None
+            else:
+                p = self.blobs.path(art.sha256)
+                got = hash_file(p) if p.is_file() else None
+            checked += 1
+            if got != art.sha256:
+                problems.append({
+                    "artifact_id": art.id, "product": art.product, "name": art.name,
+                    "log_index": art.log_index,
+                    "problem": "bytes missing" if got is None else f"bytes hash to {got}",
+                })
+        if progress:
+            progress(total, total)
+        integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        report = {"artifacts": total, "checked": checked, "problems": problems,
+                  "sqlite_integrity": integrity, "disposed_bytes_removed": leftovers}
+        if (problems or integrity != ["ok"]) and not self.readonly and not self._state.locked:
+                self.lock(f"scrub found {len(problems)} damaged artifacts; integrity "
+                          f"{integrity[0]}", check="scrub")
+        return report
+
+
+def meta_index_rows(aid: str, product: str, meta: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """Rows of the metadata index: top-level scalar fields (strings as themselves)."""
+    rows: list[tuple[str, ...]] = []
+    for k, v in meta.items():
+        if isinstance(v, str):
+            rows.append((aid, product, k, v))
+        elif isinstance(v, bool | int | float) or v is None:
+            rows.append((aid, product, k, canonical_json(v).decode()))
+    return rows
+
+
+def _hold_covers(product: str | None, scope: Mapping[str, Any], art: Artifact) -> bool:
+    if product is not None and product != art.product:
+        return False
+    if "artifact_ids" in scope:
+        return art.id in scope["artifact_ids"]
+    lo, hi = scope.get("from"), scope.get("to")
+    return (lo is None or art.created >= lo) and (hi is None or art.created < hi)
+
+
+_ARTIFACT_SELECT = (
+    "SELECT a.id, a.product, a.name, a.sha256, a.size, a.media_type, a.metadata, "
+    "a.provenance, coalesce((SELECT max(r.retain_until) FROM retention r WHERE "
+    "r.artifact_id = a.id AND r.retain_until > a.retain_until), a.retain_until), a.storage, "
+    "a.actor, a.created, a.log_idx, d.artifact_id IS NOT NULL "
+    "FROM artifact a LEFT JOIN disposal d ON d.artifact_id = a.id"
+)
+
+
+def _artifact(row: Sequence[Any]) -> Artifact:
+    return Artifact(
+        id=row[0], product=row[1], name=row[2], sha256=row[3], size=row[4], media_type=row[5],
+        metadata=json.loads(row[6]), provenance=json.loads(row[7]), retain_until=row[8],
+        storage=row[9], actor=row[10], created=row[11], log_index=row[12],
+        disposed=bool(row[13]),
+    )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def _sqlite_error(exc: BaseException) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.Error) and "full" in text.lower():
+        return DiskFullError(
+            f"the disk is full ({text}); nothing was written and the log is unchanged. "
+            "Free space, then retry."
+        )
+    if isinstance(exc, OSError):
+        return _disk_error(exc, "store")
+    return StoreError(f"storage error: {text}; nothing was written")
+
+
+def _write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Load a YAML configuration file as a dict (validated later by ``init``)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping at the top level")
+    return data
+
+
+__all__ = [
+    "Artifact", "Hold", "Receipt", "Store", "artifact_id", "format_time", "parse_time",
+    "read_config_file", "utc_now", "verifier_key_from_signer",
+]

@@ -1,0 +1,269 @@
+"""The verifier's command verbs, shared by ``python -m depository.verifier`` and
+``depository verify``.
+
+Each verb reads its inputs (the only I/O here), calls the pure verification code, and
+returns an :class:`Outcome`; the two front ends only parse arguments and print.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from depository.verifier._errors import MalformedInputError, VerificationError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 verified; 1 verification failed; 2 bad usage or unreadable input."
+)
+
+
+class UsageError(Exception):
+    """Arguments or input files that cannot be used (exit code 2)."""
+
+
+@dataclass
+class Outcome:
+    """What a verb found: a verdict, the checks that passed, and details for --json."""
+
+    verb: str
+    ok: bool
+    checks: list[str] = field(default_factory=list)
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_FAILED
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verb": self.verb,
+            "verified": self.ok,
+            "checks": self.checks,
+            "error": self.error,
+            **self.details,
+        }
+
+    def human(self) -> str:
+        lines = [f"  ok  {c}" for c in self.checks]
+        if self.ok:
+            lines.append(f"VERIFIED ({self.verb})")
+        else:
+            lines.append(f"FAILED ({self.verb}): {self.error}")
+        return "\n".join(lines)
+
+
+def render(outcome: Outcome, *, as_json: bool) -> str:
+    """Text to print for an outcome."""
+    if as_json:
+        return json.dumps(outcome.to_json(), indent=2, sort_keys=True)
+    return outcome.human()
+
+
+def usage_failure(verb: str, message: str, *, as_json: bool) -> str:
+    """Text to print for a usage error (exit code 2)."""
+    if as_json:
+        return json.dumps({"verb": verb, "verified": False, "usage_error": message}, indent=2)
+    return f"error: {message}"
+
+
+def read_bytes(path: str) -> bytes:
+    """Read a file, or standard input for ``-``; unreadable input is a usage error."""
+    try:
+        if path == "-":
+            import sys
+
+            return sys.stdin.buffer.read()
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def parse_hash(text: str, what: str) -> bytes:
+    """A 32-byte hash given as 64 hex digits or standard base64."""
+    text = text.strip()
+    try:
+        if len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text):
+            value = bytes.fromhex(text)
+        else:
+            value = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise UsageError(f"{what}: not hex or base64: {text[:80]!r}") from exc
+    if len(value) != 32:
+        raise UsageError(f"{what}: expected a 32-byte hash, got {len(value)} bytes")
+    return value
+
+
+def read_proof_hashes(path: str) -> list[bytes]:
+    """Proof hashes from a file: one base64 or hex hash per line; blank lines ignored."""
+    text = _decode_text(read_bytes(path), path)
+    return [
+        parse_hash(line, f"{path} line {n}")
+        for n, line in enumerate(text.splitlines(), 1)
+        if line.strip()
+    ]
+
+
+def read_keys(values: Sequence[str]) -> list[str]:
+    """Verifier keys given inline or as ``@FILE``/a path (one key per line)."""
+    keys: list[str] = []
+    for value in values:
+        if value.startswith("@") or Path(value).is_file():
+            path = value[1:] if value.startswith("@") else value
+            text = _decode_text(read_bytes(path), path)
+            keys.extend(line.strip() for line in text.splitlines() if line.strip())
+        else:
+            keys.append(value.strip())
+    if not keys:
+        raise UsageError("no verifier key given (use --key)")
+    return keys
+
+
+def _decode_text(data: bytes, path: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text") from exc
+
+
+def _run(verb: str, body: Callable[[Outcome], None]) -> Outcome:
+    outcome = Outcome(verb=verb, ok=True)
+    try:
+        body(outcome)
+    except VerificationError as exc:
+        outcome.ok = False
+        outcome.error = str(exc)
+        outcome.details["error_type"] = type(exc).__name__
+    return outcome
+
+
+def leaf_hash_from(leaf_file: str | None, leaf_hash: str | None) -> bytes:
+    """The leaf hash from ``--leaf FILE`` (hashed as RFC 6962 leaf) or ``--leaf-hash``."""
+    from depository.verifier.merkle import leaf_hash as _leaf_hash
+
+    if (leaf_file is None) == (leaf_hash is None):
+        raise UsageError("give exactly one of --leaf FILE or --leaf-hash HASH")
+    if leaf_file is not None:
+        return _leaf_hash(read_bytes(leaf_file))
+    assert leaf_hash is not None
+    return parse_hash(leaf_hash, "--leaf-hash")
+
+
+def inclusion(
+    *, index: int, size: int, root: str, proof_file: str, leaf_file: str | None,
+    leaf_hash: str | None,
+) -> Outcome:
+    """Verify an RFC 6962 inclusion proof."""
+    from depository.verifier import merkle
+
+    lh = leaf_hash_from(leaf_file, leaf_hash)
+    want_root = parse_hash(root, "--root")
+    proof = read_proof_hashes(proof_file)
+
+    def body(out: Outcome) -> None:
+        out.details.update(index=index, size=size, leaf_hash=lh.hex(), root=want_root.hex())
+        merkle.verify_inclusion(lh, index, size, proof, want_root)
+        out.checks.append(
+            f"leaf {lh.hex()[:16]}… is at index {index} of the tree of size {size} "
+            f"with root {want_root.hex()[:16]}… ({len(proof)} proof hashes)"
+        )
+
+    return _run("inclusion", body)
+
+
+def consistency(*, size1: int, size2: int, root1: str, root2: str, proof_file: str) -> Outcome:
+    """Verify an RFC 6962 consistency proof."""
+    from depository.verifier import merkle
+
+    r1 = parse_hash(root1, "--root1")
+    r2 = parse_hash(root2, "--root2")
+    proof = read_proof_hashes(proof_file)
+
+    def body(out: Outcome) -> None:
+        out.details.update(size1=size1, size2=size2, root1=r1.hex(), root2=r2.hex())
+        merkle.verify_consistency(size1, size2, proof, r1, r2)
+        out.checks.append(
+            f"tree {size1} (root {r1.hex()[:16]}…) is a prefix of tree {size2} "
+            f"(root {r2.hex()[:16]}…) ({len(proof)} proof hashes)"
+        )
+
+    return _run("consistency", body)
+
+
+def note(*, note_file: str, keys: Sequence[str]) -> Outcome:
+    """Verify a C2SP signed note (a checkpoint is shown parsed)."""
+    from depository.verifier.checkpoint import parse_checkpoint
+    from depository.verifier.note import verify_note
+
+    data = read_bytes(note_file)
+    vkeys = read_keys(keys)
+
+    def body(out: Outcome) -> None:
+        verified = verify_note(data, vkeys)
+        out.details.update(
+            verified_by=list(verified.verified),
+            unknown_signatures=verified.unknown,
+            cosignatures=[{"witness": n, "time": t} for n, t in verified.cosignatures],
+        )
+        out.checks.append(f"note signed by {', '.join(verified.verified)}")
+        for name, ts in verified.cosignatures:
+            out.checks.append(f"cosigned by witness {name} at unix time {ts}")
+        try:
+            cp = parse_checkpoint(verified.text)
+        except VerificationError:
+            return
+        out.details["checkpoint"] = {
+            "origin": cp.origin, "size": cp.size, "root": cp.root_hash.hex(),
+        }
+        out.checks.append(f"checkpoint {cp.origin} size {cp.size} root {cp.root_hash.hex()}")
+
+    return _run("note", body)
+
+
+def proof(
+    *, proof_file: str, keys: Sequence[str], leaf_file: str | None, leaf_hash: str | None,
+    origin: str | None,
+) -> Outcome:
+    """Verify a C2SP tlog-proof@v1 file for a leaf."""
+    from depository.verifier.checkpoint import verify_proof_file
+
+    data = read_bytes(proof_file)
+    vkeys = read_keys(keys)
+    lh = leaf_hash_from(leaf_file, leaf_hash)
+
+    def body(out: Outcome) -> None:
+        cp = verify_proof_file(data, lh, vkeys, origin=origin)
+        out.details.update(
+            origin=cp.origin, size=cp.size, root=cp.root_hash.hex(), leaf_hash=lh.hex()
+        )
+        out.checks.append(f"checkpoint signed by {cp.origin}: size {cp.size}")
+        out.checks.append(f"leaf {lh.hex()[:16]}… included under root {cp.root_hash.hex()[:16]}…")
+
+    return _run("proof", body)
+
+
+def check_int(value: int, name: str) -> int:
+    """Reject negative numbers up front (a usage error, not a verification failure)."""
+    if value < 0:
+        raise UsageError(f"{name} must be non-negative, got {value}")
+    return value
+
+
+__all__ = [
+    "EXIT_CODES_HELP",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "MalformedInputError",
+    "Outcome",
+    "UsageError",
+]

@@ -3,6 +3,7 @@
 Deliberately slow and literal (recursion on list slices) so that it can serve as an
 independent oracle for :mod:`depository.verifier.merkle`. ``D[n]`` is a list of leaf *inputs*
 (data entries); the leaf hash ``SHA-256(0x00 ‖ d)`` is applied here, as in the RFC.
+The RFC's list concatenation ``A : B`` is written ``[*A, B]``.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def path(m: int, d: list[bytes]) -> list[bytes]:
         return []
     k = _k(n)
     if m < k:
-        return path(m, d[0:k]) + [mth(d[k:n])]
-    return path(m - k, d[k:n]) + [mth(d[0:k])]
+        return [*path(m, d[0:k]), mth(d[k:n])]
+    return [*path(m - k, d[k:n]), mth(d[0:k])]
 
 
 def proof(m: int, d: list[bytes]) -> list[bytes]:
@@ -56,8 +57,8 @@ def subproof(m: int, d: list[bytes], b: bool) -> list[bytes]:
         return [] if b else [mth(d)]
     k = _k(n)
     if m <= k:
-        return subproof(m, d[0:k], b) + [mth(d[k:n])]
-    return subproof(m - k, d[k:n], False) + [mth(d[0:k])]
+        return [*subproof(m, d[0:k], b), mth(d[k:n])]
+    return [*subproof(m - k, d[k:n], False), mth(d[0:k])]
 
 
 # Reference *verifiers*: rebuild the roots by walking the same recursion that produced the

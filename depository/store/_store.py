@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -254,7 +255,11 @@ class Store:
         self._last_cp_size = 0
         self._last_cp_time = time.monotonic()
         self._cp_waiters: list[tuple[int, Future[bytes]]] = []
+        self._bypass_attempt: str | None = None
+        self._lock_fd = -1
         if not readonly:
+            self._lock_fd = _take_writer_lock(path)
+            self._clear_stale_uploads()
             self._wconn = _connect(path / DB_NAME)
             self._state = self._load_state(self._wconn)
             if start_writer:
@@ -380,6 +385,9 @@ class Store:
         self._closed = True
         if self._wconn is not None:
             self._wconn.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the writer lock
+            self._lock_fd = -1
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -389,6 +397,13 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _clear_stale_uploads(self) -> None:
+        # Only the lock holder writes here, so leftovers are uploads a crash interrupted:
+        # none was acknowledged, and none is referenced by a record.
+        for p in self.blobs.tmp.glob("upload-*"):
+            with contextlib.suppress(OSError):
+                p.unlink()
 
     # ------------------------------------------------------------------ reading
     def _reader(self) -> sqlite3.Connection:
@@ -1027,6 +1042,11 @@ class Store:
                 closing = self._closed and not self._queue
             if batch:
                 self._run_batch(batch)
+            if self._bypass_attempt:
+                reason = f"a write tried to bypass WORM ({self._bypass_attempt})"
+                self._bypass_attempt = None
+                self._run_batch([_Op(lambda txn: self._apply_lock(txn, reason, "worm",
+                                                                  "depository"))])
             self._maybe_checkpoint(force=False)
             if closing:
                 return
@@ -1063,6 +1083,9 @@ class Store:
             if conn.in_transaction:
                 conn.rollback()
             self._state = snapshot
+            if isinstance(exc, sqlite3.IntegrityError) and "depository:" in str(exc):
+                # A WORM trigger fired: something tried to update or delete a record.
+                self._bypass_attempt = str(exc)
             if len(batch) == 1:
                 batch[0].future.set_exception(_sqlite_error(exc))
             return None
@@ -1304,6 +1327,20 @@ def _write_secret(path: Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _take_writer_lock(path: Path) -> int:
+    """Hold an exclusive lock on the store: one writer process at a time."""
+    fd = os.open(path / ".writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(
+            f"another process has the store {path} open for writing; stop it or use that "
+            "process (read-only commands work alongside it)"
+        ) from None
+    return fd
 
 
 def _env_path(name: str) -> Path | None:

@@ -261,7 +261,11 @@ def _hash(name: str, value: object) -> bytes:
 def _proof(value: object) -> list[bytes]:
     if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray, str)):
         raise MalformedInputError(f"proof must be a sequence of hashes, got {type(value).__name__}")
-    return [_hash(f"proof[{i}]", p) for i, p in enumerate(value)]
+    path = list(value)
+    for i, p in enumerate(path):
+        if not isinstance(p, bytes) or len(p) != HASH_SIZE:
+            _hash(f"proof[{i}]", p)  # raises with the details
+    return path
 
 
 def _decompose(index: int, size: int) -> tuple[int, int]:

@@ -1,0 +1,391 @@
+"""The WORM store: write-once, retention, holds, disposal, governance, proofs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from depository.store import (
+    GovernanceLockedError,
+    HoldError,
+    MetadataError,
+    NotFoundError,
+    QuotaError,
+    RetentionError,
+    SchemaMismatchError,
+    Store,
+    StoreError,
+    StoreExistsError,
+    TooLargeError,
+    UnknownProductError,
+    WriteOnceError,
+)
+from depository.store.config import default_config_dict
+from depository.verifier import merkle
+from depository.verifier.checkpoint import verify_checkpoint, verify_proof_file
+from depository.verifier.record import parse_record
+
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _config(**product_overrides: Any) -> dict[str, Any]:
+    cfg = default_config_dict("test.example/log")
+    cfg["checkpoint"] = {"every_entries": 50, "every_ms": 200}
+    for pid, over in product_overrides.items():
+        cfg["products"][pid].update(over)
+    return cfg
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    s = Store.init(tmp_path / "store", config=_config())
+    yield s
+    s.close()
+
+
+def _log_types(s: Store) -> list[str]:
+    return [parse_record(leaf, index=i).type for i, leaf in s.log_entries(0, s.size())]
+
+
+def test_init_layout(tmp_path: Path) -> None:
+    s = Store.init(tmp_path / "s", origin="x.example/log")
+    s.close()
+    d = tmp_path / "s"
+    assert (d / "depository.db").is_file() and (d / "objects").is_dir()
+    assert (d / "keys" / "log.key").stat().st_mode & 0o777 == 0o600
+    assert yaml.safe_load((d / "depository.yaml").read_text())["origin"] == "x.example/log"
+    with Store.open(d, readonly=True) as s2:
+        assert s2.record(0).type == "store.init"
+        assert sorted(s2.config.products) == ["ai-assistant", "ai-avatar", "enforcement",
+                                              "gurukul"]
+        size, note = s2.latest_checkpoint()
+        cp, _ = verify_checkpoint(note, [s2.verifier_key])
+        assert cp.size == size == 1
+    with pytest.raises(StoreExistsError):
+        Store.init(d)
+
+
+def test_put_get_and_receipt_proof(store: Store) -> None:
+    r = store.put("gurukul", "l/1.txt", b"lesson one", metadata={"course": "algebra"},
+                  provenance={"author": "t1"}, wait_checkpoint=True)
+    assert r.sha256 == hashlib.sha256(b"lesson one").hexdigest()
+    assert r.proof is not None and r.checkpoint is not None
+    verify_proof_file(r.proof, r.leaf_hash, [store.verifier_key])
+    art = store.get("gurukul", "l/1.txt")
+    assert art.id == r.artifact_id and art.metadata == {"course": "algebra"}
+    with store.open_content(art) as f:
+        assert f.read() == b"lesson one"
+    rec = store.record(r.log_index)
+    assert rec.type == "artifact.put" and rec.body["sha256"] == r.sha256
+    assert merkle.leaf_hash(dict(store.log_entries(r.log_index, r.log_index + 1))[r.log_index]
+                            ) == r.leaf_hash
+
+
+def test_large_artifact_goes_to_a_read_only_file(store: Store) -> None:
+    data = bytes(range(256)) * 1024  # 256 KiB > inline_max
+    r = store.put("ai-avatar", "big.bin", io.BytesIO(data))
+    p = store.blobs.path(r.sha256)
+    assert p.read_bytes() == data and p.stat().st_mode & 0o222 == 0
+    with store.open_content(store.get("ai-avatar", "big.bin")) as f:
+        assert f.read() == data
+    assert not list(store.blobs.tmp.iterdir())
+
+
+def test_write_once(store: Store) -> None:
+    r1 = store.put("gurukul", "n", b"same")
+    size = store.size()
+    r2 = store.put("gurukul", "n", b"same")
+    assert r2.duplicate and r2.log_index == r1.log_index and store.size() == size
+    with pytest.raises(WriteOnceError, match="write-once"):
+        store.put("gurukul", "n", b"different")
+    assert _log_types(store)[-1] == "artifact.refused"
+    with store.open_content(store.get("gurukul", "n")) as f:
+        assert f.read() == b"same"
+    # The same name in another product is another artifact.
+    store.put("enforcement", "n", b"different")
+
+
+def test_product_isolation(store: Store) -> None:
+    store.put("gurukul", "secret", b"g")
+    with pytest.raises(NotFoundError):
+        store.get("enforcement", "secret")
+    aid = store.get("gurukul", "secret").id
+    with pytest.raises(NotFoundError):
+        store.get("enforcement", aid)
+    assert store.ls(product="enforcement") == []
+    with pytest.raises(UnknownProductError):
+        store.put("nope", "x", b"x")
+
+
+def test_too_large_is_refused_while_streaming(tmp_path: Path) -> None:
+    cfg = _config()
+    cfg["max_artifact_size"] = 100_000
+    with Store.init(tmp_path / "s", config=cfg) as s:
+        size = s.size()
+        reads = []
+
+        class Counting(io.BytesIO):
+            def read(self, n: int | None = -1) -> bytes:
+                chunk = super().read(n)
+                reads.append(len(chunk))
+                return chunk
+
+        with pytest.raises(TooLargeError, match="maximum"):
+            s.put("gurukul", "huge", Counting(b"x" * 5_000_000))
+        assert sum(reads) < 5_000_000  # stopped early, did not read everything
+        assert s.size() == size and not list(s.blobs.tmp.iterdir())
+        with pytest.raises(NotFoundError):
+            s.get("gurukul", "huge")
+
+
+def test_metadata_schema_enforced(tmp_path: Path) -> None:
+    schema = {"type": "object", "required": ["decision_id"],
+              "properties": {"decision_id": {"type": "string"}}}
+    with Store.init(tmp_path / "s", config=_config(enforcement={"metadata_schema": schema})) as s:
+        size = s.size()
+        with pytest.raises(MetadataError, match="decision_id"):
+            s.put("enforcement", "d1", b"x", metadata={"other": 1})
+        with pytest.raises(MetadataError, match="decision_id"):
+            s.put("enforcement", "d1", b"x", metadata={"decision_id": 7})
+        assert s.size() == size
+        s.put("enforcement", "d1", b"x", metadata={"decision_id": "D-1"})
+
+
+def test_quotas(tmp_path: Path) -> None:
+    cfg = _config(gurukul={"quota": {"bytes": 10, "artifacts": 2}})
+    with Store.init(tmp_path / "s", config=cfg) as s:
+        s.put("gurukul", "a", b"12345")
+        with pytest.raises(QuotaError) as exc:
+            s.put("gurukul", "b", b"1234567")
+        assert exc.value.kind == "bytes" and exc.value.used == 5 and exc.value.limit == 10
+        s.put("gurukul", "b", b"1")
+        with pytest.raises(QuotaError, match="artifact-count"):
+            s.put("gurukul", "c", b"1")
+        assert [a.name for a in s.ls(product="gurukul")] == ["a", "b"]
+
+
+@pytest.mark.parametrize("table,sql", [
+    ("artifact", "UPDATE artifact SET name = 'x'"),
+    ("artifact", "DELETE FROM artifact"),
+    ("log", "UPDATE log SET leaf = x'00'"),
+    ("log", "DELETE FROM log"),
+    ("checkpoint", "DELETE FROM checkpoint"),
+    ("node", "UPDATE node SET hash = zeroblob(32)"),
+    ("hold", "DELETE FROM hold"),
+    ("retention", "UPDATE retention SET retain_until = '2000-01-01'"),
+    ("blob", "UPDATE blob SET data = x'00'"),
+    ("blob", "DELETE FROM blob"),
+])
+def test_triggers_refuse_updates_and_deletes(store: Store, table: str, sql: str) -> None:
+    r = store.put("gurukul", "a", b"x" * 10)
+    store.place_hold(matter="M", reason="r", actor="legal", artifact_ids=[r.artifact_id])
+    store.extend_retention("gurukul", "a", FAR_FUTURE, actor="a", reason="r")
+    conn = sqlite3.connect(store.path / "depository.db")
+    with pytest.raises(sqlite3.IntegrityError, match="depository: .* (refused|not been disposed)"):
+        conn.execute(sql)
+    conn.close()
+
+
+def test_retention_only_extends(store: Store) -> None:
+    r = store.put("gurukul", "a", b"x")
+    later = datetime.fromisoformat(r.retain_until.replace("Z", "+00:00")) + timedelta(days=1)
+    store.extend_retention("gurukul", "a", later, actor="legal", reason="regulator")
+    assert store.get("gurukul", "a").retain_until > r.retain_until
+    with pytest.raises(RetentionError, match="only be extended"):
+        store.extend_retention("gurukul", "a", later - timedelta(days=2), actor="x", reason="y")
+    assert _log_types(store)[-2:] == ["retention.extend", "retention.refused"]
+    with pytest.raises(RetentionError, match="minimum"):
+        store.put("gurukul", "b", b"x", retain_until=datetime.now(UTC) + timedelta(days=30))
+
+
+def test_holds_block_disposal_and_disposal_keeps_proofs(store: Store) -> None:
+    held = store.put("gurukul", "held", b"h" * 10)
+    free = store.put("gurukul", "free", b"f" * 100_000)  # a file blob
+    other = store.put("ai-assistant", "x", b"z")
+    hold = store.place_hold(matter="CASE-1", reason="litigation", actor="legal",
+                            artifact_ids=[held.artifact_id])
+    assert [a.id for a in store.disposable(datetime.now(UTC))] == []
+    ids = {a.id for a in store.disposable(FAR_FUTURE)}
+    assert ids == {free.artifact_id, other.artifact_id}
+    with pytest.raises(RetentionError, match="legal hold"):
+        store.dispose(FAR_FUTURE, actor="ops", artifact_ids=[held.artifact_id])
+    note = store.checkpoint()
+    store.dispose(FAR_FUTURE, actor="ops", artifact_ids=[free.artifact_id])
+    assert not store.blobs.exists(free.sha256)
+    art = store.get("gurukul", "free")
+    assert art.disposed
+    with pytest.raises(NotFoundError, match="disposed"):
+        store.open_content(art)
+    rec = store.record(store.size() - 1)
+    assert rec.type == "artifact.dispose" and rec.body["artifact_id"] == free.artifact_id
+    # The disposed artifact's record still proves against the old checkpoint.
+    size = int(note.split(b"\n")[1])
+    proof = store.inclusion_proof(free.log_index, size)
+    cp, _ = verify_checkpoint(note, [store.verifier_key])
+    merkle.verify_inclusion(free.leaf_hash, free.log_index, size, proof, cp.root_hash)
+    store.release_hold(hold.id, reason="settled", actor="legal")
+    with pytest.raises(HoldError, match="already released"):
+        store.release_hold(hold.id, reason="again", actor="legal")
+    store.dispose(FAR_FUTURE, actor="ops")
+    assert store.get("gurukul", "held").disposed
+    assert store.get("ai-assistant", "x").disposed
+
+
+def test_product_hold_with_time_range_covers_future_writes(store: Store) -> None:
+    store.place_hold(matter="M2", reason="r", actor="legal", product="enforcement",
+                     since=datetime(2000, 1, 1, tzinfo=UTC))
+    store.put("enforcement", "later", b"x")
+    store.put("gurukul", "other", b"y")
+    assert [a.name for a in store.disposable(FAR_FUTURE)] == ["other"]
+
+
+def test_governance_lock_and_unlock(store: Store) -> None:
+    store.lock("suspicious executor", check="manual")
+    with pytest.raises(GovernanceLockedError, match="governance lock"):
+        store.put("gurukul", "a", b"x")
+    assert store.governance_status()["locked"]
+    store.unlock(reason="investigated INC-1", actor="admin")
+    store.put("gurukul", "a", b"x")
+    assert [h["state"] for h in store.governance_status()["history"]] == ["locked", "unlocked"]
+
+
+def test_changed_product_schema_refuses_to_open_for_writing(tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    Store.init(d, config=_config()).close()
+    original = (d / "depository.yaml").read_text()
+    cfg = yaml.safe_load(original)
+    cfg["products"]["gurukul"]["metadata_schema"] = {"type": "object", "required": ["x"]}
+    (d / "depository.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(SchemaMismatchError, match="gurukul"):
+        Store.open(d)
+    (d / "depository.yaml").write_text(original)
+    with Store.open(d) as s:  # config restored: opens, but the lock stays until unlocked
+        assert s.governance_status()["locked"]
+        with pytest.raises(GovernanceLockedError):
+            s.put("gurukul", "a", b"x")
+        s.unlock(reason="config restored", actor="admin")
+        s.put("gurukul", "a", b"x")
+
+
+def test_dropped_trigger_refuses_to_open_for_writing(tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    Store.init(d).close()
+    conn = sqlite3.connect(d / "depository.db")
+    conn.execute("DROP TRIGGER artifact_no_update")
+    conn.close()
+    with pytest.raises(SchemaMismatchError, match="SQL schema"):
+        Store.open(d)
+
+
+def test_one_writer_process_at_a_time(store: Store) -> None:
+    with pytest.raises(StoreError, match="another process"):
+        Store.open(store.path)
+    with Store.open(store.path, readonly=True) as ro:
+        assert ro.size() == store.size()
+
+
+def test_concurrent_puts_are_group_committed(store: Store) -> None:
+    receipts = []
+    lock = threading.Lock()
+
+    def worker(t: int) -> None:
+        for i in range(40):
+            r = store.put("ai-assistant", f"t{t}/{i}", f"{t}-{i}".encode())
+            with lock:
+                receipts.append(r)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(16)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len({r.log_index for r in receipts}) == 640
+    assert store.size() == 641
+    assert len(store.ls(product="ai-assistant", limit=1000)) == 640
+
+
+def test_proofs_from_storage_match_reference(store: Store) -> None:
+    for i in range(70):
+        store.put("gurukul", f"p{i}", str(i).encode())
+    n = store.size()
+    leaves = [merkle.leaf_hash(leaf) for _, leaf in store.log_entries(0, n)]
+    for size in range(1, n + 1):
+        assert store.root_at(size) == merkle.root(leaves[:size])
+        for index in range(0, size, 7):
+            assert store.inclusion_proof(index, size) == merkle.inclusion_proof(
+                leaves, index, size)
+        for size1 in range(1, size + 1, 5):
+            assert store.consistency_proof(size1, size) == merkle.consistency_proof(
+                leaves, size1, size)
+
+
+def test_reopen_continues_the_same_tree(tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    with Store.init(d, config=_config()) as s:
+        for i in range(37):
+            s.put("gurukul", f"a{i}", str(i).encode())
+    with Store.open(d) as s:
+        for i in range(29):
+            s.put("gurukul", f"b{i}", str(i).encode())
+        n = s.size()
+        leaves = [merkle.leaf_hash(leaf) for _, leaf in s.log_entries(0, n)]
+        s.checkpoint()
+        size, note = s.latest_checkpoint()
+        assert size == n
+        cp, _ = verify_checkpoint(note, [s.verifier_key])
+        assert cp.root_hash == merkle.root(leaves)
+
+
+def test_ls_filters_and_cursor(store: Store) -> None:
+    for i in range(12):
+        store.put("gurukul", f"course/{i % 3}/l{i}", b"x%d" % i,
+                  metadata={"course": f"c{i % 3}", "n": i})
+    store.put("ai-avatar", "course/0/x", b"y", metadata={"course": "c0"})
+    assert len(store.ls(product="gurukul", prefix="course/1/")) == 4
+    assert {a.name for a in store.ls(product="gurukul", meta={"course": "c2"})} == {
+        "course/2/l2", "course/2/l5", "course/2/l8", "course/2/l11"}
+    assert [a.name for a in store.ls(product="gurukul", meta={"n": "7"})] == ["course/1/l7"]
+    page1 = store.ls(product="gurukul", limit=5)
+    page2 = store.ls(product="gurukul", limit=5, after=page1[-1].log_index)
+    assert len(page1) == 5 and len(page2) == 5 and page1[-1].log_index < page2[0].log_index
+    future = "2999-01-01T00:00:00.000000Z"
+    assert store.ls(product="gurukul", since=future) == []
+    assert len(store.ls(product="gurukul", until=future, limit=100)) == 12
+
+
+def test_scrub_finds_damaged_bytes_and_locks(store: Store) -> None:
+    r = store.put("ai-avatar", "big", b"q" * 100_000)
+    store.put("gurukul", "small", b"s")
+    assert store.scrub()["problems"] == []
+    p = store.blobs.path(r.sha256)
+    p.chmod(0o644)
+    p.write_bytes(b"tampered")
+    report = store.scrub()
+    assert [x["artifact_id"] for x in report["problems"]] == [r.artifact_id]
+    assert store.governance_status()["locked"]
+    with pytest.raises(GovernanceLockedError):
+        store.put("gurukul", "after", b"x")
+
+
+def test_an_operation_that_hits_a_worm_trigger_locks_the_store(store: Store) -> None:
+    r = store.put("gurukul", "a", b"x")
+
+    def rogue(txn: Any) -> None:
+        txn.conn.execute("UPDATE artifact SET name = 'renamed' WHERE id = ?", (r.artifact_id,))
+
+    with pytest.raises(StoreError, match="write-once"):
+        store._submit(rogue).result()
+    store.checkpoint()  # let the writer record the lock
+    status = store.governance_status()
+    assert status["locked"] and "bypass WORM" in status["reason"]
+    assert store.get("gurukul", "a").name == "a"
+    with pytest.raises(GovernanceLockedError):
+        store.put("gurukul", "b", b"y")

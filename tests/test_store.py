@@ -389,3 +389,31 @@ def test_an_operation_that_hits_a_worm_trigger_locks_the_store(store: Store) -> 
     assert store.get("gurukul", "a").name == "a"
     with pytest.raises(GovernanceLockedError):
         store.put("gurukul", "b", b"y")
+
+
+def test_tokens_issue_authenticate_revoke(store: Store) -> None:
+    now = datetime.now(UTC)
+    secret, tok = store.create_token(role="writer", product="gurukul", actor="admin",
+                                     expires=now + timedelta(days=1), note="ci")
+    assert secret.startswith("dep_" + tok.id)
+    assert store.authenticate(secret, now) == tok
+    assert store.authenticate(secret, now + timedelta(days=2)) is None  # expired
+    assert store.authenticate(secret + "x", now) is None
+    raw = sqlite3.connect(store.path / "depository.db").execute(
+        "SELECT group_concat(secret_sha256) FROM token").fetchone()[0]
+    assert secret not in raw  # only the hash is stored
+    store.revoke_token(tok.id, reason="rotated", actor="admin")
+    assert store.authenticate(secret, now) is None
+    assert _log_types(store)[-2:] == ["token.issue", "token.revoke"]
+    with pytest.raises(StoreError, match="needs a product"):
+        store.create_token(role="writer", actor="admin")
+    with pytest.raises(StoreError, match="store-wide"):
+        store.create_token(role="auditor", product="gurukul", actor="admin")
+
+
+def test_append_event_only_informational(store: Store) -> None:
+    idx, leaf_hash = store.append_event("evidence.export", actor="legal", product="gurukul",
+                                        body={"matter": "M-1", "count": 0})
+    assert store.record(idx).type == "evidence.export"
+    with pytest.raises(StoreError, match="cannot be appended"):
+        store.append_event("artifact.put", actor="x", product=None, body={})

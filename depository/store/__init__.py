@@ -24,10 +24,14 @@ from depository.store._errors import (
     WriteOnceError,
 )
 from depository.store._store import (
+    INFORMATIONAL_EVENTS,
+    PRODUCT_ROLES,
+    ROLES,
     Artifact,
     Hold,
     Receipt,
     Store,
+    Token,
     artifact_id,
     format_time,
     parse_time,
@@ -36,6 +40,9 @@ from depository.store._store import (
 )
 
 __all__ = [
+    "INFORMATIONAL_EVENTS",
+    "PRODUCT_ROLES",
+    "ROLES",
     "Artifact",
     "ConfigError",
     "DiskFullError",
@@ -53,6 +60,7 @@ __all__ = [
     "StoreError",
     "StoreExistsError",
     "StoreNotFoundError",
+    "Token",
     "TooLargeError",
     "UnknownProductError",
     "WriteOnceError",

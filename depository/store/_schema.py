@@ -107,6 +107,26 @@ CREATE TABLE disposal (
     time TEXT NOT NULL
 ) STRICT;
 
+CREATE TABLE token (
+    id TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('writer', 'reader', 'auditor', 'legal', 'admin')),
+    product TEXT,
+    expires TEXT,
+    secret_sha256 TEXT NOT NULL UNIQUE,
+    note TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    issued_idx INTEGER NOT NULL UNIQUE,
+    issued_time TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE token_revoke (
+    token_id TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    log_idx INTEGER NOT NULL UNIQUE,
+    time TEXT NOT NULL
+) STRICT;
+
 CREATE TABLE governance (
     log_idx INTEGER PRIMARY KEY,
     state TEXT NOT NULL CHECK (state IN ('locked', 'unlocked')),
@@ -119,7 +139,7 @@ CREATE TABLE governance (
 # Tables whose rows can never change once committed.
 APPEND_ONLY_TABLES = (
     "meta", "log", "node", "checkpoint", "artifact", "artifact_meta", "retention", "hold",
-    "hold_release", "disposal", "governance",
+    "hold_release", "disposal", "governance", "token", "token_revoke",
 )
 
 

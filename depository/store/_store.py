@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -181,6 +182,44 @@ class Hold:
             "placed_index": self.placed_index, "placed_time": self.placed_time,
             "released": self.released,
         }
+
+
+ROLES = ("writer", "reader", "auditor", "legal", "admin")
+# Roles that act within one product; the others are store-wide (legal may be either).
+PRODUCT_ROLES = ("writer", "reader")
+# Events with no derived table that other parts of the toolkit may append.
+INFORMATIONAL_EVENTS = frozenset({"evidence.export", "certification.run"})
+
+
+@dataclass(frozen=True)
+class Token:
+    """A bearer token's record (the secret itself is never stored)."""
+
+    id: str
+    role: str
+    product: str | None
+    expires: str | None
+    note: str
+    actor: str
+    issued_index: int
+    issued_time: str
+    revoked: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "token_id": self.id, "role": self.role, "product": self.product,
+            "expires": self.expires, "note": self.note, "actor": self.actor,
+            "issued_index": self.issued_index, "issued_time": self.issued_time,
+            "revoked": self.revoked,
+        }
+
+    def valid_at(self, now: datetime) -> bool:
+        return not self.revoked and (self.expires is None or format_time(now) < self.expires)
+
+
+def token_secret_hash(secret: str) -> str:
+    """What the store keeps of a token: SHA-256 hex of the whole token string."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass
@@ -1028,6 +1067,96 @@ class Store:
             "--reason ...`"
         )
 
+    # ------------------------------------------------------------------ tokens
+    def create_token(
+        self, *, role: str, actor: str, product: str | None = None,
+        expires: datetime | None = None, note: str = "",
+    ) -> tuple[str, Token]:
+        """Issue a bearer token; returns (secret, record). The secret is shown only now."""
+        if role not in ROLES:
+            raise StoreError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+        if role in PRODUCT_ROLES and product is None:
+            raise StoreError(f"a {role} token needs a product (--product)")
+        if role in ("auditor", "admin") and product is not None:
+            raise StoreError(f"an {role} token is store-wide; omit --product")
+        if product is not None:
+            self.product(product)
+        expires_text = format_time(expires) if expires else None
+        if expires is not None and expires <= self.clock():
+            raise StoreError("the token's expiry is in the past")
+        import secrets as _secrets
+
+        def op(txn: _Txn) -> tuple[str, Token]:
+            tid = f"tok-{txn.next_seq}"
+            secret = f"dep_{tid}_{_secrets.token_urlsafe(32)}"
+            digest = token_secret_hash(secret)
+            seq = txn.append("token.issue", actor, product, {
+                "token_id": tid, "role": role, "expires": expires_text,
+                "secret_sha256": digest, "note": note,
+            })
+            txn.conn.execute("INSERT INTO token VALUES (?,?,?,?,?,?,?,?,?)", (
+                tid, role, product, expires_text, digest, note, actor, seq, txn.now_text))
+            return secret, Token(tid, role, product, expires_text, note, actor, seq,
+                                 txn.now_text)
+
+        result: tuple[str, Token] = self._submit(op).result()
+        return result
+
+    def revoke_token(self, token_id: str, *, reason: str, actor: str) -> int:
+        """Revoke a token (logged); it stops working at once."""
+        if not reason.strip():
+            raise StoreError("revoking a token needs a reason")
+
+        def op(txn: _Txn) -> int | StoreError:
+            row = txn.conn.execute(
+                "SELECT t.product, r.token_id FROM token t LEFT JOIN token_revoke r "
+                "ON r.token_id = t.id WHERE t.id = ?", (token_id,)).fetchone()
+            if row is None:
+                return NotFoundError(f"no token {token_id!r}; list them with "
+                                     "`depository token list`")
+            if row[1] is not None:
+                return StoreError(f"token {token_id} is already revoked")
+            seq = txn.append("token.revoke", actor, row[0], {
+                "token_id": token_id, "reason": reason})
+            txn.conn.execute("INSERT INTO token_revoke VALUES (?,?,?,?,?)",
+                             (token_id, reason, actor, seq, txn.now_text))
+            return seq
+
+        return int(self._submit(op).result())
+
+    def tokens(self) -> list[Token]:
+        return [_token(r) for r in self._reader().execute(f"{_TOKEN_SELECT} ORDER BY t.issued_idx")]
+
+    def authenticate(self, secret: str, now: datetime) -> Token | None:
+        """The live token for this secret at ``now``, or None (unknown, expired, revoked)."""
+        row = self._reader().execute(f"{_TOKEN_SELECT} WHERE t.secret_sha256 = ?",
+                                     (token_secret_hash(secret),)).fetchone()
+        if row is None:
+            return None
+        tok = _token(row)
+        return tok if tok.valid_at(now) else None
+
+    # ------------------------------------------------------------ other events
+    def append_event(
+        self, type_: str, *, actor: str, product: str | None, body: Mapping[str, Any],
+    ) -> tuple[int, bytes]:
+        """Append an informational record (e.g. ``evidence.export``); returns
+        (log index, leaf hash). Only types without derived state are allowed."""
+        if type_ not in INFORMATIONAL_EVENTS:
+            raise StoreError(f"event type {type_!r} cannot be appended directly")
+        if product is not None:
+            self.product(product)
+        data = dict(body)
+
+        def op(txn: _Txn) -> tuple[int, bytes] | StoreError:
+            if txn.state.locked:
+                return GovernanceLockedError(self._lock_message(txn.state.locked))
+            seq = txn.append(type_, actor, product, data)
+            return seq, txn.leaves[-1][2]
+
+        result: tuple[int, bytes] = self._submit(op).result()
+        return result
+
     # ----------------------------------------------------------- writer thread
     def _run_writer(self) -> None:
         assert self._wconn is not None
@@ -1045,8 +1174,8 @@ class Store:
             if self._bypass_attempt:
                 reason = f"a write tried to bypass WORM ({self._bypass_attempt})"
                 self._bypass_attempt = None
-                self._run_batch([_Op(lambda txn: self._apply_lock(txn, reason, "worm",
-                                                                  "depository"))])
+                self._run_batch([_Op(functools.partial(
+                    self._apply_lock, reason=reason, check="worm", actor="depository"))])
             self._maybe_checkpoint(force=False)
             if closing:
                 return
@@ -1292,6 +1421,18 @@ _ARTIFACT_SELECT = (
 )
 
 
+_TOKEN_SELECT = (
+    "SELECT t.id, t.role, t.product, t.expires, t.note, t.actor, t.issued_idx, "
+    "t.issued_time, r.token_id IS NOT NULL FROM token t "
+    "LEFT JOIN token_revoke r ON r.token_id = t.id"
+)
+
+
+def _token(row: Sequence[Any]) -> Token:
+    return Token(id=row[0], role=row[1], product=row[2], expires=row[3], note=row[4],
+                 actor=row[5], issued_index=row[6], issued_time=row[7], revoked=bool(row[8]))
+
+
 def _artifact(row: Sequence[Any]) -> Artifact:
     return Artifact(
         id=row[0], product=row[1], name=row[2], sha256=row[3], size=row[4], media_type=row[5],
@@ -1360,6 +1501,19 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 __all__ = [
-    "Artifact", "Hold", "Receipt", "Store", "artifact_id", "format_time", "parse_time",
-    "read_config_file", "utc_now", "verifier_key_from_signer",
+    "INFORMATIONAL_EVENTS",
+    "PRODUCT_ROLES",
+    "ROLES",
+    "Artifact",
+    "Hold",
+    "Receipt",
+    "Store",
+    "Token",
+    "artifact_id",
+    "format_time",
+    "parse_time",
+    "read_config_file",
+    "token_secret_hash",
+    "utc_now",
+    "verifier_key_from_signer",
 ]

@@ -1,0 +1,970 @@
+"""WORM store benchmarks: group commit, bulk ingest, proofs, offline verify, queries.
+
+Every sub-benchmark runs against its baseline in the same process and the same run, on
+a scratch directory under /tmp that is deleted afterwards (unless ``--keep``). Figures
+are medians over ``--rounds`` rounds where a round is cheap enough to repeat.
+
+    .venv/bin/python benchmarks/store.py --quick                  # smoke run, < 60 s
+    .venv/bin/python benchmarks/store.py --only group-commit,bulk-ingest
+    .venv/bin/python benchmarks/store.py --only proofs,verify,query --records 10000000
+
+Sub-benchmarks (``--only``, comma separated):
+
+group-commit  durable single-record ``Store.put`` from ``--threads`` (64) threads for
+              ``--duration`` s; writes/s, p50/p99 latency. Baselines: plain sqlite3 (WAL,
+              synchronous=FULL, one INSERT+COMMIT per record, one connection shared by the
+              same threads behind a lock) and pymerkle ``SqliteTree.append_entry``.
+bulk-ingest   ``--bulk-records`` small artifacts through ``put_async`` from 4 threads
+              (bounded window of outstanding futures), then wait all; records/s.
+              Baselines: pymerkle ``SqliteTree.append_entries`` (its bulk API), and a
+              plain sqlite3 ``executemany`` of the same rows (the storage floor).
+proofs        builds a store of ``--records`` entries through the library (bulk ingest,
+              reported as ``build``), then p50/p99 of ``inclusion_proof`` and
+              ``consistency_proof`` for 10k random indexes/sizes. Baseline: pymerkle
+              ``prove_inclusion``/``prove_consistency`` over a SqliteTree holding the same
+              leaves (its size is capped by ``--pymerkle-proof-size``, time-boxed).
+verify        ``python -m depository.verifier store DIR --key KEY --jobs 1|2`` over that
+              store; records/s. Baseline: the physical floor, one SHA-256 per leaf plus
+              one per interior node, measured in-process (leaves read beforehand).
+query         p99 of ``Store.ls(product, since, until, limit=100)`` and
+              ``Store.ls(product, meta={"k": v}, limit=100)`` over 1,000 random queries.
+              Baseline: the same filter run as plain SQL along the best index.
+
+pymerkle (GPL-3.0) is a benchmark-only tool: ``.venv/bin/pip install pymerkle``. It is
+never a dependency of the package; without it its rows read "not installed".
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from depository.store._store import Store, format_time, parse_time  # noqa: E402
+from depository.store.config import default_config_dict  # noqa: E402
+from depository.verifier import merkle  # noqa: E402
+
+ALL = ("group-commit", "bulk-ingest", "proofs", "verify", "query")
+BIG = ("proofs", "verify", "query")
+PRODUCTS = ("ai-assistant", "ai-avatar", "gurukul", "enforcement")
+META_VALUES = 1000  # metadata key "k" takes v0..v999: each value matches ~N/1000 artifacts
+BODY_SIZE = 300
+
+TARGETS = {
+    "group-commit": 20_000.0,  # writes/s
+    "bulk-ingest": 100_000.0,  # records/s
+    "proofs": 1.0,  # ms, p99
+    "verify-1": 500_000.0,  # records/s
+    "verify-2": 900_000.0,
+    "query": 20.0,  # ms, p99
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def pct(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of ``values``."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, round(p / 100 * len(s) + 0.5) - 1))
+    return s[k]
+
+
+def bench_config(every_entries: int) -> dict[str, Any]:
+    cfg = default_config_dict("bench.example/log")
+    for p in cfg["products"].values():
+        p["quota"] = {"bytes": 10**15, "artifacts": 10**9}
+    cfg["checkpoint"] = {"every_entries": every_entries, "every_ms": 1000}
+    return cfg
+
+
+def body_for(tag: str, i: int) -> bytes:
+    """A distinct, few-hundred-byte artifact body."""
+    head = f"{tag}:{i}:".encode()
+    return head + b"x" * (BODY_SIZE - len(head))
+
+
+def meta_for(i: int) -> dict[str, str]:
+    return {"k": f"v{i % META_VALUES}", "shard": f"s{i % 7}"}
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    bench: str
+    metric: str
+    value: float | None
+    unit: str
+    baseline: str = ""
+    baseline_value: float | None = None
+    higher_is_better: bool = True
+    target: float | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.value is None or self.baseline_value in (None, 0):
+            return None
+        assert self.baseline_value is not None
+        if self.higher_is_better:
+            return self.value / self.baseline_value
+        return self.baseline_value / self.value if self.value else None
+
+    @property
+    def met(self) -> str:
+        if self.target is None:
+            return ""
+        if self.value is None:
+            return "pending"
+        ok = self.value >= self.target if self.higher_is_better else self.value <= self.target
+        return "met" if ok else "MISSED"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bench": self.bench, "metric": self.metric, "value": self.value,
+            "unit": self.unit, "baseline": self.baseline,
+            "baseline_value": self.baseline_value, "ratio": self.ratio,
+            "higher_is_better": self.higher_is_better, "target": self.target,
+            "target_met": self.met, "note": self.note, **self.extra,
+        }
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return "—"
+    if v != v:  # NaN
+        return "n/a"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    if abs(v) >= 0.1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    out = [
+        "| benchmark | metric | depository | baseline | baseline value | ratio | target | |",
+        "|---|---|---:|---|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        ratio = r.ratio
+        ratio_s = "" if ratio is None else f"{ratio:.2f}×"
+        tgt = ""
+        if r.target is not None:
+            tgt = ("≥ " if r.higher_is_better else "≤ ") + fmt(r.target)
+        out.append(
+            f"| {r.bench} | {r.metric} ({r.unit}) | {fmt(r.value)} | {r.baseline} | "
+            f"{fmt(r.baseline_value)} | {ratio_s} | {tgt} | {r.met} |"
+        )
+    notes = [f"- {r.bench} / {r.metric}: {r.note}" for r in rows if r.note]
+    if notes:
+        out += ["", *notes]
+    return "\n".join(out)
+
+
+def have_pymerkle() -> bool:
+    return importlib.util.find_spec("pymerkle") is not None
+
+
+def sqlite_pragmas(conn: sqlite3.Connection) -> str:
+    def one(sql: str) -> Any:
+        row = conn.execute(sql).fetchone()
+        return row[0] if isinstance(row, tuple) else row  # pymerkle sets a row factory
+
+    jm, sync = one("PRAGMA journal_mode"), one("PRAGMA synchronous")
+    names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+    return f"journal_mode={jm}, synchronous={names.get(sync, sync)}"
+
+
+# ------------------------------------------------------------------- concurrent writers
+def run_threads(
+    n_threads: int, warmup: float, duration: float, op: Callable[[int, int], None]
+) -> tuple[float, list[float], int]:
+    """Call ``op(thread, i)`` in a loop from ``n_threads`` threads.
+
+    Returns (ops per second, latencies in ms, errors) over the measured window
+    ``[warmup, warmup + duration]``; everything before is warm-up.
+    """
+    stop = threading.Event()
+    start_gate = threading.Barrier(n_threads + 1)
+    results: list[list[tuple[float, float]]] = [[] for _ in range(n_threads)]
+    errors = [0] * n_threads
+
+    def worker(t: int) -> None:
+        out = results[t]
+        perf = time.perf_counter
+        start_gate.wait()
+        i = 0
+        while not stop.is_set():
+            t0 = perf()
+            try:
+                op(t, i)
+            except Exception:
+                errors[t] += 1
+            t1 = perf()
+            out.append((t1, (t1 - t0) * 1000))
+            i += 1
+
+    threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    start_gate.wait()
+    t_start = time.perf_counter()
+    lo, hi = t_start + warmup, t_start + warmup + duration
+    time.sleep(max(0.0, hi - time.perf_counter()))
+    stop.set()
+    for th in threads:
+        th.join()
+    lat = [ms for res in results for (t_end, ms) in res if lo <= t_end <= hi]
+    return len(lat) / duration, lat, sum(errors)
+
+
+def gc_depository(
+    work: Path, n_threads: int, warmup: float, duration: float, every_entries: int, tag: str
+) -> tuple[float, list[float], int, dict[str, Any]]:
+    path = work / f"gc-store-{tag}"
+    store = Store.init(path, config=bench_config(every_entries))
+    try:
+        def op(t: int, i: int) -> None:
+            n = t * 10_000_000 + i
+            store.put(PRODUCTS[n % 4], f"gc/{t}/{i}", body_for(f"gc{t}", i),
+                      metadata=meta_for(n))
+
+        rate, lat, errs = run_threads(n_threads, warmup, duration, op)
+        size = store._state.tree.size
+    finally:
+        store.close()
+    conn = sqlite3.connect(path / "depository.db")
+    commits = conn.execute("SELECT count(*) FROM checkpoint").fetchone()[0]
+    conn.close()
+    shutil.rmtree(path)
+    return rate, lat, errs, {"log_size": size, "checkpoints": commits}
+
+
+def gc_sqlite(
+    work: Path, n_threads: int, warmup: float, duration: float, tag: str
+) -> tuple[float, list[float], int, str]:
+    path = work / f"gc-sqlite-{tag}.db"
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE rec (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+                 "body BLOB NOT NULL)")
+    pragmas = sqlite_pragmas(conn)
+    lock = threading.Lock()
+
+    def op(t: int, i: int) -> None:
+        name, body = f"gc/{t}/{i}", body_for(f"gc{t}", i)
+        with lock:
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO rec (name, body) VALUES (?, ?)", (name, body))
+            conn.execute("COMMIT")
+
+    try:
+        rate, lat, errs = run_threads(n_threads, warmup, duration, op)
+    finally:
+        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return rate, lat, errs, pragmas
+
+
+def gc_pymerkle(
+    work: Path, n_threads: int, warmup: float, duration: float, tag: str
+) -> tuple[float, list[float], int, str]:
+    from pymerkle import SqliteTree
+
+    path = work / f"gc-pymerkle-{tag}.db"
+    tree = SqliteTree(str(path))
+    pragmas = sqlite_pragmas(tree.con)
+
+    def op(t: int, i: int) -> None:
+        tree.append_entry(body_for(f"gc{t}", i))  # one commit per entry (its own lock)
+
+    try:
+        rate, lat, errs = run_threads(n_threads, warmup, duration, op)
+    finally:
+        tree.close()
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return rate, lat, errs, pragmas
+
+
+def bench_group_commit(args: argparse.Namespace, work: Path) -> list[Row]:
+    nt, wu, dur = args.threads, args.warmup, args.duration
+    lib: list[tuple[float, list[float]]] = []
+    sq: list[tuple[float, list[float]]] = []
+    pm: list[tuple[float, list[float]]] = []
+    info: dict[str, Any] = {}
+    sq_pragmas = pm_pragmas = ""
+    errors = {"depository": 0, "sqlite": 0, "pymerkle": 0}
+    for rnd in range(args.rounds):
+        # Interleaved, so drift in the machine's speed hits every contender alike.
+        rate, lat, e, info = gc_depository(work, nt, wu, dur, args.gc_checkpoint_every,
+                                           str(rnd))
+        lib.append((rate, lat))
+        errors["depository"] += e
+        log(f"group-commit round {rnd}: depository {rate:,.0f}/s "
+            f"p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms {info}")
+        rate, lat, e, sq_pragmas = gc_sqlite(work, nt, wu, dur, str(rnd))
+        sq.append((rate, lat))
+        errors["sqlite"] += e
+        log(f"group-commit round {rnd}: sqlite {rate:,.0f}/s p99 {pct(lat, 99):.2f} ms")
+        if have_pymerkle():
+            rate, lat, e, pm_pragmas = gc_pymerkle(work, nt, wu, dur, str(rnd))
+            pm.append((rate, lat))
+            errors["pymerkle"] += e
+            log(f"group-commit round {rnd}: pymerkle {rate:,.0f}/s p99 {pct(lat, 99):.2f} ms")
+
+    def med(runs: list[tuple[float, list[float]]], what: str) -> float | None:
+        if not runs:
+            return None
+        if what == "rate":
+            return statistics.median(r for r, _ in runs)
+        p = 50 if what == "p50" else 99
+        return statistics.median(pct(lat, p) for _, lat in runs)
+
+    note = (f"{nt} threads, {dur:g} s measured after {wu:g} s warm-up, median of "
+            f"{args.rounds} interleaved rounds; bodies {BODY_SIZE} B; checkpoint every "
+            f"{args.gc_checkpoint_every} entries / 1 s; errors {errors}; sqlite baseline "
+            f"{sq_pragmas}; pymerkle baseline as shipped ({pm_pragmas or 'not installed'})")
+    rows = []
+    for base, runs in (("sqlite3 1 insert/commit", sq), ("pymerkle SqliteTree", pm)):
+        if not runs and base.startswith("pymerkle"):
+            rows.append(Row("group-commit", "writes/s", med(lib, "rate"), "1/s",
+                            "pymerkle (not installed)", None))
+            continue
+        rows.append(Row("group-commit", "writes/s", med(lib, "rate"), "1/s", base,
+                        med(runs, "rate"), target=TARGETS["group-commit"],
+                        note=note if base.startswith("sqlite") else "",
+                        extra={"rounds": [r for r, _ in lib], "baseline_rounds":
+                               [r for r, _ in runs], "errors": errors, **info}))
+        rows.append(Row("group-commit", "p50 latency", med(lib, "p50"), "ms", base,
+                        med(runs, "p50"), higher_is_better=False))
+        rows.append(Row("group-commit", "p99 latency", med(lib, "p99"), "ms", base,
+                        med(runs, "p99"), higher_is_better=False))
+    return rows
+
+
+# ------------------------------------------------------------------------- bulk ingest
+@dataclass
+class IngestResult:
+    records: int
+    seconds: float
+    errors: int
+    stopped_early: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+def ingest(
+    store: Store, n: int, *, producers: int = 4, window: int = 5000, tag: str = "b",
+    progress_every: float = 0.0, budget: float | None = None,
+) -> IngestResult:
+    """Push ``n`` small artifacts through ``put_async`` and wait for every receipt.
+
+    Each producer keeps at most ``window`` futures outstanding (bounded memory), so
+    the writer's queue is always deep enough for full batches.
+    """
+    done = [0] * producers
+    errs = [0] * producers
+    stop = threading.Event()
+    t0 = time.perf_counter()
+
+    def producer(p: int) -> None:
+        pending: deque[Future[Any]] = deque()
+        for i in range(p, n, producers):
+            if stop.is_set():
+                break
+            pending.append(store.put_async(PRODUCTS[i % 4], f"{tag}/{i}", body_for(tag, i),
+                                           metadata=meta_for(i)))
+            if len(pending) >= window:
+                try:
+                    pending.popleft().result()
+                    done[p] += 1
+                except Exception:
+                    errs[p] += 1
+        while pending:
+            try:
+                pending.popleft().result()
+                done[p] += 1
+            except Exception:
+                errs[p] += 1
+
+    threads = [threading.Thread(target=producer, args=(p,), daemon=True)
+               for p in range(producers)]
+    for th in threads:
+        th.start()
+    last = t0
+    while any(th.is_alive() for th in threads):
+        time.sleep(0.2)
+        now = time.perf_counter()
+        if budget is not None and now - t0 > budget and not stop.is_set():
+            log(f"build budget of {budget:g} s reached at {sum(done):,} records; stopping")
+            stop.set()
+        if progress_every and now - last >= progress_every:
+            last = now
+            d = sum(done)
+            log(f"ingest {d:,}/{n:,} ({100 * d / n:.1f}%) {d / (now - t0):,.0f}/s "
+                f"elapsed {now - t0:,.0f} s")
+    for th in threads:
+        th.join()
+    return IngestResult(sum(done), time.perf_counter() - t0, sum(errs), stop.is_set())
+
+
+def bulk_pymerkle(work: Path, n: int, tag: str) -> float:
+    from pymerkle import SqliteTree
+
+    path = work / f"bulk-pymerkle-{tag}.db"
+    tree = SqliteTree(str(path))
+    bodies = (body_for(tag, i) for i in range(n))
+    t0 = time.perf_counter()
+    tree.append_entries(bodies)
+    dt = time.perf_counter() - t0
+    tree.close()
+    path.unlink()
+    return n / dt
+
+
+def bulk_sqlite(work: Path, n: int, tag: str) -> float:
+    """The storage floor: the same leaf-sized rows in one executemany transaction."""
+    path = work / f"bulk-sqlite-{tag}.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE rec (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+                 "body BLOB NOT NULL)")
+    t0 = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO rec (name, body) VALUES (?, ?)",
+                     ((f"{tag}/{i}", body_for(tag, i)) for i in range(n)))
+    conn.execute("COMMIT")
+    dt = time.perf_counter() - t0
+    conn.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return n / dt
+
+
+def bench_bulk_ingest(args: argparse.Namespace, work: Path) -> list[Row]:
+    n = args.bulk_records
+    lib: list[float] = []
+    pm: list[float] = []
+    sq: list[float] = []
+    errors = 0
+    for rnd in range(args.rounds):
+        path = work / f"bulk-store-{rnd}"
+        store = Store.init(path, config=bench_config(args.checkpoint_every))
+        res = ingest(store, n, tag=f"bulk{rnd}")
+        store.close()
+        shutil.rmtree(path)
+        lib.append(res.rate)
+        errors += res.errors
+        log(f"bulk-ingest round {rnd}: depository {res.rate:,.0f}/s ({res.errors} errors)")
+        if have_pymerkle():
+            pm.append(bulk_pymerkle(work, n, f"bulk{rnd}"))
+            log(f"bulk-ingest round {rnd}: pymerkle append_entries {pm[-1]:,.0f}/s")
+        sq.append(bulk_sqlite(work, n, f"bulk{rnd}"))
+        log(f"bulk-ingest round {rnd}: sqlite executemany {sq[-1]:,.0f}/s")
+    note = (f"{n:,} records of {BODY_SIZE} B, 4 producer threads × 5,000 outstanding "
+            f"put_async futures, median of {args.rounds} rounds; checkpoint every "
+            f"{args.checkpoint_every} entries; errors {errors}")
+    med = statistics.median
+    return [
+        Row("bulk-ingest", "records/s", med(lib), "1/s",
+            "pymerkle append_entries" if pm else "pymerkle (not installed)",
+            med(pm) if pm else None, target=TARGETS["bulk-ingest"], note=note,
+            extra={"rounds": lib, "baseline_rounds": pm}),
+        Row("bulk-ingest", "records/s", med(lib), "1/s", "sqlite3 executemany (floor)",
+            med(sq), extra={"baseline_rounds": sq}),
+    ]
+
+
+# ---------------------------------------------------------------------- the big store
+@dataclass
+class Built:
+    path: Path
+    size: int
+    build: IngestResult | None
+    reused: bool
+
+
+def build_store(args: argparse.Namespace, work: Path) -> Built:
+    if args.store:
+        path = Path(args.store)
+        with Store.open(path, readonly=True) as s:
+            size = s.size()
+        log(f"reusing store {path} with {size:,} records")
+        return Built(path, size, None, True)
+    path = work / "big-store"
+    n = args.records
+    log(f"building a store of {n:,} records at {path} (checkpoint every "
+        f"{args.checkpoint_every})")
+    store = Store.init(path, config=bench_config(args.checkpoint_every))
+    res = ingest(store, n - 1, tag="big", progress_every=args.progress,
+                 budget=args.max_build_seconds)
+    t0 = time.perf_counter()
+    store.close()
+    log(f"built {res.records:,} records in {res.seconds:,.1f} s ({res.rate:,.0f}/s); "
+        f"close {time.perf_counter() - t0:.1f} s")
+    with Store.open(path, readonly=True) as s:
+        size = s.size()
+    return Built(path, size, res, False)
+
+
+def build_rows(b: Built, args: argparse.Namespace) -> list[Row]:
+    if b.build is None:
+        return []
+    r = b.build
+    db = b.path / "depository.db"
+    mb = db.stat().st_size / 1e6
+    note = (f"{r.records:,} put_async records into one store, 4 producers; "
+            f"{r.seconds:,.0f} s wall; database {mb:,.0f} MB"
+            + (f"; STOPPED by --max-build-seconds at {b.size:,} (target was "
+               f"{args.records:,})" if r.stopped_early else ""))
+    return [Row("build", f"records/s at {b.size:,}", r.rate, "1/s", "", None,
+                target=TARGETS["bulk-ingest"], note=note,
+                extra={"records": r.records, "seconds": r.seconds, "db_bytes": int(mb * 1e6)})]
+
+
+# ---------------------------------------------------------------------------- proofs
+def timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000
+
+
+def bench_proofs(args: argparse.Namespace, b: Built) -> list[Row]:
+    rng = random.Random(7)
+    n = b.size
+    q = args.proof_queries
+    inc = [(rng.randrange(s), s) for s in (rng.randint(1, n) for _ in range(q))]
+    con = []
+    for _ in range(q):
+        s1 = rng.randint(1, n)
+        con.append((s1, rng.randint(s1, n)))
+    with Store.open(b.path, readonly=True) as s:
+        for i, sz in inc[:200]:  # warm the page cache and the statement cache
+            s.inclusion_proof(i, sz)
+        inc_ms = [timed(lambda i=i, sz=sz: s.inclusion_proof(i, sz)) for i, sz in inc]
+        con_ms = [timed(lambda a=a, c=c: s.consistency_proof(a, c)) for a, c in con]
+        # A spot check that the proofs prove (against roots computed from storage).
+        for i, sz in inc[:20]:
+            leaf = merkle.leaf_hash(next(iter(s.log_entries(i, i + 1)))[1])
+            merkle.verify_inclusion(leaf, i, sz, s.inclusion_proof(i, sz), s.root_at(sz))
+    log(f"proofs at {n:,}: inclusion p50 {pct(inc_ms, 50):.3f} p99 {pct(inc_ms, 99):.3f} ms; "
+        f"consistency p50 {pct(con_ms, 50):.3f} p99 {pct(con_ms, 99):.3f} ms")
+
+    pm_inc: list[float] = []
+    pm_con: list[float] = []
+    pm_size = min(n, args.pymerkle_proof_size)
+    pm_note = "pymerkle not installed"
+    if have_pymerkle():
+        pm_inc, pm_con, pm_note = pymerkle_proofs(args, b, pm_size, rng)
+    note = (f"{q:,} random (index, size) and (size1, size2) pairs over a log of {n:,} "
+            f"records, read-only Store; baseline: {pm_note}")
+    rows = [
+        Row("proofs", f"inclusion p50 @ {n:,}", pct(inc_ms, 50), "ms",
+            f"pymerkle @ {pm_size:,}", pct(pm_inc, 50) if pm_inc else None,
+            higher_is_better=False, note=note),
+        Row("proofs", f"inclusion p99 @ {n:,}", pct(inc_ms, 99), "ms",
+            f"pymerkle @ {pm_size:,}", pct(pm_inc, 99) if pm_inc else None,
+            higher_is_better=False, target=TARGETS["proofs"]),
+        Row("proofs", f"consistency p50 @ {n:,}", pct(con_ms, 50), "ms",
+            f"pymerkle @ {pm_size:,}", pct(pm_con, 50) if pm_con else None,
+            higher_is_better=False),
+        Row("proofs", f"consistency p99 @ {n:,}", pct(con_ms, 99), "ms",
+            f"pymerkle @ {pm_size:,}", pct(pm_con, 99) if pm_con else None,
+            higher_is_better=False, target=TARGETS["proofs"]),
+    ]
+    return rows
+
+
+def pymerkle_proofs(
+    args: argparse.Namespace, b: Built, size: int, rng: random.Random
+) -> tuple[list[float], list[float], str]:
+    """pymerkle's proofs over a SqliteTree holding the store's first ``size`` leaves."""
+    from pymerkle import SqliteTree
+
+    path = b.path.parent / "proof-pymerkle.db"
+    path.unlink(missing_ok=True)
+    tree = SqliteTree(str(path))
+    with Store.open(b.path, readonly=True) as s:
+        t0 = time.perf_counter()
+        tree.append_entries(leaf for _, leaf in s.log_entries(0, size))
+        log(f"pymerkle tree of {size:,} leaves loaded in {time.perf_counter() - t0:.1f} s")
+    budget = args.pymerkle_proof_seconds
+    inc: list[float] = []
+    con: list[float] = []
+    t_end = time.perf_counter() + budget
+    while len(inc) < args.proof_queries and time.perf_counter() < t_end:
+        sz = rng.randint(1, size)
+        i = rng.randrange(sz)
+        inc.append(timed(lambda i=i, sz=sz: tree.prove_inclusion(i + 1, sz)))
+    t_end = time.perf_counter() + budget
+    while len(con) < args.proof_queries and time.perf_counter() < t_end:
+        s1 = rng.randint(1, size)
+        s2 = rng.randint(s1, size)
+        con.append(timed(lambda a=s1, c=s2: tree.prove_consistency(a, c)))
+    tree.close()
+    path.unlink()
+    log(f"pymerkle proofs at {size:,}: {len(inc)} inclusion p99 {pct(inc, 99):.3f} ms, "
+        f"{len(con)} consistency p99 {pct(con, 99):.3f} ms")
+    note = (f"pymerkle SqliteTree of the same first {size:,} leaves, {len(inc):,} inclusion "
+            f"and {len(con):,} consistency proofs (time-boxed to {budget:g} s each, its "
+            "subroot cache warm from the run itself)")
+    return inc, con, note
+
+
+# ---------------------------------------------------------------------------- verify
+def _hash_range(db: str, lo: int, hi: int) -> tuple[float, list[bytes]]:
+    """Read leaves [lo, hi) (untimed), then time one SHA-256 per leaf."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    leaves = [bytes(r[0]) for r in conn.execute(
+        "SELECT leaf FROM log WHERE idx >= ? AND idx < ? ORDER BY idx", (lo, hi))]
+    conn.close()
+    sha = hashlib.sha256
+    t0 = time.perf_counter()
+    hashes = [sha(b"\x00" + leaf).digest() for leaf in leaves]
+    return time.perf_counter() - t0, hashes
+
+
+def hash_floor(b: Built, jobs: int) -> float:
+    """Seconds for one SHA-256 per leaf and one per interior node, ``jobs`` processes.
+
+    Leaves are read from SQLite before the clock starts; the leaf hashing is split into
+    ``jobs`` contiguous ranges (each timed inside its process, the slowest counts), the
+    two halves' subtrees are hashed in their own process too, and the last few nodes
+    are joined in the parent. The result is the floor of any verifier that recomputes
+    the tree, without parsing a record or checking a signature.
+    """
+    db = str(b.path / "depository.db")
+    n = b.size
+    if jobs == 1:
+        leaf_s, hashes = _hash_range(db, 0, n)
+        t0 = time.perf_counter()
+        merkle.root(hashes)
+        return leaf_s + time.perf_counter() - t0
+    # Split at the largest power of two below n, so each job owns perfect subtrees.
+    split = 1 << ((n - 1).bit_length() - 1) if n > 1 else n
+    bounds = [(0, split), (split, n)]
+    with ProcessPoolExecutor(max_workers=jobs) as ex:
+        futs = [ex.submit(_floor_job, db, lo, hi) for lo, hi in bounds]
+        parts = [f.result() for f in futs]
+    t0 = time.perf_counter()
+    merkle.node_hash(parts[0][1], parts[1][1])
+    return max(p[0] for p in parts) + time.perf_counter() - t0
+
+
+def _floor_job(db: str, lo: int, hi: int) -> tuple[float, bytes]:
+    leaf_s, hashes = _hash_range(db, lo, hi)
+    t0 = time.perf_counter()
+    r = merkle.root(hashes)
+    return leaf_s + time.perf_counter() - t0, r
+
+
+def verifier_available() -> bool:
+    try:
+        return importlib.util.find_spec("depository.verifier.store") is not None
+    except ImportError:
+        return False
+
+
+def run_verifier_cli(b: Built, jobs: int) -> tuple[float, int, str]:
+    key = b.path / "keys" / "log.vkey"
+    cmd = [sys.executable, "-m", "depository.verifier", "store", str(b.path), "--key",
+           str(key), "--jobs", str(jobs)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    dt = time.perf_counter() - t0
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+    return dt, proc.returncode, " / ".join(tail)
+
+
+def run_verifier_fn(b: Built, jobs: int) -> float:
+    from depository.verifier.store import store_result  # type: ignore[import-not-found]
+
+    vkey = (b.path / "keys" / "log.vkey").read_text().strip()
+    t0 = time.perf_counter()
+    store_result(b.path, [vkey], jobs=jobs)
+    return time.perf_counter() - t0
+
+
+def bench_verify(args: argparse.Namespace, b: Built) -> list[Row]:
+    n = b.size
+    rows = []
+    floors = {}
+    for jobs in (1, 2):
+        runs = [hash_floor(b, jobs) for _ in range(args.verify_rounds)]
+        floors[jobs] = n / statistics.median(runs)
+        log(f"verify floor jobs={jobs}: {floors[jobs]:,.0f} records/s")
+    avail = verifier_available()
+    for jobs in (1, 2):
+        value: float | None = None
+        note = ""
+        if avail:
+            times, codes, tails = [], [], []
+            for _ in range(args.verify_rounds):
+                dt, code, tail = run_verifier_cli(b, jobs)
+                times.append(dt)
+                codes.append(code)
+                tails.append(tail)
+            value = n / statistics.median(times)
+            note = (f"`python -m depository.verifier store DIR --key KEY --jobs {jobs}` "
+                    f"over {n:,} records, wall clock incl. interpreter start, median of "
+                    f"{args.verify_rounds}; exit codes {codes}; output: {tails[-1][:200]}")
+            log(f"verify jobs={jobs}: {value:,.0f} records/s exit {codes}")
+            if any(codes):
+                note += " — VERIFIER DID NOT PASS"
+        else:
+            note = ("PENDING: depository.verifier.store is not there yet; this row runs "
+                    "`python -m depository.verifier store DIR --key KEY --jobs N` (and "
+                    "store_result(path, [vkey], jobs=N)) once it lands")
+        rows.append(Row("verify", f"jobs={jobs} @ {n:,}", value, "records/s",
+                        "SHA-256 floor (leaf+node)", floors[jobs],
+                        target=TARGETS[f"verify-{jobs}"], note=note))
+    return rows
+
+
+# ----------------------------------------------------------------------------- query
+def bench_query(args: argparse.Namespace, b: Built) -> list[Row]:
+    rng = random.Random(11)
+    q = args.query_count
+    conn = sqlite3.connect(f"file:{b.path / 'depository.db'}?mode=ro", uri=True)
+    span = {}
+    for p in PRODUCTS:
+        lo, hi = conn.execute("SELECT min(created), max(created) FROM artifact "
+                              "WHERE product = ?", (p,)).fetchone()
+        if lo is not None:
+            span[p] = (parse_time(lo), parse_time(hi))
+    prods = sorted(span)
+
+    def window() -> tuple[str, str, str]:
+        p = rng.choice(prods)
+        lo, hi = span[p]
+        width = (hi - lo).total_seconds()
+        a, c = sorted((rng.uniform(0, width), rng.uniform(0, width)))
+        return (p, format_time(lo + timedelta(seconds=a)),
+                format_time(lo + timedelta(seconds=c) + timedelta(microseconds=1)))
+
+    windows = [window() for _ in range(q)]
+    metas = [(rng.choice(prods), f"v{rng.randrange(META_VALUES)}") for _ in range(q)]
+    plans = {}
+    with Store.open(b.path, readonly=True) as s:
+        for p, a, c in windows[:20]:
+            s.ls(product=p, since=a, until=c, limit=100)
+        t_ms, t_counts = [], []
+        for p, a, c in windows:
+            t0 = time.perf_counter()
+            got = s.ls(product=p, since=a, until=c, limit=100)
+            t_ms.append((time.perf_counter() - t0) * 1000)
+            t_counts.append(len(got))
+        m_ms, m_counts = [], []
+        for p, v in metas:
+            t0 = time.perf_counter()
+            got = s.ls(product=p, meta={"k": v}, limit=100)
+            m_ms.append((time.perf_counter() - t0) * 1000)
+            m_counts.append(len(got))
+        low_ms = []
+        for p, v in metas[: max(10, q // 10)]:
+            v2 = f"s{int(v[1:]) % 7}"
+            t0 = time.perf_counter()
+            s.ls(product=p, meta={"shard": v2}, limit=100)
+            low_ms.append((time.perf_counter() - t0) * 1000)
+    # Plans of the library's SQL, for the record.
+    from depository.store._store import _ARTIFACT_SELECT
+
+    plans["time"] = [r[3] for r in conn.execute(
+        "EXPLAIN QUERY PLAN " + _ARTIFACT_SELECT + " WHERE a.product = ? AND a.created >= ? "
+        "AND a.created < ? ORDER BY a.log_idx LIMIT ?", (*windows[0], 100))]
+    plans["meta"] = [r[3] for r in conn.execute(
+        "EXPLAIN QUERY PLAN " + _ARTIFACT_SELECT + " WHERE a.product = ? AND a.id IN "
+        "(SELECT artifact_id FROM artifact_meta m WHERE m.key = ? AND m.value = ? AND "
+        "m.product = ?) ORDER BY a.log_idx LIMIT ?", (metas[0][0], "k", metas[0][1],
+                                                       metas[0][0], 100))]
+    # Baselines: the same filter as plain SQL walking the best index, no ORDER BY log_idx.
+    bt_ms = []
+    for p, a, c in windows:
+        t0 = time.perf_counter()
+        conn.execute(_ARTIFACT_SELECT + " WHERE a.product = ? AND a.created >= ? AND "
+                     "a.created < ? ORDER BY a.product, a.created LIMIT 100",
+                     (p, a, c)).fetchall()
+        bt_ms.append((time.perf_counter() - t0) * 1000)
+    bm_ms = []
+    for p, v in metas:
+        t0 = time.perf_counter()
+        conn.execute(_ARTIFACT_SELECT + " JOIN artifact_meta m ON m.artifact_id = a.id "
+                     "WHERE m.product = ? AND m.key = 'k' AND m.value = ? LIMIT 100",
+                     (p, v)).fetchall()
+        bm_ms.append((time.perf_counter() - t0) * 1000)
+    conn.close()
+    log(f"query at {b.size:,}: time p50 {pct(t_ms, 50):.2f} p99 {pct(t_ms, 99):.2f} ms; "
+        f"meta p50 {pct(m_ms, 50):.2f} p99 {pct(m_ms, 99):.2f} ms; meta(low-card) p99 "
+        f"{pct(low_ms, 99):.2f} ms; plans {plans}")
+    n = b.size
+    full_t = sum(1 for c in t_counts if c == 100)
+    note_t = (f"{q:,} random (product, since, until) windows, uniform over each product's "
+              f"creation span; {full_t} of them returned a full page of 100; plan: "
+              f"{' / '.join(plans['time'])}. Baseline: same filter, ORDER BY the "
+              "(product, created) index")
+    note_m = (f"{q:,} random (product, k=v0..v{META_VALUES - 1}) lookups, each value on "
+              f"~{n // META_VALUES // len(prods):,} artifacts of a product; plan: "
+              f"{' / '.join(plans['meta'])}. Baseline: a JOIN on artifact_meta without "
+              f"ORDER BY log_idx. Low-cardinality key (7 values, ~{n // 28:,} matches): "
+              f"p50 {pct(low_ms, 50):.2f} ms, p99 {pct(low_ms, 99):.2f} ms over "
+              f"{len(low_ms)} queries")
+    return [
+        Row("query", f"ls since/until p50 @ {n:,}", pct(t_ms, 50), "ms",
+            "plain SQL, best index", pct(bt_ms, 50), higher_is_better=False),
+        Row("query", f"ls since/until p99 @ {n:,}", pct(t_ms, 99), "ms",
+            "plain SQL, best index", pct(bt_ms, 99), higher_is_better=False,
+            target=TARGETS["query"], note=note_t),
+        Row("query", f"ls meta p50 @ {n:,}", pct(m_ms, 50), "ms",
+            "plain SQL join", pct(bm_ms, 50), higher_is_better=False),
+        Row("query", f"ls meta p99 @ {n:,}", pct(m_ms, 99), "ms",
+            "plain SQL join", pct(bm_ms, 99), higher_is_better=False,
+            target=TARGETS["query"], note=note_m,
+            extra={"low_cardinality_p99_ms": pct(low_ms, 99)}),
+    ]
+
+
+# ------------------------------------------------------------------------------ main
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+        "nproc": os.cpu_count(), "platform": platform.platform(),
+    }
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                info["mem_kb"] = int(line.split()[1])
+    if have_pymerkle():
+        import pymerkle
+
+        info["pymerkle"] = pymerkle.__version__
+    return info
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default=",".join(ALL),
+                   help=f"comma-separated sub-benchmarks from {', '.join(ALL)}")
+    p.add_argument("--records", type=int, default=10_000_000,
+                   help="log size for proofs/verify/query (default 10,000,000)")
+    p.add_argument("--quick", action="store_true", help="small smoke run (< 60 s)")
+    p.add_argument("--json", help="also write the results as JSON to this file")
+    p.add_argument("--threads", type=int, default=64, help="group-commit writer threads")
+    p.add_argument("--duration", type=float, default=10.0, help="group-commit seconds")
+    p.add_argument("--warmup", type=float, default=1.0, help="group-commit warm-up seconds")
+    p.add_argument("--rounds", type=int, default=3, help="rounds for group-commit/bulk-ingest")
+    p.add_argument("--bulk-records", type=int, default=500_000)
+    p.add_argument("--checkpoint-every", type=int, default=100_000,
+                   help="checkpoint.every_entries for bulk-ingest and the big store")
+    p.add_argument("--gc-checkpoint-every", type=int, default=1000,
+                   help="checkpoint.every_entries for group-commit (the default config's)")
+    p.add_argument("--proof-queries", type=int, default=10_000)
+    p.add_argument("--pymerkle-proof-size", type=int, default=1_000_000)
+    p.add_argument("--pymerkle-proof-seconds", type=float, default=30.0)
+    p.add_argument("--query-count", type=int, default=1000)
+    p.add_argument("--verify-rounds", type=int, default=1)
+    p.add_argument("--store", help="reuse this already-built store for proofs/verify/query")
+    p.add_argument("--max-build-seconds", type=float,
+                   help="stop the big build after this long and benchmark what was built")
+    p.add_argument("--progress", type=float, default=30.0, help="build progress interval, s")
+    p.add_argument("--workdir", help="parent of the scratch directory (default /tmp)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = p.parse_args(argv)
+    args.only = [x.strip() for x in args.only.split(",") if x.strip()]
+    bad = sorted(set(args.only) - set(ALL))
+    if bad:
+        p.error(f"unknown sub-benchmark {bad[0]!r}; choose from {', '.join(ALL)}")
+    if args.quick:
+        args.records = min(args.records, 20_000)
+        args.duration, args.warmup, args.rounds = 2.0, 0.5, 1
+        args.bulk_records = 20_000
+        args.proof_queries, args.query_count = 2000, 200
+        args.pymerkle_proof_size = min(args.pymerkle_proof_size, 20_000)
+        args.pymerkle_proof_seconds = 3.0
+        args.progress = 0.0
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="depository-bench-", dir=args.workdir or "/tmp"))
+    log(f"scratch directory {work}")
+    rows: list[Row] = []
+    t_all = time.perf_counter()
+    try:
+        if "group-commit" in args.only:
+            rows += bench_group_commit(args, work)
+        if "bulk-ingest" in args.only:
+            rows += bench_bulk_ingest(args, work)
+        if any(x in args.only for x in BIG):
+            built = build_store(args, work)
+            rows += build_rows(built, args)
+            if "proofs" in args.only:
+                rows += bench_proofs(args, built)
+            if "verify" in args.only:
+                rows += bench_verify(args, built)
+            if "query" in args.only:
+                rows += bench_query(args, built)
+    finally:
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    info = machine()
+    text = markdown(rows)
+    print(f"\nmachine: {json.dumps(info)}\ncommand: {' '.join(sys.argv)}\n"
+          f"total {time.perf_counter() - t_all:,.0f} s\n")
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "machine": info, "argv": sys.argv, "rows": [r.to_json() for r in rows],
+        }, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

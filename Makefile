@@ -6,12 +6,23 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup dev demo test lint typecheck pytest bench clean
+.PHONY: help setup system-deps demo test lint typecheck pytest bench clean
 
 help:
 	@echo "make demo   - set up and run the main job (log, checkpoints, proofs, offline verification)"
 	@echo "make test   - set up and run ruff, mypy --strict and pytest"
 	@echo "make bench  - run the long benchmarks in benchmarks/"
+
+# Debian packages: Pango/HarfBuzz and fonts for WeasyPrint (PDF reports), poppler-utils
+# for independent PDF checks in tests. Installed only when one is missing.
+SYSTEM_PACKAGES := fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
 $(VENV)/bin/python:
 	$(PY) -m venv $(VENV) || { apt-get update && apt-get install -y python3-venv && $(PY) -m venv $(VENV); }
@@ -21,7 +32,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: system-deps $(STAMP)
 
 demo: setup
 	$(BIN)/python -m depository.demo --out demo-out

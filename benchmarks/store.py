@@ -326,6 +326,7 @@ def bench_group_commit(args: argparse.Namespace, work: Path) -> list[Row]:
     nt, wu, dur = args.threads, args.warmup, args.duration
     lib: list[tuple[float, list[float]]] = []
     sq: list[tuple[float, list[float]]] = []
+    sq1: list[tuple[float, list[float]]] = []
     pm: list[tuple[float, list[float]]] = []
     info: dict[str, Any] = {}
     sq_pragmas = pm_pragmas = ""
@@ -341,7 +342,13 @@ def bench_group_commit(args: argparse.Namespace, work: Path) -> list[Row]:
         rate, lat, e, sq_pragmas = gc_sqlite(work, nt, wu, dur, str(rnd))
         sq.append((rate, lat))
         errors["sqlite"] += e
-        log(f"group-commit round {rnd}: sqlite {rate:,.0f}/s p99 {pct(lat, 99):.2f} ms")
+        log(f"group-commit round {rnd}: sqlite {nt} threads {rate:,.0f}/s "
+            f"p99 {pct(lat, 99):.2f} ms")
+        rate, lat, e, _ = gc_sqlite(work, 1, wu, dur, f"{rnd}-1")
+        sq1.append((rate, lat))
+        errors["sqlite"] += e
+        log(f"group-commit round {rnd}: sqlite 1 thread {rate:,.0f}/s "
+            f"p99 {pct(lat, 99):.2f} ms")
         if have_pymerkle():
             rate, lat, e, pm_pragmas = gc_pymerkle(work, nt, wu, dur, str(rnd))
             pm.append((rate, lat))
@@ -361,14 +368,16 @@ def bench_group_commit(args: argparse.Namespace, work: Path) -> list[Row]:
             f"{args.gc_checkpoint_every} entries / 1 s; errors {errors}; sqlite baseline "
             f"{sq_pragmas}; pymerkle baseline as shipped ({pm_pragmas or 'not installed'})")
     rows = []
-    for base, runs in (("sqlite3 1 insert/commit", sq), ("pymerkle SqliteTree", pm)):
+    for base, runs in ((f"sqlite3 1 insert/commit, {nt} threads", sq),
+                       ("sqlite3 1 insert/commit, 1 thread", sq1),
+                       ("pymerkle SqliteTree", pm)):
         if not runs and base.startswith("pymerkle"):
             rows.append(Row("group-commit", "writes/s", med(lib, "rate"), "1/s",
                             "pymerkle (not installed)", None))
             continue
         rows.append(Row("group-commit", "writes/s", med(lib, "rate"), "1/s", base,
                         med(runs, "rate"), target=TARGETS["group-commit"],
-                        note=note if base.startswith("sqlite") else "",
+                        note=note if runs is sq else "",
                         extra={"rounds": [r for r, _ in lib], "baseline_rounds":
                                [r for r, _ in runs], "errors": errors, **info}))
         rows.append(Row("group-commit", "p50 latency", med(lib, "p50"), "ms", base,

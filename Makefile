@@ -16,12 +16,15 @@ help:
 # Debian packages: Pango/HarfBuzz and fonts for WeasyPrint (PDF reports), poppler-utils
 # for independent PDF checks in tests. Installed only when one is missing.
 SYSTEM_PACKAGES := fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils
+# A throwaway single-node Ceph cluster with the RADOS Gateway (S3 Object Lock) for the S3
+# backend's tests; the tests start and stop it themselves (scripts/ceph-rgw-local.sh).
+CEPH_PACKAGES := ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl
 
 system-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(SYSTEM_PACKAGES) $(CEPH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 $(VENV)/bin/python:
@@ -50,6 +53,8 @@ test: lint typecheck pytest
 
 bench: setup
 	$(BIN)/python benchmarks/merkle.py
+	$(BIN)/python benchmarks/store.py
+	$(BIN)/python benchmarks/s3.py
 
 clean:
 	rm -rf $(VENV) demo-out .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -7,8 +7,9 @@ Usage::
 
 For each size it builds the leaf hashes (not timed), then, interleaved, times ``root()`` and
 the *physical floor*: a bare loop making exactly n-1 ``hashlib.sha256(<65-byte buffer>)
-.digest()`` calls, i.e. one SHA-256 per internal node and nothing else. It reports medians,
-records/s and the ratio root/floor. A second floor variant (copying a pre-made SHA-256 state
+.digest()`` calls, i.e. one SHA-256 per internal node and nothing else. It reports wall-clock
+medians, records/s and the ratio root/floor (also on process CPU time, which is steadier on
+a shared machine). A second floor variant ("alt floor": copying a pre-made SHA-256 state
 and updating it with a 64-byte buffer, the trick root() uses) is reported for reference.
 
 It also times, per call, over ``--proofs`` random queries: ``verify_inclusion`` and
@@ -30,11 +31,11 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from itertools import repeat
 from typing import Any
 
 from depository.verifier.merkle import (
-    NodeFn,
     consistency_proof_from_nodes,
     inclusion_proof_from_nodes,
     node_hash,
@@ -68,10 +69,11 @@ def floor_copy(n: int) -> None:
         h.digest()
 
 
-def timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) for one call of ``fn``."""
+    c0, t0 = time.process_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def levels_of(leaves: list[bytes]) -> list[list[bytes]]:
@@ -100,20 +102,31 @@ def per_call_us(calls: list[Callable[[], object]]) -> dict[str, float]:
 
 
 def bench_root(n: int, leaves: list[bytes], repeat_: int) -> dict[str, Any]:
-    runs: dict[str, list[float]] = {"root": [], "floor": [], "floor_copy": []}
+    fns: dict[str, Callable[[], object]] = {
+        "floor": lambda: floor_constructor(n),
+        "root": lambda: root(leaves),
+        "floor_copy": lambda: floor_copy(n),
+    }
+    runs: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat_):  # interleaved, so drift on a noisy machine hits all alike
-        runs["floor"].append(timed(lambda: floor_constructor(n)))
-        runs["root"].append(timed(lambda: root(leaves)))
-        runs["floor_copy"].append(timed(lambda: floor_copy(n)))
+        for name, fn in fns.items():
+            wall, used = timed(fn)
+            runs[name].append(wall)
+            cpu[name].append(used)
     med = {k: statistics.median(v) for k, v in runs.items()}
+    cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
     return {
         "leaves": n,
         "runs_s": runs,
+        "cpu_runs_s": cpu,
         "root_median_s": med["root"],
         "floor_median_s": med["floor"],
         "floor_copy_median_s": med["floor_copy"],
         "ratio_root_over_floor": med["root"] / med["floor"],
+        "ratio_root_over_floor_cpu": cpu_med["root"] / cpu_med["floor"],
         "ratio_root_over_floor_copy": med["root"] / med["floor_copy"],
+        "per_run_ratios": [r / f for r, f in zip(runs["root"], runs["floor"], strict=True)],
         "root_records_per_s": n / med["root"],
         "floor_hashes_per_s": (n - 1) / med["floor"],
     }
@@ -142,7 +155,7 @@ def bench_proofs(
         incl.append((leaves[index], index, n, inclusion_proof_from_nodes(node, index, n)))
     r = root_of(n)
     out["verify_inclusion"] = per_call_us(
-        [lambda a=a: verify_inclusion(a[0], a[1], a[2], a[3], r) for a in incl]
+        [partial(verify_inclusion, leaf, i, size, proof, r) for leaf, i, size, proof in incl]
     )
 
     # Consistency: random size1 < size2 <= n.
@@ -152,20 +165,21 @@ def bench_proofs(
         size1 = rng.randrange(1, size2)
         proof = consistency_proof_from_nodes(node, size1, size2)
         cons.append((size1, size2, proof, root_of(size1), root_of(size2)))
-    out["verify_consistency"] = per_call_us(
-        [lambda a=a: verify_consistency(*a) for a in cons]
-    )
+    out["verify_consistency"] = per_call_us([partial(verify_consistency, *a) for a in cons])
 
     if dict_store:
         store: dict[tuple[int, int], bytes] = {}
         for level, row in enumerate(levels):
             store.update(((level, k), h) for k, h in enumerate(row))
-        fetch: NodeFn = lambda level, k: store[(level, k)]  # noqa: E731
+
+        def fetch(level: int, k: int) -> bytes:
+            return store[(level, k)]
+
         out["inclusion_proof_from_nodes"] = per_call_us(
-            [lambda a=a: inclusion_proof_from_nodes(fetch, a[1], n) for a in incl]
+            [partial(inclusion_proof_from_nodes, fetch, a[1], n) for a in incl]
         )
         out["consistency_proof_from_nodes"] = per_call_us(
-            [lambda a=a: consistency_proof_from_nodes(fetch, a[0], a[1]) for a in cons]
+            [partial(consistency_proof_from_nodes, fetch, a[0], a[1]) for a in cons]
         )
         del store
     return out
@@ -188,6 +202,7 @@ def machine() -> dict[str, Any]:
         "cpu": model,
         "cpus": os.cpu_count(),
         "openssl": __import__("ssl").OPENSSL_VERSION,
+        "loadavg_at_start": os.getloadavg(),
     }
 
 
@@ -231,13 +246,13 @@ def main(argv: list[str] | None = None) -> int:
         del leaves
         gc.collect()
 
-    print("| leaves | root() median | floor median | root / floor | root() records/s "
-          "| floor SHA-256/s | alt floor (state .copy()) | root / alt floor |")
+    print("| leaves | root() median | floor median | root / floor | root / floor (CPU time) "
+          "| root() records/s | floor SHA-256/s | root / alt floor |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results["root"]:
         print(f"| {r['leaves']:,} | {r['root_median_s']:.3f} s | {r['floor_median_s']:.3f} s "
-              f"| **{r['ratio_root_over_floor']:.2f}×** | {fmt_rate(r['root_records_per_s'])} "
-              f"| {fmt_rate(r['floor_hashes_per_s'])} | {r['floor_copy_median_s']:.3f} s "
+              f"| **{r['ratio_root_over_floor']:.2f}×** | {r['ratio_root_over_floor_cpu']:.2f}× "
+              f"| {fmt_rate(r['root_records_per_s'])} | {fmt_rate(r['floor_hashes_per_s'])} "
               f"| {r['ratio_root_over_floor_copy']:.2f}× |")
     print()
     print("| leaves | operation | median µs | p99 µs | calls |")
@@ -253,7 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     for r in results["root"]:
         runs = ", ".join(f"{k}: " + "/".join(f"{t:.3f}" for t in v)
                          for k, v in r["runs_s"].items())
-        print(f"runs at {r['leaves']:,} leaves (s): {runs}")
+        runs += "; CPU s: " + ", ".join(f"{k}: " + "/".join(f"{t:.3f}" for t in v)
+                                        for k, v in r["cpu_runs_s"].items())
+        ratios = "/".join(f"{x:.2f}" for x in r["per_run_ratios"])
+        print(f"runs at {r['leaves']:,} leaves (s): {runs}; root/floor per run: {ratios}")
+    start_load = " ".join(f"{x:.2f}" for x in results["machine"]["loadavg_at_start"])
+    end_load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average (1/5/15 min) at start: {start_load}; at end: {end_load}")
+    results["loadavg_at_end"] = os.getloadavg()
 
     if args.json:
         with open(args.json, "w") as f:

@@ -133,6 +133,18 @@ def test_root_rejects_wrong_length_leaf_hashes() -> None:
         root([b""])
 
 
+@pytest.mark.parametrize("size", [1023, 1024, 1025, 2047, 2048, 2049, 3072, 3073, 4097])
+def test_root_across_chunk_boundaries(size: int) -> None:
+    """root() hashes aligned 1024-leaf chunks first; sizes around the boundaries."""
+    data = [i.to_bytes(4, "big") for i in range(size)]
+    leaves = [leaf_hash(d) for d in data]
+    nodes = perfect_nodes(leaves)
+    assert root(leaves) == ref.mth(data)
+    assert root(leaves) == root_from_nodes(lambda level, k: nodes[(level, k)], size)
+    with pytest.raises(ValueError):
+        root([*leaves[:-1], leaves[-1][:31]])
+
+
 # --------------------------------------------------------------------------- vs reference
 
 

@@ -189,7 +189,7 @@ def test_triggers_refuse_updates_and_deletes(store: Store, table: str, sql: str)
     store.place_hold(matter="M", reason="r", actor="legal", artifact_ids=[r.artifact_id])
     store.extend_retention("gurukul", "a", FAR_FUTURE, actor="a", reason="r")
     conn = sqlite3.connect(store.path / "depository.db")
-    with pytest.raises(sqlite3.IntegrityError, match="depository: .* (refused|not been disposed)"):
+    with pytest.raises(sqlite3.IntegrityError, match=r"depository: .* (refused|not been disposed)"):
         conn.execute(sql)
     conn.close()
 
@@ -412,7 +412,7 @@ def test_tokens_issue_authenticate_revoke(store: Store) -> None:
 
 
 def test_append_event_only_informational(store: Store) -> None:
-    idx, leaf_hash = store.append_event("evidence.export", actor="legal", product="gurukul",
+    idx, _leaf_hash = store.append_event("evidence.export", actor="legal", product="gurukul",
                                         body={"matter": "M-1", "count": 0})
     assert store.record(idx).type == "evidence.export"
     with pytest.raises(StoreError, match="cannot be appended"):

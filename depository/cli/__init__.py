@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from depository import __version__
+from depository.cli._certify import certify
 from depository.cli._key import key
 from depository.cli._store import COMMANDS as STORE_COMMANDS
 from depository.cli._verify import verify
@@ -30,5 +31,6 @@ def main() -> None:
 
 main.add_command(verify)
 main.add_command(key)
+main.add_command(certify)
 for _command in STORE_COMMANDS:
     main.add_command(_command)

@@ -46,6 +46,7 @@ def verify() -> None:
     \b
     Example:
       depository verify note checkpoint.txt --key log.vkey
+      depository verify store ./store --key log.vkey
     """
 
 
@@ -128,4 +129,39 @@ def proof(
     _finish("proof", as_json, lambda: cmd.proof(
         proof_file=proof_file, keys=keys, leaf_file=leaf_file, leaf_hash=leaf_hash,
         origin=origin,
+    ))
+
+
+@verify.command(epilog=_EXIT)
+@click.argument("store_dir", metavar="DIR")
+@click.option(
+    "--key", "keys", multiple=True,
+    help="The verifier key you trust, or a file of keys (repeatable; required: the store's "
+    "own key file is never trusted).",
+)
+@click.option("--since-checkpoint", "since_checkpoint", metavar="FILE",
+              help="A signed checkpoint saved earlier; the store must extend it.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes for hashing.")
+@click.option("--no-blobs", is_flag=True, help="Skip re-hashing artifact bytes.")
+@click.option("--save-checkpoint", metavar="FILE",
+              help="If verified, write the latest checkpoint here for next time.")
+@_json_opt
+def store(
+    store_dir: str, keys: tuple[str, ...], since_checkpoint: str | None, jobs: int,
+    no_blobs: bool, save_checkpoint: str | None, as_json: bool,
+) -> None:
+    """Replay a whole store: records, tree, checkpoints, derived tables and blobs.
+
+    Every check is re-derived from the signed log with the key you trust; a finding
+    names the record, artifact or table and what it means.
+
+    \b
+    Example:
+      depository verify store ./store --key log.vkey --since-checkpoint saved.txt
+    """
+    _finish("store", as_json, lambda: cmd.store(
+        path=store_dir, keys=keys, since_checkpoint_file=since_checkpoint, jobs=jobs,
+        check_blobs=not no_blobs, progress=None if as_json else cmd.stderr_progress(),
+        save_checkpoint=save_checkpoint,
     ))

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from depository.store._backend import BlobStat
 from depository.store._errors import DiskFullError, StoreError, TooLargeError
+
+if TYPE_CHECKING:
+    from depository.store._store import Store
 
 CHUNK = 1024 * 1024
 
@@ -49,7 +55,13 @@ def _disk_error(exc: OSError, what: str) -> StoreError:
 
 
 class BlobDir:
-    """The local content-addressed directory under ``STORE/objects``."""
+    """The local content-addressed directory under ``STORE/objects``.
+
+    The default implementation of :class:`depository.store._backend.BlobBackend`.
+    """
+
+    kind = "local"
+    object_lock = False
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -61,7 +73,8 @@ class BlobDir:
     def path(self, sha256_hex: str) -> Path:
         return self.root / sha256_hex[:2] / sha256_hex[2:4] / sha256_hex
 
-    def ingest(self, stream: BinaryIO, *, max_size: int, inline_max: int, what: str) -> Ingested:
+    def ingest(self, stream: BinaryIO, *, max_size: int, inline_max: int, what: str,
+               retain_until: datetime | None = None) -> Ingested:
         """Stream ``stream`` in constant memory, hashing it; store it if large.
 
         Raises :class:`TooLargeError` as soon as more than ``max_size`` bytes arrive,
@@ -123,8 +136,14 @@ class BlobDir:
         _fsync_dir(final.parent)
         _fsync_dir(final.parent.parent)
 
-    def open(self, sha256_hex: str) -> BinaryIO:
-        return open(self.path(sha256_hex), "rb")
+    def open(self, sha256_hex: str, start: int = 0, length: int | None = None) -> BinaryIO:
+        if length is None:
+            f = open(self.path(sha256_hex), "rb")  # noqa: SIM115 - the caller closes it
+            f.seek(start)
+            return f
+        raw = open(self.path(sha256_hex), "rb", buffering=0)  # noqa: SIM115
+        raw.seek(start)
+        return io.BufferedReader(_Limited(raw, length), buffer_size=CHUNK)
 
     def exists(self, sha256_hex: str) -> bool:
         return self.path(sha256_hex).is_file()
@@ -139,6 +158,39 @@ class BlobDir:
         _fsync_dir(p.parent)
         return True
 
+    dispose = remove
+
+    def stat(self, sha256_hex: str) -> BlobStat | None:
+        try:
+            st = self.path(sha256_hex).stat()
+        except FileNotFoundError:
+            return None
+        return BlobStat(sha256=sha256_hex, size=st.st_size)
+
+    def hash(self, sha256_hex: str) -> str | None:
+        p = self.path(sha256_hex)
+        return hash_file(p) if p.is_file() else None
+
+    def extend_retention(self, sha256_hex: str, until: datetime) -> None:
+        """Nothing to do: the catalog alone enforces retention for local files."""
+
+    def set_legal_hold(self, sha256_hex: str, on: bool) -> None:
+        """Nothing to do: the catalog alone enforces holds for local files."""
+
+    def clear_stale(self) -> None:
+        """Nothing beyond ``objects/tmp`` (which the store clears)."""
+
+    def iter_objects(self) -> Iterator[str]:
+        for sha, _ in self.iter_files():
+            yield sha
+
+    def audit(self, store: Store, *, fix: bool) -> dict[str, Any]:
+        """Blob files no record references (a crash before the record): harmless."""
+        conn = store._reader()
+        known = {str(r[0]) for r in conn.execute("SELECT sha256 FROM artifact")}
+        return {"backend": "local", "lock_problems": [],
+                "orphaned_objects": sorted(set(self.iter_objects()) - known)}
+
     def iter_files(self) -> Iterator[tuple[str, Path]]:
         for p in self.root.glob("??/??/*"):
             if p.is_file() and len(p.name) == 64:
@@ -150,6 +202,28 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+class _Limited(io.RawIOBase):
+    """A raw file reader that stops after ``length`` bytes (a ranged read)."""
+
+    def __init__(self, raw: io.FileIO, length: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        view = memoryview(buf)[: self._left]
+        n = self._raw.readinto(view) or 0
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def hash_file(path: Path) -> str:

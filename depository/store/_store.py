@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import jsonschema
 import yaml
@@ -33,7 +33,16 @@ import yaml
 from depository import __version__
 from depository.signing import generate_key, sign_note, verifier_key_from_signer
 from depository.store import _schema
-from depository.store._blobs import BlobDir, Ingested, _disk_error, hash_file
+from depository.store._backend import (
+    AnchorSink,
+    BlobBackend,
+    ObjectLocks,
+    check_backend,
+    log_retention_days,
+    open_anchor_sink,
+    open_backend,
+)
+from depository.store._blobs import BlobDir, Ingested, _disk_error
 from depository.store._errors import (
     ConfigError,
     DiskFullError,
@@ -279,7 +288,16 @@ class Store:
         self.config = config
         self.clock = clock
         self.readonly = readonly
-        self.blobs = BlobDir(path / "objects")
+        self.blobs: BlobBackend = open_backend(path / "objects", config.backend,
+                                               readonly=readonly)
+        # With Object Lock (s3) the cluster mirrors retention and holds of the catalog.
+        self._locks: ObjectLocks | None = (
+            cast(ObjectLocks, self.blobs) if self.blobs.object_lock else None)
+        self.anchors: AnchorSink | None = None if readonly else open_anchor_sink(
+            config.anchors, config.backend,
+            retention_days=log_retention_days(config.default_retention_days,
+                                              config.scale_limits))
+        self.anchor_errors: list[str] = []
         self._signer = signer_key
         self._local = threading.local()
         self._validators = {
@@ -326,6 +344,7 @@ class Store:
         from depository.store.config import parse_config
 
         cfg = parse_config(data)
+        check_backend(cfg.backend)  # e.g. refuse a bucket without Object Lock, before writing
         path.mkdir(parents=True, exist_ok=True)
         (path / CONFIG_NAME).write_text(dump_config(data), encoding="utf-8")
         BlobDir(path / "objects").create()
@@ -443,6 +462,7 @@ class Store:
         for p in self.blobs.tmp.glob("upload-*"):
             with contextlib.suppress(OSError):
                 p.unlink()
+        self.blobs.clear_stale()
 
     # ------------------------------------------------------------------ reading
     def _reader(self) -> sqlite3.Connection:
@@ -756,7 +776,8 @@ class Store:
         if isinstance(stream, bytes | bytearray):
             stream = io.BytesIO(bytes(stream))
         ing = self.blobs.ingest(stream, max_size=self.config.max_artifact_size,
-                                inline_max=self.config.inline_max, what=what)
+                                inline_max=self.config.inline_max, what=what,
+                                retain_until=retain)
         aid = artifact_id(product, name)
         retain_text = format_time(retain)
 
@@ -837,6 +858,8 @@ class Store:
             txn.conn.executemany("INSERT INTO artifact_meta VALUES (?,?,?,?)", meta_rows)
         used[0] += ing.size
         used[1] += 1
+        if self._locks is not None and storage == "file":
+            txn.after_commit.append(functools.partial(self._locks.after_put, self, aid))
         return Receipt(aid, prod.id, name, ing.sha256, ing.size, seq, txn.leaves[-1][2],
                        txn.now_text, retain)
 
@@ -856,6 +879,10 @@ class Store:
         """Extend an artifact's retention. Shortening is refused and the attempt logged."""
         art = self.get(product, name_or_id)
         until_text = format_time(until.astimezone(UTC))
+        if self._locks is not None and art.storage == "file" and not art.disposed and (
+                until_text > art.retain_until and not self._state.locked):
+            # Write-ahead: the object's COMPLIANCE retention is extended before the record.
+            self.blobs.extend_retention(art.sha256, until)
 
         def op(txn: _Txn) -> int | StoreError:
             current = self._effective_retention(txn.conn, art.id, art.retain_until)
@@ -920,7 +947,11 @@ class Store:
                 txn.now_text))
             return Hold(hid, matter, reason, actor, product, scope, seq, txn.now_text, False)
 
+        # Object Lock: legal hold on every covered object before the record (write-ahead).
+        mark = self._locks.before_hold(self, product, scope) if self._locks else -1
         hold: Hold = self._submit(op).result()
+        if self._locks is not None:
+            self._locks.after_hold(self, product, scope, mark)
         return hold
 
     def release_hold(self, hold_id: str, *, reason: str, actor: str) -> int:
@@ -946,7 +977,10 @@ class Store:
                              (hold_id, reason, actor, seq, txn.now_text))
             return seq
 
-        return int(self._submit(op).result())
+        seq = int(self._submit(op).result())
+        if self._locks is not None:
+            self._locks.after_release(self, hold_id)
+        return seq
 
     def disposable(self, now: datetime) -> list[Artifact]:
         """Artifacts whose retention has expired at ``now`` and that no hold covers."""
@@ -1268,6 +1302,13 @@ class Store:
         with self._wconn:
             self._wconn.execute("INSERT OR IGNORE INTO checkpoint VALUES (?,?,?,?)",
                                 (size, root, note, format_time(self.clock())))
+        if self.anchors is not None:
+            # WORM anchor (checkpoints/<size> under COMPLIANCE retention). A failure leaves
+            # the checkpoint signed and stored; the next one is anchored anew.
+            try:
+                self.anchors.write(size, note, self.clock())
+            except Exception as exc:
+                self.anchor_errors[:] = [*self.anchor_errors[-99:], f"size {size}: {exc}"]
         self._last_cp_size = size
         self._last_cp_time = time.monotonic()
         return note
@@ -1372,8 +1413,7 @@ class Store:
                                     ).fetchone()
                 got = hashlib.sha256(blob[0]).hexdigest() if blob else None
             else:
-                p = self.blobs.path(art.sha256)
-                got = hash_file(p) if p.is_file() else None
+                got = self.blobs.hash(art.sha256)
             checked += 1
             if got != art.sha256:
                 problems.append({
@@ -1384,8 +1424,11 @@ class Store:
         if progress:
             progress(total, total)
         integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        backend = self.blobs.audit(self, fix=not self.readonly)  # orphans; s3: lock drift
+        problems += backend.get("lock_problems", [])
         report = {"artifacts": total, "checked": checked, "problems": problems,
-                  "sqlite_integrity": integrity, "disposed_bytes_removed": leftovers}
+                  "sqlite_integrity": integrity, "disposed_bytes_removed": leftovers,
+                  "backend": backend}
         if (problems or integrity != ["ok"]) and not self.readonly and not self._state.locked:
                 self.lock(f"scrub found {len(problems)} damaged artifacts; integrity "
                           f"{integrity[0]}", check="scrub")

@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from depository.store._backend import AnchorConfig, BackendConfig, parse_anchors, parse_backend
 from depository.store._errors import ConfigError
 from depository.verifier.record import canonical_json
 
@@ -82,6 +83,8 @@ class Config:
         default_factory=lambda: dict(DEFAULT_SCALE_LIMITS)
     )
     alert_levels: tuple[int, ...] = (70, 85, 95)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    anchors: AnchorConfig | None = None
 
     def frozen_json(self) -> dict[str, Any]:
         """The part of the configuration the log freezes at init."""
@@ -126,7 +129,9 @@ def dump_config(data: Mapping[str, Any]) -> str:
 
 _TOP_KEYS = {
     "origin", "products", "default_retention_days", "max_artifact_size", "inline_max",
-    "checkpoint", "alert_levels", "scale_limits",
+    "checkpoint", "alert_levels", "scale_limits", "backend", "anchors",
+    # Read by `depository certify` (required sign-offs); the store ignores it.
+    "certification",
 }
 
 
@@ -203,8 +208,13 @@ def parse_config(data: Any, *, source: str = "depository.yaml") -> Config:
               "must be a mapping with a 'target'")
         limits[lid] = {**DEFAULT_SCALE_LIMITS[lid], **spec}
     max_size = _pos_int(data.get("max_artifact_size", 500 * MB), "max_artifact_size")
-    inline_max = _pos_int(data.get("inline_max", 64 * 1024), "inline_max", allow_zero=True)
+    backend = parse_backend(data.get("backend"))
+    inline_max = _pos_int(data.get("inline_max", 0 if backend.type == "s3" else 64 * 1024),
+                          "inline_max", allow_zero=True)
     _need(inline_max <= 1024 * 1024, "inline_max", "must be at most 1 MiB (1048576)")
+    _need(backend.type != "s3" or inline_max == 0, "inline_max",
+          "must be 0 with backend.type s3, so every artifact's bytes are under Object Lock "
+          "(remove inline_max or set it to 0)")
     return Config(
         origin=origin,
         products=products,
@@ -219,6 +229,9 @@ def parse_config(data: Any, *, source: str = "depository.yaml") -> Config:
         checkpoint_every_ms=_pos_int(cp.get("every_ms", 1000), "checkpoint.every_ms"),
         scale_limits=limits,
         alert_levels=tuple(levels),
+        backend=backend,
+        anchors=parse_anchors(data.get("anchors"), minimum_days=_pos_int(
+            data.get("default_retention_days", 7 * 365 + 2), "default_retention_days")),
     )
 
 

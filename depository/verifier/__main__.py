@@ -21,6 +21,7 @@ Examples:
       --proof proof.txt
   python -m depository.verifier note checkpoint.txt --key log.vkey
   python -m depository.verifier proof leaf-7.tlog-proof --leaf leaf-7.json --key log.vkey
+  python -m depository.verifier store ./store --key log.vkey --since-checkpoint saved.txt
 """
 
 
@@ -89,6 +90,27 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--leaf", help="file with the leaf's exact bytes")
     sp.add_argument("--leaf-hash", help="the leaf hash (hex or base64) instead of --leaf")
     sp.add_argument("--origin", help="require this checkpoint origin")
+
+    sp = add(
+        "store",
+        "Replay a whole store directory: every record, tree node, signed checkpoint, "
+        "derived table row and blob, checked against the key you trust.",
+        "python -m depository.verifier store ./store --key log.vkey "
+        "--since-checkpoint saved-checkpoint.txt --jobs 4",
+    )
+    sp.add_argument("dir", help="the store directory (holds depository.db)")
+    sp.add_argument("--key", action="append", default=[],
+                    help="the verifier key you trust, or a file of keys (repeatable; "
+                         "required: the store's own key file is never trusted)")
+    sp.add_argument("--since-checkpoint", metavar="FILE",
+                    help="a signed checkpoint you saved earlier: the store must extend it "
+                         "(catches a rolled-back or rewritten store)")
+    sp.add_argument("--jobs", type=int, default=1,
+                    help="worker processes for hashing (default 1)")
+    sp.add_argument("--no-blobs", action="store_true",
+                    help="skip re-hashing artifact bytes (faster; blobs unchecked)")
+    sp.add_argument("--save-checkpoint", metavar="FILE",
+                    help="if verified, write the latest checkpoint here for next time")
     return p
 
 
@@ -111,6 +133,13 @@ def _dispatch(args: argparse.Namespace) -> cmd.Outcome:
         return cmd.proof(
             proof_file=args.file, keys=args.key, leaf_file=args.leaf,
             leaf_hash=args.leaf_hash, origin=args.origin,
+        )
+    if args.verb == "store":
+        return cmd.store(
+            path=args.dir, keys=args.key, since_checkpoint_file=args.since_checkpoint,
+            jobs=args.jobs, check_blobs=not args.no_blobs,
+            progress=None if args.json else cmd.stderr_progress(),
+            save_checkpoint=args.save_checkpoint,
         )
     raise cmd.UsageError(f"unknown verb {args.verb}")
 

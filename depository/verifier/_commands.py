@@ -251,6 +251,96 @@ def proof(
     return _run("proof", body)
 
 
+def stderr_progress(every: int = 100_000) -> Callable[[int, int], None]:
+    """A progress callback for big stores: a line on stderr every ``every`` records."""
+    import sys
+
+    state = {"next": every}
+
+    def report(done: int, total: int) -> None:
+        if total < every:
+            return
+        if done >= state["next"] or done == total:
+            print(f"verify store: {done}/{total} records replayed", file=sys.stderr, flush=True)
+            state["next"] = (done // every + 1) * every
+
+    return report
+
+
+def store(
+    *, path: str, keys: Sequence[str], since_checkpoint_file: str | None = None, jobs: int = 1,
+    check_blobs: bool = True, progress: Callable[[int, int], None] | None = None,
+    save_checkpoint: str | None = None,
+) -> Outcome:
+    """Replay a whole store directory offline (see :mod:`depository.verifier.store`)."""
+    from depository.verifier.note import parse_verifier_key
+    from depository.verifier.store import DB_NAME, store_result
+
+    if not keys:
+        raise UsageError(
+            "pass the verifier key you trust with --key (the key string, or a file holding "
+            "it, e.g. the log.vkey you saved when the store was created); the key inside the "
+            "store directory is never trusted automatically, because whoever can edit the "
+            "store can replace it"
+        )
+    root = Path(path)
+    if not root.is_dir():
+        raise UsageError(f"{path}: not a directory (give the store directory)")
+    db = root / DB_NAME
+    if not db.is_file():
+        raise UsageError(f"{path}: no store here ({DB_NAME} is missing)")
+    try:
+        with open(db, "rb"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot read {db}: {exc.strerror or exc}") from exc
+    vkeys = read_keys(keys)
+    for k in vkeys:
+        try:
+            parse_verifier_key(k)
+        except MalformedInputError as exc:
+            raise UsageError(f"--key: {exc}") from exc
+    since = read_bytes(since_checkpoint_file) if since_checkpoint_file is not None else None
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+
+    def body(out: Outcome) -> None:
+        res = store_result(root, vkeys, since_checkpoint=since, jobs=jobs, progress=progress,
+                           check_blobs=check_blobs)
+        out.ok = res.ok
+        out.checks.extend(res.checks)
+        out.details.update(
+            path=str(root), size=res.size, checkpoints=res.checkpoints,
+            artifacts=res.artifacts, disposed=res.disposed, blobs_checked=res.blobs_checked,
+            origin=res.origin, verifier_key=res.verifier_key,
+            latest_checkpoint_size=res.latest_checkpoint_size,
+            latest_checkpoint=(res.latest_checkpoint.decode("utf-8", "replace")
+                               if res.latest_checkpoint is not None else None),
+            findings=[f.to_json() for f in res.findings],
+            findings_total=res.findings_total,
+        )
+        if not res.ok:
+            shown = res.findings[:50]
+            lines = [f"  FAIL [{f.check}] {f.message}" for f in shown]
+            if res.findings_total > len(shown):
+                lines.append(f"  ... and {res.findings_total - len(shown)} more (see --json)")
+            out.error = f"{res.findings_total} problem(s) found:\n" + "\n".join(lines)
+            return
+        if save_checkpoint is not None and res.latest_checkpoint is not None:
+            try:
+                Path(save_checkpoint).write_bytes(res.latest_checkpoint)
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot write {save_checkpoint}: {exc.strerror or exc}"
+                ) from exc
+            out.checks.append(
+                f"saved the latest checkpoint (size {res.latest_checkpoint_size}) to "
+                f"{save_checkpoint}: pass it as --since-checkpoint next time"
+            )
+
+    return _run("store", body)
+
+
 def check_int(value: int, name: str) -> int:
     """Reject negative numbers up front (a usage error, not a verification failure)."""
     if value < 0:

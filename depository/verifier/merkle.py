@@ -86,16 +86,38 @@ def _node(left: bytes, right: bytes) -> bytes:
 def root(leaf_hashes: Sequence[bytes]) -> bytes:
     """Return the RFC 6962 tree head ``MTH`` over ``leaf_hashes`` (32-byte leaf hashes).
 
-    Level by level: hash adjacent pairs and carry an odd last hash up unchanged, which yields
-    exactly the RFC's split-at-largest-power-of-two tree for any size. One SHA-256 per node.
+    One SHA-256 per internal node. The leaves are taken in aligned chunks of ``_CHUNK``
+    (a power of two, so each chunk is a perfect subtree, the last one possibly partial)
+    and the chunk roots are then combined the same way, which gives the same MTH while
+    keeping the extra memory at O(n / _CHUNK) instead of O(n) (0.1 MB, not 55 MB, at 1M).
     """
     n = len(leaf_hashes)
     if n == 0:
         return EMPTY_ROOT
-    if set(map(len, leaf_hashes)) != {HASH_SIZE}:
+    if n <= _CHUNK:
+        return bytes(_levels(_checked(leaf_hashes)))
+    return _levels(
+        [_levels(_checked(leaf_hashes[s : s + _CHUNK])) for s in range(0, n, _CHUNK)]
+    )
+
+
+_CHUNK = 1024
+
+
+def _checked(hashes: Sequence[bytes]) -> Sequence[bytes]:
+    if set(map(len, hashes)) != {HASH_SIZE}:
         raise ValueError(f"every leaf hash must be {HASH_SIZE} bytes")
+    return hashes
+
+
+def _levels(level: Sequence[bytes]) -> bytes:
+    """MTH of a non-empty list of subtree hashes that are all perfect except maybe the last.
+
+    Level by level: hash adjacent pairs and carry an odd last hash up unchanged, which is
+    exactly the RFC's split at the largest power of two below the size.
+    """
     copy = _NODE_STATE.copy
-    level: Sequence[bytes] = leaf_hashes
+    n = len(level)
     while n > 1:
         it = iter(level)
         nxt: list[bytes] = []
@@ -109,7 +131,7 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
             append(level[-1])
         level = nxt
         n = len(nxt)
-    return bytes(level[0])
+    return level[0]
 
 
 # --------------------------------------------------------------------------- proof shapes

@@ -1,0 +1,89 @@
+"""``depository serve``: the HTTP API on uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from depository.store import Store, StoreError
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, minus re-raising the signal after a graceful shutdown: the
+        store must still be closed (writer drained, final checkpoint) before exiting."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    return Server
+
+
+@click.command()
+@click.option("--store", "store_dir", envvar="DEPOSITORY_STORE", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Store directory (or set DEPOSITORY_STORE).")
+@click.option("--signer-key", "signer_key", envvar="DEPOSITORY_SIGNER_KEY", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Log signer key file, when kept outside the store (or "
+                   "DEPOSITORY_SIGNER_KEY).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port to listen on.")
+@click.option("--public-tiles", is_flag=True,
+              help="Serve /checkpoint and hash tiles without a token (entry bundles still "
+                   "need an auditor, admin or store-wide legal token).")
+@click.option("--upload-timeout", default=30.0, show_default=True,
+              type=click.FloatRange(min=0.1),
+              help="Abandon an upload when no body bytes arrive for this many seconds.")
+@click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public_tiles: bool,
+          upload_timeout: float, access_log: bool, log_level: str) -> None:
+    """Serve the store over HTTP until interrupted (SIGINT or SIGTERM).
+
+    The store's writer runs in this process, which holds the store's writer lock: stop
+    the server before running CLI commands that write. Shutdown is graceful: requests
+    in progress finish, the writer drains, and a final checkpoint is signed.
+
+    \b
+    Example:
+      depository token create --store ./store --role writer --product gurukul
+      depository serve --store ./store --port 8000
+      curl -X PUT -H "Authorization: Bearer $TOKEN" \\
+          -H 'Depository-Metadata: {"course": "algebra"}' \\
+          --data-binary @l1.pdf http://127.0.0.1:8000/v1/products/gurukul/artifacts/l1.pdf
+    """
+    import uvicorn
+
+    from depository.service import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        store = Store.open(store_dir, signer_key_file=signer_key)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _Server = _server_class()
+    try:
+        app = create_app(store, public_tiles=public_tiles, upload_idle_timeout=upload_timeout)
+        config = uvicorn.Config(
+            app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
+            access_log=access_log, log_level=log_level, timeout_graceful_shutdown=30,
+            backlog=4096, server_header=False,
+        )
+        server = _Server(config)
+        click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{port}",
+                   err=True)
+        server.run()
+    finally:
+        store.close()  # drains the writer and signs a final checkpoint

@@ -1,0 +1,181 @@
+"""Reading what a locust run left behind and turning it into figures (no locust import).
+
+Locust's final statistics come from its ``--json-file`` output (written at exit), never
+from the CSV it flushes periodically; the per-request rows from ``requests.csv`` and the
+acknowledged writes from ``acks.jsonl``, both written by the users at exit.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from depository.loadtests.common import percentile
+from depository.loadtests.shapes import Stage
+
+
+@dataclass(frozen=True)
+class Row:
+    t: float  # completion time, seconds since the test started
+    name: str
+    latency_ms: float
+    status: int
+    ok: bool
+
+
+def read_rows(path: Path) -> list[Row]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [Row(float(r["t"]), r["name"], float(r["latency_ms"]), int(r["status"]),
+                    r["ok"] == "1") for r in csv.DictReader(f)]
+
+
+def read_acks(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_extra(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def read_locust_json(path: Path) -> list[dict[str, Any]]:
+    """Locust's final per-endpoint statistics (``--json-file``); [] when missing."""
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text() or "[]")
+    return list(data) if isinstance(data, list) else []
+
+
+def hist_percentile(hist: Mapping[str, int] | Mapping[int, int], p: float) -> float | None:
+    """Percentile of a locust response-time histogram ({rounded ms: count})."""
+    items = sorted((float(k), int(v)) for k, v in hist.items())
+    total = sum(c for _, c in items)
+    if total == 0:
+        return None
+    rank = math.ceil(p / 100 * total)
+    seen = 0
+    for value, count in items:
+        seen += count
+        if seen >= rank:
+            return value
+    return items[-1][0]
+
+
+def locust_summary(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Totals over every endpoint of a locust JSON file: requests, failures, latency
+    percentiles (ms, from the merged histogram) and the endpoints' own lines."""
+    hist: dict[float, int] = {}
+    requests = failures = 0
+    max_ms = 0.0
+    first = last = None
+    per_name: dict[str, Any] = {}
+    for e in entries:
+        requests += int(e.get("num_requests", 0))
+        failures += int(e.get("num_failures", 0))
+        max_ms = max(max_ms, float(e.get("max_response_time") or 0))
+        for k, v in (e.get("response_times") or {}).items():
+            hist[float(k)] = hist.get(float(k), 0) + int(v)
+        st, lt = e.get("start_time"), e.get("last_request_timestamp")
+        if st:
+            first = st if first is None else min(first, st)
+        if lt:
+            last = lt if last is None else max(last, lt)
+        rt = {str(k): int(v) for k, v in (e.get("response_times") or {}).items()}
+        per_name[f"{e.get('method', '')} {e.get('name', '')}".strip()] = {
+            "requests": int(e.get("num_requests", 0)),
+            "failures": int(e.get("num_failures", 0)),
+            "p50_ms": hist_percentile(rt, 50), "p95_ms": hist_percentile(rt, 95),
+            "p99_ms": hist_percentile(rt, 99), "max_ms": e.get("max_response_time"),
+        }
+    h = {str(k): v for k, v in hist.items()}
+    span = (last - first) if first is not None and last is not None and last > first else None
+    return {
+        "requests": requests, "failures": failures,
+        "p50_ms": hist_percentile(h, 50), "p95_ms": hist_percentile(h, 95),
+        "p99_ms": hist_percentile(h, 99), "max_ms": max_ms if requests else None,
+        "throughput_rps": requests / span if span else None,
+        "endpoints": per_name,
+    }
+
+
+def latency(rows: Iterable[Row]) -> dict[str, Any]:
+    """p50/p95/p99/max (ms) and counts over per-request rows."""
+    rows = list(rows)
+    ms = [r.latency_ms for r in rows]
+    return {
+        "requests": len(rows), "errors": sum(1 for r in rows if not r.ok),
+        "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
+        "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else None,
+    }
+
+
+def stage_stats(rows: Sequence[Row], stages: Sequence[Stage], *, name: str | None = None,
+                settle_s: float = 1.0) -> list[dict[str, Any]]:
+    """Per stage: offered and achieved rate of successful requests, latency, errors.
+
+    Requests completing in the first ``settle_s`` seconds of a stage (users being added)
+    are left out of the rate and latency of that stage, not of the error count.
+    """
+    out: list[dict[str, Any]] = []
+    start = 0.0
+    for i, st in enumerate(stages):
+        window = [r for r in rows if start <= r.t < st.until and (name is None
+                                                                  or r.name == name)]
+        settled = [r for r in window if r.t >= start + min(settle_s, (st.until - start) / 4)]
+        span = st.until - max(start, start + min(settle_s, (st.until - start) / 4))
+        ok = [r for r in settled if r.ok]
+        lat = latency(settled)
+        out.append({
+            "stage": i, "label": st.label, "from_s": start, "until_s": st.until,
+            "users": st.users, "offered_rate": st.offered_rate,
+            "achieved_rate": len(ok) / span if span > 0 else None,
+            "errors": sum(1 for r in window if not r.ok),
+            "requests": len(window),
+            "p50_ms": lat["p50_ms"], "p95_ms": lat["p95_ms"], "p99_ms": lat["p99_ms"],
+            "max_ms": lat["max_ms"],
+        })
+        start = st.until
+    return out
+
+
+def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float] | None:
+    """Least squares y = a + b·x, with r²; None with fewer than two distinct x."""
+    n = len(xs)
+    if n < 2 or len(set(xs)) < 2:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    b = sxy / sxx
+    a = my - b * mx
+    ss_tot = sum((y - my) ** 2 for y in ys)
+    ss_res = sum((y - (a + b * x)) ** 2 for x, y in zip(xs, ys, strict=True))
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
+    return {"a": a, "b": b, "r2": r2}
+
+
+def throughput(rows: Sequence[Row]) -> float | None:
+    """Successful requests per second over the span of the rows."""
+    ok = [r.t for r in rows if r.ok]
+    if len(ok) < 2:
+        return None
+    span = max(ok) - min(r.t - r.latency_ms / 1000 for r in rows)
+    return len(ok) / span if span > 0 else None
+
+
+def by_name(rows: Iterable[Row]) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = {}
+    for r in rows:
+        out.setdefault(r.name, []).append(r)
+    return out

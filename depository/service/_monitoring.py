@@ -1,0 +1,329 @@
+"""Monitoring: scale status, alerts and Prometheus metrics.
+
+The computations (:func:`scale_status`, :func:`alert_level`, :func:`storage_alerts`...)
+are pure functions of measured figures and the store configuration, so they are tested
+without a server. The trackers (:class:`RateWindow`, :class:`LatencyWindow`,
+:class:`AlertTracker`) take the current time as an argument for the same reason.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from depository.store.config import DEFAULT_SCALE_LIMITS, Config
+
+SCALE_LIMIT_IDS = tuple(DEFAULT_SCALE_LIMITS)  # the seed's seven, in its order
+
+ESCALATION = {
+    "ok": "none",
+    "warning": "notify the operators' channel; review the growth trend this week",
+    "high": "page the on-call operator; plan capacity (quota, disk, sharding) within days",
+    "critical": "escalate now to the engineering lead and the compliance officer; writes "
+                "may soon be refused",
+}
+
+
+def alert_level(percent: float | None, levels: Sequence[int]) -> int:
+    """How many configured levels ``percent`` has reached (0 = none)."""
+    if percent is None:
+        return 0
+    return sum(1 for lv in levels if percent >= lv)
+
+
+def level_name(level: int, n_levels: int) -> str:
+    """``ok`` for 0; the top level is ``critical``, the one below ``high``, others
+    ``warning``."""
+    if level <= 0:
+        return "ok"
+    if level >= n_levels:
+        return "critical"
+    if level == n_levels - 1:
+        return "high"
+    return "warning"
+
+
+def percent_of(value: float, target: float | None) -> float | None:
+    if target is None or target <= 0:
+        return None
+    return round(100.0 * value / target, 3)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What the scale limits are measured against, at one instant."""
+
+    largest_artifact: int
+    storage_bytes: int
+    concurrent_writes: int
+    writes_per_second: float
+    artifact_count: int
+    query_p99_seconds: float
+    log_size: int
+    oldest_record_time: str | None = None
+
+
+def scale_status(fig: Figures, config: Config) -> list[dict[str, Any]]:
+    """The seven scale limits: threshold, current value, percentage, alert level and
+    escalation, computed from ``fig`` against the configured targets and alert levels."""
+    current: dict[str, float] = {
+        "artifact-size": fig.largest_artifact,
+        "total-storage": fig.storage_bytes,
+        "concurrent-writers": fig.concurrent_writes,
+        "write-throughput": round(fig.writes_per_second, 3),
+        "artifact-count": fig.artifact_count,
+        "query-response": round(fig.query_p99_seconds, 6),
+        "audit-trail": fig.log_size,
+    }
+    measured = {
+        "artifact-size": "largest artifact stored",
+        "total-storage": "live bytes over all products",
+        "concurrent-writers": "uploads in progress now",
+        "write-throughput": "acknowledged writes per second over the last 10 s",
+        "artifact-count": "live artifacts over all products",
+        "query-response": "p99 of read requests over the last 60 s",
+        "audit-trail": "records in the audit log",
+    }
+    levels = config.alert_levels
+    out = []
+    for lid in SCALE_LIMIT_IDS:
+        spec = dict(config.scale_limits.get(lid, DEFAULT_SCALE_LIMITS[lid]))
+        target = spec.get("target")
+        pct = percent_of(current[lid], target if isinstance(target, int | float) else None)
+        lvl = alert_level(pct, levels)
+        name = level_name(lvl, len(levels))
+        entry: dict[str, Any] = {
+            "id": lid, "threshold": target, "unit": spec.get("unit"),
+            "current": current[lid], "measured": measured[lid], "percent": pct,
+            "alert_level": name, "level": lvl, "escalation": ESCALATION[name],
+        }
+        if lid == "audit-trail":
+            entry["retention_years"] = spec.get("retention_years")
+            entry["oldest_record"] = fig.oldest_record_time
+            if target is None:
+                entry["note"] = ("no size threshold: the log only grows; records are kept "
+                                 f"at least {spec.get('retention_years')} years")
+        out.append(entry)
+    return out
+
+
+def storage_alerts(usage: Mapping[str, Sequence[int]], config: Config,
+                   disk: tuple[int, int] | None) -> list[dict[str, Any]]:
+    """Per-product quota use (bytes and count) and disk use, as alert candidates.
+
+    ``usage`` maps product -> (bytes, artifacts); ``disk`` is (used, total) bytes.
+    """
+    levels = config.alert_levels
+    out = []
+    for pid, prod in sorted(config.products.items()):
+        used = usage.get(pid, (0, 0))
+        for kind, value, limit in (("bytes", used[0], prod.quota_bytes),
+                                   ("artifacts", used[1], prod.quota_artifacts)):
+            pct = percent_of(value, limit)
+            lvl = alert_level(pct, levels)
+            out.append({"id": f"quota-{kind}:{pid}", "product": pid, "current": value,
+                        "threshold": limit, "unit": kind, "percent": pct, "level": lvl,
+                        "alert_level": level_name(lvl, len(levels))})
+    if disk is not None:
+        pct = percent_of(disk[0], disk[1])
+        lvl = alert_level(pct, levels)
+        out.append({"id": "disk", "product": None, "current": disk[0], "threshold": disk[1],
+                    "unit": "bytes", "percent": pct, "level": lvl,
+                    "alert_level": level_name(lvl, len(levels))})
+    return out
+
+
+@dataclass
+class AlertTracker:
+    """Active alerts and the history of level changes (since the server started)."""
+
+    n_levels: int
+    history_max: int = 1000
+    active: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: deque[dict[str, Any]] = field(default_factory=deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def evaluate(self, candidates: Iterable[Mapping[str, Any]], now: str) -> None:
+        """Record every change of level among ``candidates`` (dicts with ``id``,
+        ``level``, ``percent``, ``current``, ``threshold``)."""
+        with self._lock:
+            for c in candidates:
+                aid = str(c["id"])
+                lvl = int(c["level"])
+                prev = self.active.get(aid)
+                prev_lvl = int(prev["level"]) if prev else 0
+                if lvl == prev_lvl:
+                    if prev is not None:
+                        prev.update(current=c.get("current"), percent=c.get("percent"))
+                    continue
+                self.history.append({
+                    "id": aid, "time": now, "from": level_name(prev_lvl, self.n_levels),
+                    "to": level_name(lvl, self.n_levels), "percent": c.get("percent"),
+                    "current": c.get("current"), "threshold": c.get("threshold"),
+                })
+                while len(self.history) > self.history_max:
+                    self.history.popleft()
+                if lvl == 0:
+                    self.active.pop(aid, None)
+                else:
+                    self.active[aid] = {
+                        "id": aid, "level": lvl,
+                        "alert_level": level_name(lvl, self.n_levels),
+                        "since": now if prev is None else prev["since"],
+                        "percent": c.get("percent"), "current": c.get("current"),
+                        "threshold": c.get("threshold"),
+                        "escalation": ESCALATION[level_name(lvl, self.n_levels)],
+                    }
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"active": sorted((dict(a) for a in self.active.values()),
+                                     key=lambda a: (-int(a["level"]), str(a["id"]))),
+                    "history": list(self.history)}
+
+
+class RateWindow:
+    """Per-second counts over the last ``span`` seconds (a ring of buckets)."""
+
+    def __init__(self, span: int = 60) -> None:
+        self.span = span
+        self._sec = [-1] * span
+        self._count = [0] * span
+        self._bytes = [0] * span
+        self._peak = [0] * span
+
+    def add(self, now: float, count: int = 1, nbytes: int = 0) -> None:
+        s = int(now)
+        i = s % self.span
+        if self._sec[i] != s:
+            self._sec[i], self._count[i], self._bytes[i], self._peak[i] = s, 0, 0, 0
+        self._count[i] += count
+        self._bytes[i] += nbytes
+
+    def note_level(self, now: float, level: int) -> None:
+        """Record an instantaneous level (e.g. concurrent writes) for the peak."""
+        s = int(now)
+        i = s % self.span
+        if self._sec[i] != s:
+            self._sec[i], self._count[i], self._bytes[i], self._peak[i] = s, 0, 0, 0
+        if level > self._peak[i]:
+            self._peak[i] = level
+
+    def _live(self, now: float, window: int) -> Iterator[int]:
+        s = int(now)
+        for i in range(self.span):
+            if s - window < self._sec[i] <= s:
+                yield i
+
+    def rate(self, now: float, window: int = 10) -> float:
+        """Events per second over the last ``window`` whole seconds (plus the current)."""
+        window = min(window, self.span)
+        return sum(self._count[i] for i in self._live(now, window)) / window
+
+    def byte_rate(self, now: float, window: int = 10) -> float:
+        window = min(window, self.span)
+        return sum(self._bytes[i] for i in self._live(now, window)) / window
+
+    def peak(self, now: float, window: int = 60) -> int:
+        return max((self._peak[i] for i in self._live(now, min(window, self.span))),
+                   default=0)
+
+
+class LatencyWindow:
+    """Recent durations, for percentiles over a time window."""
+
+    def __init__(self, maxlen: int = 20_000) -> None:
+        self._d: deque[tuple[float, float]] = deque(maxlen=maxlen)
+
+    def add(self, now: float, seconds: float) -> None:
+        self._d.append((now, seconds))
+
+    def percentiles(self, now: float, window: float = 60.0) -> dict[str, Any]:
+        vals = sorted(d for t, d in list(self._d) if t > now - window)
+        if not vals:
+            return {"count": 0, "p50": None, "p95": None, "p99": None, "max": None}
+
+        def pick(q: float) -> float:
+            return round(vals[min(len(vals) - 1, int(q * len(vals)))], 6)
+
+        return {"count": len(vals), "p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99),
+                "max": round(vals[-1], 6)}
+
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                    2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class ServiceMetrics:
+    """Prometheus instruments on a registry of the app's own (not the global one)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("depository_http_requests", "HTTP requests answered",
+                                ["route", "method", "status"], registry=self.registry)
+        self.request_seconds = Histogram(
+            "depository_http_request_duration_seconds", "HTTP request latency by route",
+            ["route"], buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.writes = Counter("depository_writes", "Artifact uploads by result",
+                              ["product", "result"], registry=self.registry)
+        self.write_bytes = Counter("depository_write_bytes",
+                                   "Bytes of newly stored artifacts", ["product"],
+                                   registry=self.registry)
+        self.write_seconds = Histogram(
+            "depository_write_duration_seconds",
+            "Upload latency until durable (fsynced) acknowledgement", ["product"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, str(status))
+        c = self._children.get(key)
+        if c is None:
+            c = (self.requests.labels(route, method, str(status)),
+                 self.request_seconds.labels(route))
+            self._children[key] = c
+        c[0].inc()
+        c[1].observe(seconds)
+
+    def observe_write(self, product: str, result: str, nbytes: int, seconds: float) -> None:
+        key = ("write", product, result)
+        c = self._children.get(key)
+        if c is None:
+            c = (self.writes.labels(product, result), self.write_bytes.labels(product),
+                 self.write_seconds.labels(product))
+            self._children[key] = c
+        c[0].inc()
+        if result == "created":
+            c[1].inc(nbytes)
+        c[2].observe(seconds)
+
+    def add_gauges(self, fn: Callable[[], Iterable[Metric]]) -> None:
+        self.registry.register(_FnCollector(fn))
+
+
+class _FnCollector(Collector):
+    def __init__(self, fn: Callable[[], Iterable[Metric]]) -> None:
+        self._fn = fn
+
+    def collect(self) -> Iterable[Metric]:
+        return self._fn()
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # computed at scrape time; nothing to check at registration
+
+
+def gauge(name: str, doc: str, value: float | None = None,
+          labelled: Mapping[tuple[str, ...], float] | None = None,
+          labels: Sequence[str] = ()) -> GaugeMetricFamily:
+    g = GaugeMetricFamily(name, doc, value=value, labels=list(labels) if labelled is not None
+                          else None)
+    for lv, v in (labelled or {}).items():
+        g.add_metric(list(lv), v)
+    return g

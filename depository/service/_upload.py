@@ -1,0 +1,260 @@
+"""Streaming an ASGI request body into :meth:`Store.put_async` in constant memory.
+
+Small bodies (up to the store's ``inline_max``) are read whole on the event loop and
+handed to ``put_async`` there: hashing them is cheap and their bytes go into the
+database with their record. Larger bodies go through a :class:`BodyPipe`: the event
+loop pushes blocks of about 1 MiB into a bounded queue, and a worker thread runs
+``put_async``, which reads the pipe like a file while hashing and writing the temporary
+blob. At most ``max_blocks`` blocks wait in the pipe, and uvicorn stops reading the
+socket while the loop waits, so a 5 GB upload uses a few MiB of memory.
+
+The size limit is enforced as bytes arrive (413 as soon as it is passed). A client that
+disconnects, stalls longer than the idle timeout, or sends too much makes the pipe raise
+inside ``put_async``; the store then deletes the temporary file and queues nothing, so
+no artifact and no log record exist for an upload that did not complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, Future
+from typing import Any, cast
+
+from starlette.types import Message, Receive
+
+from depository.service._problems import Problem, from_store_error
+from depository.store import StoreError
+
+BLOCK = 1024 * 1024
+
+
+class UploadAborted(Exception):
+    """Raised inside the store's reader when the upload will not complete."""
+
+
+class BodyPipe(io.RawIOBase):
+    """A bounded queue of body blocks: the loop writes, a worker thread reads."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_blocks: int = 4) -> None:
+        super().__init__()
+        self._loop = loop
+        self._max = max_blocks
+        self._blocks: deque[bytearray] = deque()
+        self._cv = threading.Condition()
+        self._eof = False
+        self._error: BaseException | None = None
+        self._consumer_done = False
+        self._producer_waiting = False
+        self._space = asyncio.Event()
+
+    # ----------------------------------------------------------------- loop side
+    async def push(self, block: bytearray) -> bool:
+        """Queue a block, waiting for room; False if the reader has stopped."""
+        while True:
+            with self._cv:
+                if self._consumer_done:
+                    return False
+                if len(self._blocks) < self._max:
+                    self._blocks.append(block)
+                    self._cv.notify()
+                    return True
+                self._space.clear()
+                self._producer_waiting = True
+            await self._space.wait()
+
+    def finish(self) -> None:
+        with self._cv:
+            self._eof = True
+            self._cv.notify_all()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._cv:
+            if self._error is None and not self._eof:
+                self._error = exc
+            self._cv.notify_all()
+
+    # --------------------------------------------------------------- thread side
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._cv:
+            while not self._blocks and not self._eof and self._error is None:
+                self._cv.wait()
+            if self._error is not None:
+                raise UploadAborted(str(self._error))
+            if not self._blocks:
+                return b""
+            block = self._blocks.popleft()
+            if size is not None and 0 <= size < len(block):
+                self._blocks.appendleft(block[size:])
+                block = block[:size]
+            if self._producer_waiting:
+                self._producer_waiting = False
+                self._loop.call_soon_threadsafe(self._space.set)
+        return cast(bytes, block)
+
+    def consumer_done(self) -> None:
+        """The reader will read no more (it finished or failed): release the producer."""
+        with self._cv:
+            self._consumer_done = True
+            self._blocks.clear()
+        self._loop.call_soon_threadsafe(self._space.set)
+
+
+class _Deadline:
+    """An idle timeout re-armed at most a few times a second, so progress costs nothing."""
+
+    def __init__(self, cm: asyncio.Timeout, idle: float) -> None:
+        self._cm = cm
+        self._idle = idle
+        self._every = min(1.0, idle / 4)
+        self._armed = time.monotonic()
+
+    def progress(self) -> None:
+        now = time.monotonic()
+        if now - self._armed > self._every:
+            self.rearm()
+
+    def rearm(self) -> None:
+        self._armed = time.monotonic()
+        self._cm.reschedule(asyncio.get_running_loop().time() + self._idle)
+
+    def pause(self) -> None:
+        """While the server itself is slow (the disk), the client is not idle."""
+        self._cm.reschedule(None)
+
+
+def _too_large(max_size: int) -> Problem:
+    return Problem("too-large", f"the body exceeds the maximum artifact size ({max_size} "
+                   "bytes); the upload was refused and nothing was stored", field="body",
+                   headers={"Connection": "close"}, extra={"max_artifact_size": max_size})
+
+
+def _timeout(idle: float) -> Problem:
+    return Problem("upload-timeout", f"no body bytes arrived for {idle:g} s; the upload was "
+                   "abandoned and nothing was stored", field="body",
+                   headers={"Connection": "close"})
+
+
+def _incomplete() -> Problem:
+    return Problem("upload-incomplete", "the connection ended before the whole body "
+                   "arrived; nothing was stored", field="body",
+                   headers={"Connection": "close"})
+
+
+PutFn = Callable[[Any], "Future[Any]"]
+
+
+async def ingest(
+    receive: Receive, put: PutFn, *, content_length: int | None, max_size: int,
+    inline_max: int, idle_timeout: float, executor: Executor,
+    streams: asyncio.Semaphore,
+) -> Future[Any]:
+    """Read the request body and start the store write; returns the store's future.
+
+    ``put(stream_or_bytes)`` calls ``Store.put_async`` with everything but the body.
+    Raises :class:`Problem` for an oversize, stalled or truncated body.
+    """
+    if content_length is not None and content_length > max_size:
+        raise _too_large(max_size)
+    loop = asyncio.get_running_loop()
+    buf = bytearray()
+    total = 0
+    more = True
+    try:
+        async with asyncio.timeout(idle_timeout) as cm:
+            deadline = _Deadline(cm, idle_timeout)
+            while more and len(buf) <= inline_max:
+                msg: Message = await receive()
+                if msg["type"] != "http.request":
+                    raise _incomplete()
+                chunk = msg.get("body", b"")
+                more = bool(msg.get("more_body", False))
+                total += len(chunk)
+                if total > max_size:
+                    raise _too_large(max_size)
+                buf += chunk
+                deadline.progress()
+    except TimeoutError:
+        raise _timeout(idle_timeout) from None
+    if not more:
+        if content_length is not None and total != content_length:
+            raise _incomplete()
+        if total <= inline_max:
+            # Small: hashing happens here, no file, no thread.
+            return put(bytes(buf))
+    async with streams:
+        return await _stream(receive, put, buf, more, total, content_length=content_length,
+                             max_size=max_size, idle_timeout=idle_timeout,
+                             executor=executor, loop=loop)
+
+
+async def _stream(
+    receive: Receive, put: PutFn, first: bytearray, more: bool, total: int, *,
+    content_length: int | None, max_size: int, idle_timeout: float, executor: Executor,
+    loop: asyncio.AbstractEventLoop,
+) -> Future[Any]:
+    pipe = BodyPipe(loop)
+
+    def run() -> Future[Any]:
+        try:
+            return put(pipe)
+        finally:
+            pipe.consumer_done()
+
+    worker: Awaitable[Future[Any]] = loop.run_in_executor(executor, run)
+    ok = False
+    stopped = False
+    try:
+        buf = first
+        try:
+            async with asyncio.timeout(idle_timeout) as cm:
+                deadline = _Deadline(cm, idle_timeout)
+                while more:
+                    msg: Message = await receive()
+                    if msg["type"] != "http.request":
+                        raise _incomplete()
+                    chunk = msg.get("body", b"")
+                    more = bool(msg.get("more_body", False))
+                    total += len(chunk)
+                    if total > max_size:
+                        raise _too_large(max_size)
+                    buf += chunk
+                    deadline.progress()
+                    if len(buf) >= BLOCK:
+                        deadline.pause()
+                        if not await pipe.push(buf):
+                            stopped = True  # the store stopped reading: its error answers
+                            break
+                        deadline.rearm()
+                        buf = bytearray()
+        except TimeoutError:
+            raise _timeout(idle_timeout) from None
+        if not more and content_length is not None and total != content_length:
+            raise _incomplete()
+        if buf and not more:
+            await pipe.push(buf)
+        if not more:
+            pipe.finish()
+            ok = True
+    finally:
+        if not ok:
+            pipe.fail(UploadAborted("upload did not complete"))
+            # Wait for the store to clean up its temporary file before answering.
+            with contextlib.suppress(Exception):  # the upload's own problem answers
+                await worker
+    if stopped:
+        try:
+            return await worker
+        except StoreError as exc:
+            p = from_store_error(exc)
+            p.headers["Connection"] = "close"  # the rest of the body is not read
+            raise p from exc
+    return await worker

@@ -1,0 +1,1049 @@
+"""The S3 Object Lock blob backend, checkpoint anchors in WORM storage, and fetching them.
+
+Layout in the bucket (under the configured ``prefix``)::
+
+    objects/<sha256>      artifact bytes, content-addressed, COMPLIANCE-mode retention
+    checkpoints/<size>    signed checkpoints (anchors), COMPLIANCE-mode retention
+
+Semantics (see ``docs/guides/operations.md``):
+
+- The bucket must have Object Lock enabled; the backend refuses to start otherwise.
+- ``ingest`` spools the stream to ``STORE/objects/tmp`` while hashing it (constant
+  memory), then uploads ``objects/<sha256>`` in one request or in parts (multipart, a
+  bounded number in flight) with ``ObjectLockMode=COMPLIANCE`` and the artifact's
+  retain-until date, then verifies the SHA-256 end to end: ``ChecksumSHA256`` where the
+  endpoint enforces it (probed once), otherwise by reading the stored version back.
+  Only then does the store queue the log record. A failed multipart upload is aborted,
+  so no half-written object ever becomes visible.
+- Two artifacts with the same bytes share one object; its retention is extended (never
+  shortened) to the longest; its legal hold is on while any covering hold is active.
+- Reads use the key's **oldest** version: a later write to the same key (an "overwrite",
+  which S3 turns into a new version) or a delete marker cannot change what the store
+  reads, and scrub reports both.
+- Disposal deletes every version of the key once no live artifact references it; a
+  version the cluster still locks stays (the cluster's clock and holds win) and scrub
+  retries later.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import logging
+import math
+import os
+import secrets
+import threading
+from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
+
+from depository.store._backend import (
+    AnchorConfig,
+    BackendConfig,
+    BlobBackendError,
+    BlobStat,
+)
+from depository.store._blobs import CHUNK, Ingested, _disk_error
+from depository.store._errors import StoreError, TooLargeError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from depository.store._store import Artifact, Hold, Store
+
+log = logging.getLogger("depository.s3")
+
+COMPLIANCE: Literal["COMPLIANCE"] = "COMPLIANCE"
+MAX_PARTS = 10_000
+MAX_ANCHOR_BYTES = 64 * 1024
+_LOCK_FIX = (
+    "Object Lock can only be turned on when a bucket is created: create a new bucket with "
+    "`aws s3api create-bucket --bucket NAME --object-lock-enabled-for-bucket` (see "
+    "docs/guides/operations.md) and point backend.bucket at it"
+)
+
+
+# --------------------------------------------------------------------------- client
+
+
+_CLIENTS: dict[tuple[Any, ...], Any] = {}
+_CLIENTS_MU = threading.Lock()
+
+
+def make_client(endpoint_url: str | None, region: str | None, profile: str | None,
+                *, pool: int = 16) -> S3Client:
+    """A boto3 S3 client (shared per endpoint, region, profile and credentials: clients are
+    thread-safe and costly to build); credentials come from the standard AWS chain only."""
+    ident = (endpoint_url, region, profile, pool, os.environ.get("AWS_ACCESS_KEY_ID"),
+             os.environ.get("AWS_PROFILE"))
+    with _CLIENTS_MU:
+        cached = _CLIENTS.get(ident)
+        if cached is None:
+            cached = _CLIENTS[ident] = _new_client(endpoint_url, region, profile, pool=pool)
+    client: S3Client = cached
+    return client
+
+
+def _new_client(endpoint_url: str | None, region: str | None, profile: str | None,
+                *, pool: int) -> S3Client:
+    try:
+        import boto3
+        from botocore.config import Config as BotoConfig
+    except ImportError as exc:  # pragma: no cover - boto3 is a dependency
+        raise StoreError(
+            "the s3 backend needs boto3 (`pip install boto3`)"
+        ) from exc
+    options: dict[str, Any] = {
+        "retries": {"max_attempts": 5, "mode": "standard"},
+        "max_pool_connections": max(10, pool),
+        "connect_timeout": 10,
+        "read_timeout": 300,
+        # We compute and send checksums ourselves; botocore's default trailing CRC
+        # (aws-chunked) is not understood by every S3-compatible endpoint.
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+    }
+    if endpoint_url:
+        options["s3"] = {"addressing_style": "path"}
+    if region:
+        options["region_name"] = region
+    try:
+        session = (boto3.session.Session(profile_name=profile) if profile
+                   else boto3.session.Session())
+        client: S3Client = session.client(
+            "s3", endpoint_url=endpoint_url, config=BotoConfig(**options)
+        )
+    except Exception as exc:  # botocore.exceptions.ProfileNotFound and friends
+        raise StoreError(f"cannot set up the S3 client: {exc}") from exc
+    return client
+
+
+def _code(exc: BaseException) -> str:
+    resp = getattr(exc, "response", None)
+    if isinstance(resp, Mapping):
+        err = resp.get("Error", {})
+        code = err.get("Code") if isinstance(err, Mapping) else None
+        if code:
+            return str(code)
+        status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status:
+            return str(status)
+    return type(exc).__name__
+
+
+def _message(exc: BaseException) -> str:
+    resp = getattr(exc, "response", None)
+    if isinstance(resp, Mapping):
+        err = resp.get("Error", {})
+        msg = err.get("Message") if isinstance(err, Mapping) else None
+        return f"{_code(exc)}: {msg}" if msg else _code(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _is_boto_error(exc: BaseException) -> bool:
+    mod = type(exc).__module__
+    return mod.startswith(("botocore", "boto3", "urllib3")) or hasattr(exc, "response")
+
+
+def backend_error(exc: BaseException, what: str) -> BlobBackendError:
+    return BlobBackendError(f"{what}: {_message(exc)}")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _ceil_second(t: datetime) -> datetime:
+    """Retention dates go to the cluster rounded up to a whole second (never shorter)."""
+    t = t.astimezone(UTC)
+    if t.microsecond:
+        t = t.replace(microsecond=0) + timedelta(seconds=1)
+    return t
+
+
+def _utc(t: Any) -> datetime | None:
+    if isinstance(t, datetime):
+        return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
+    return None
+
+
+def check_bucket(client: S3Client, bucket: str, *, what: str = "backend.bucket") -> None:
+    """Refuse (with how to fix it) unless ``bucket`` exists with Object Lock enabled."""
+    try:
+        cfg = client.get_object_lock_configuration(Bucket=bucket)
+    except Exception as exc:
+        code = _code(exc)
+        if code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest"):
+            raise StoreError(
+                f"{what}: bucket {bucket!r} does not have S3 Object Lock enabled, so records "
+                f"could be deleted or overwritten; the depository refuses to use it. {_LOCK_FIX}"
+            ) from None
+        if code in ("NoSuchBucket", "404"):
+            raise StoreError(
+                f"{what}: bucket {bucket!r} does not exist. {_LOCK_FIX}"
+            ) from None
+        if code in ("AccessDenied", "403"):
+            raise StoreError(
+                f"{what}: access denied reading the Object Lock configuration of {bucket!r}; "
+                "the depository's role needs s3:GetBucketObjectLockConfiguration (see the IAM "
+                "policy in docs/guides/operations.md)"
+            ) from None
+        raise StoreError(f"{what}: cannot reach bucket {bucket!r}: {_message(exc)}") from None
+    enabled = cfg.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
+    if enabled != "Enabled":
+        raise StoreError(
+            f"{what}: bucket {bucket!r} does not have S3 Object Lock enabled "
+            f"(ObjectLockEnabled={enabled!r}); the depository refuses to use it. {_LOCK_FIX}"
+        )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _S3Reader(io.RawIOBase):
+    """A seekable reader over one object version; each (re)positioning is a ranged GET."""
+
+    def __init__(self, client: S3Client, bucket: str, key: str, version: str, size: int,
+                 start: int = 0, end: int | None = None) -> None:
+        super().__init__()
+        self._client, self._bucket, self._key, self._version = client, bucket, key, version
+        self._lo = start
+        self._hi = size if end is None else min(end, size)
+        self._pos = start
+        self._body: Any = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos - self._lo
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: self._lo, io.SEEK_CUR: self._pos, io.SEEK_END: self._hi}[whence]
+        pos = max(self._lo, min(base + offset, self._hi))
+        if pos != self._pos:
+            self._drop()
+            self._pos = pos
+        return self._pos - self._lo
+
+    def _drop(self) -> None:
+        if self._body is not None:
+            with contextlib.suppress(Exception):
+                self._body.close()
+            self._body = None
+
+    def readinto(self, buf: Any) -> int:
+        want = min(len(buf), self._hi - self._pos)
+        if want <= 0:
+            return 0
+        if self._body is None:
+            try:
+                resp = self._client.get_object(
+                    Bucket=self._bucket, Key=self._key, VersionId=self._version,
+                    Range=f"bytes={self._pos}-{self._hi - 1}",
+                )
+            except Exception as exc:
+                raise backend_error(exc, f"reading s3 object {self._key}") from exc
+            self._body = resp["Body"]
+        try:
+            data = self._body.read(want)
+        except Exception as exc:
+            self._drop()
+            raise backend_error(exc, f"reading s3 object {self._key}") from exc
+        n = len(data)
+        if n == 0:
+            raise BlobBackendError(f"reading s3 object {self._key}: the stream ended early")
+        buf[:n] = data
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        self._drop()
+        super().close()
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+@dataclass
+class _Version:
+    version_id: str
+    size: int
+
+
+@dataclass
+class _Spool:
+    path: Path
+    sha256: str
+    size: int
+    part_size: int
+    part_sha256: list[bytes] = field(default_factory=list)
+
+
+class S3Blobs:
+    """Blobs as ``objects/<sha256>`` in an S3 bucket with Object Lock (COMPLIANCE mode)."""
+
+    kind = "s3"
+    object_lock = True
+
+    def __init__(self, objects: Path, config: BackendConfig, *, readonly: bool = False,
+                 client: S3Client | None = None) -> None:
+        assert config.type == "s3" and config.bucket
+        self.root = objects
+        self.tmp = objects / "tmp"
+        self.config = config
+        self.bucket = config.bucket
+        self.prefix = config.prefix
+        self.readonly = readonly
+        self.client = client or make_client(config.endpoint_url, config.region, config.profile,
+                                            pool=max(16, 2 * config.concurrency + 8))
+        self._canon: dict[str, _Version] = {}  # verified versions, by sha256
+        self._mu = threading.Lock()
+        self._checksum: bool | None = None
+        self.problems: list[str] = []  # failures of best-effort (after-commit) calls
+        if not readonly:  # read-only opens (catalog queries) need no round trip
+            check_bucket(self.client, self.bucket)
+
+    # -------------------------------------------------------------- basics
+    def key(self, sha256_hex: str) -> str:
+        return f"{self.prefix}objects/{sha256_hex}"
+
+    def path(self, sha256_hex: str) -> Path:
+        raise StoreError(f"the s3 backend keeps {self.key(sha256_hex)} in bucket "
+                         f"{self.bucket!r}, not in a local file")
+
+    def create(self) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def clear_stale(self) -> None:
+        """Abort multipart uploads a crash left behind (called by the lock holder), and
+        settle how uploads are verified (so the first put does not pay for the probe)."""
+        with contextlib.suppress(StoreError):
+            _ = self.checksum_enforced
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}objects/"):
+                for up in page.get("Uploads", []):
+                    with contextlib.suppress(Exception):
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"])
+        except Exception as exc:
+            log.warning("could not list stale multipart uploads: %s", _message(exc))
+
+    @property
+    def checksum_enforced(self) -> bool:
+        """Whether uploads are verified by ``ChecksumSHA256`` (else by a read-back hash)."""
+        if self._checksum is None:
+            mode = self.config.verify
+            if mode == "readback":
+                self._checksum = False
+            else:
+                enforced = self.probe_checksum()
+                if mode == "checksum" and not enforced:
+                    raise StoreError(
+                        "backend.verify is 'checksum' but the endpoint does not enforce "
+                        "ChecksumSHA256 (a wrong checksum was accepted); use verify: auto or "
+                        "readback"
+                    )
+                self._checksum = enforced
+        return self._checksum
+
+    def probe_checksum(self) -> bool:
+        """Does the endpoint refuse a part whose ``ChecksumSHA256`` is wrong?
+
+        Uses a multipart upload that is always aborted, so nothing is stored.
+        """
+        key = f"{self.prefix}objects/.checksum-probe-{secrets.token_hex(4)}"
+        data = b"depository checksum probe"
+        wrong = _b64(hashlib.sha256(b"not the data").digest())
+        right = _b64(hashlib.sha256(data).digest())
+        try:
+            up = self.client.create_multipart_upload(Bucket=self.bucket, Key=key,
+                                                     ChecksumAlgorithm="SHA256")
+        except Exception as exc:
+            log.info("ChecksumSHA256 not supported (%s); verifying by read-back", _message(exc))
+            return False
+        uid = up["UploadId"]
+        try:
+            try:
+                self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=uid, PartNumber=1,
+                                        Body=data, ChecksumSHA256=wrong)
+            except Exception as exc:
+                if not _is_boto_error(exc):
+                    raise
+                try:
+                    self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=uid,
+                                            PartNumber=1, Body=data, ChecksumSHA256=right)
+                except Exception:
+                    return False
+                return True
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=uid)
+
+    # -------------------------------------------------------------- versions
+    def _list_versions(self, sha256_hex: str) -> tuple[list[_Version], list[str]]:
+        """(object versions newest first, delete-marker version ids) of the key."""
+        key = self.key(sha256_hex)
+        versions: list[_Version] = []
+        markers: list[str] = []
+        try:
+            paginator = self.client.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+                for v in page.get("Versions", []):
+                    if v.get("Key") == key:
+                        versions.append(_Version(str(v["VersionId"]), int(v.get("Size", 0))))
+                for m in page.get("DeleteMarkers", []):
+                    if m.get("Key") == key:
+                        markers.append(str(m["VersionId"]))
+        except Exception as exc:
+            raise backend_error(exc, f"listing versions of {key}") from exc
+        return versions, markers
+
+    def _canonical(self, sha256_hex: str, *, refresh: bool = False) -> _Version | None:
+        """The key's oldest version: the bytes the store wrote first and reads."""
+        if not refresh:
+            with self._mu:
+                v = self._canon.get(sha256_hex)
+            if v is not None:
+                return v
+        versions, _ = self._list_versions(sha256_hex)
+        return versions[-1] if versions else None
+
+    def _remember(self, sha256_hex: str, version: _Version) -> None:
+        with self._mu:
+            self._canon[sha256_hex] = version
+            if len(self._canon) > 100_000:
+                self._canon.pop(next(iter(self._canon)))
+
+    # -------------------------------------------------------------- writing
+    def ingest(self, stream: BinaryIO, *, max_size: int, inline_max: int, what: str,
+               retain_until: datetime | None = None) -> Ingested:
+        """Spool and hash the stream, upload it under Object Lock, verify, then return."""
+        if retain_until is None:
+            raise StoreError(f"{what}: the s3 backend needs the artifact's retain-until date")
+        part_size = self._part_size(max_size)
+        want_parts = self.checksum_enforced
+        spool = self._spool(stream, max_size=max_size, inline_max=inline_max, what=what,
+                            part_size=part_size, part_hashes=want_parts)
+        if isinstance(spool, Ingested):
+            return spool
+        try:
+            self._put_verified(spool, _ceil_second(retain_until), what)
+        finally:
+            spool.path.unlink(missing_ok=True)
+        return Ingested(sha256=spool.sha256, size=spool.size, data=None)
+
+    def _part_size(self, max_size: int) -> int:
+        need = math.ceil(max_size / MAX_PARTS)
+        mib = 1024 * 1024
+        return max(self.config.part_size, math.ceil(need / mib) * mib)
+
+    def _spool(self, stream: BinaryIO, *, max_size: int, inline_max: int, what: str,
+               part_size: int, part_hashes: bool) -> _Spool | Ingested:
+        h = hashlib.sha256()
+        ph = hashlib.sha256()
+        in_part = 0
+        parts: list[bytes] = []
+        buf = bytearray()
+        size = 0
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        path = self.tmp / f"upload-{secrets.token_hex(8)}"
+        fd = -1
+        ok = False
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_size:
+                    raise TooLargeError(
+                        f"{what}: larger than the configured maximum artifact size "
+                        f"({max_size} bytes); nothing was stored"
+                    )
+                h.update(chunk)
+                if size <= inline_max:
+                    buf += chunk
+                if part_hashes:
+                    view = memoryview(chunk)
+                    while view:
+                        take = min(len(view), part_size - in_part)
+                        ph.update(view[:take])
+                        in_part += take
+                        view = view[take:]
+                        if in_part == part_size:
+                            parts.append(ph.digest())
+                            ph, in_part = hashlib.sha256(), 0
+                _write_all(fd, chunk)
+            if part_hashes and in_part:
+                parts.append(ph.digest())
+            if 0 < size <= inline_max:
+                return Ingested(sha256=h.hexdigest(), size=size, data=bytes(buf))
+            ok = True
+            return _Spool(path, h.hexdigest(), size, part_size, parts)
+        except OSError as exc:
+            raise _disk_error(exc, what) from exc
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            if not ok:
+                path.unlink(missing_ok=True)
+
+    def _put_verified(self, spool: _Spool, until: datetime, what: str) -> None:
+        sha = spool.sha256
+        key = self.key(sha)
+        with self._mu:
+            existing = self._canon.get(sha)  # verified by this process
+        if existing is None:
+            existing = self._canonical(sha, refresh=True)
+            if existing is not None:
+                # Written before this process knew of it: trust nothing, hash it.
+                got = self._hash_version(key, existing.version_id)
+                if existing.size != spool.size or got != sha:
+                    raise BlobBackendError(
+                        f"{what}: the bucket already holds {key} (version "
+                        f"{existing.version_id}) with different bytes ({got}); someone wrote "
+                        "into the depository's key space. Nothing was recorded; run "
+                        "`depository scrub` and investigate"
+                    )
+                self._remember(sha, existing)
+        if existing is not None:
+            self.extend_retention(sha, until)
+            return
+        if spool.size <= spool.part_size:
+            version = self._put_single(spool, key, until, what)
+        else:
+            version = self._put_multipart(spool, key, until, what)
+        if not self.checksum_enforced:
+            got = self._hash_version(key, version)
+            if got != sha:
+                raise BlobBackendError(
+                    f"{what}: read-back of {key} version {version} hashes to {got}, not {sha}; "
+                    "the locked version is left as an orphan (scrub reports it) and nothing "
+                    "was recorded"
+                )
+        self._remember(sha, _Version(version, spool.size))
+
+    def _lock_args(self, until: datetime) -> dict[str, Any]:
+        return {"ObjectLockMode": COMPLIANCE, "ObjectLockRetainUntilDate": until}
+
+    def _put_single(self, spool: _Spool, key: str, until: datetime, what: str) -> str:
+        data = spool.path.read_bytes()
+        args: dict[str, Any] = {
+            "Bucket": self.bucket, "Key": key, "Body": data, "ContentLength": len(data),
+            "ContentType": "application/octet-stream",
+            "ContentMD5": _b64(hashlib.md5(data).digest()), **self._lock_args(until),
+        }
+        if self.checksum_enforced:
+            args["ChecksumSHA256"] = _b64(bytes.fromhex(spool.sha256))
+        try:
+            resp = self.client.put_object(**args)
+        except Exception as exc:
+            raise backend_error(exc, f"{what}: uploading {key}; nothing was recorded") from exc
+        got = resp.get("ChecksumSHA256")
+        if self.checksum_enforced and got and got != args["ChecksumSHA256"]:
+            raise BlobBackendError(f"{what}: {key}: the endpoint reports checksum {got}")
+        return str(resp.get("VersionId") or "null")
+
+    def _put_multipart(self, spool: _Spool, key: str, until: datetime, what: str) -> str:
+        checksum = self.checksum_enforced
+        create: dict[str, Any] = {"Bucket": self.bucket, "Key": key,
+                                  "ContentType": "application/octet-stream",
+                                  **self._lock_args(until)}
+        if checksum:
+            create["ChecksumAlgorithm"] = "SHA256"
+        try:
+            uid = self.client.create_multipart_upload(**create)["UploadId"]
+        except Exception as exc:
+            raise backend_error(exc, f"{what}: starting the upload of {key}") from exc
+        n_parts = math.ceil(spool.size / spool.part_size)
+        fd = os.open(spool.path, os.O_RDONLY)
+        done: dict[int, dict[str, Any]] = {}
+
+        def upload(n: int) -> None:
+            off = (n - 1) * spool.part_size
+            data = os.pread(fd, min(spool.part_size, spool.size - off), off)
+            args: dict[str, Any] = {
+                "Bucket": self.bucket, "Key": key, "UploadId": uid, "PartNumber": n,
+                "Body": data, "ContentLength": len(data),
+            }
+            if checksum:
+                args["ChecksumSHA256"] = _b64(spool.part_sha256[n - 1])
+            else:
+                args["ContentMD5"] = _b64(hashlib.md5(data).digest())
+            resp = self.client.upload_part(**args)
+            part: dict[str, Any] = {"PartNumber": n, "ETag": resp["ETag"]}
+            if checksum:
+                part["ChecksumSHA256"] = args["ChecksumSHA256"]
+            done[n] = part
+
+        try:
+            with ThreadPoolExecutor(max_workers=self.config.concurrency,
+                                    thread_name_prefix="depository-s3-part") as pool:
+                pending: set[Future[None]] = set()
+                for n in range(1, n_parts + 1):
+                    if len(pending) >= self.config.concurrency:
+                        finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                        for f in finished:
+                            f.result()
+                    pending.add(pool.submit(upload, n))
+                for f in pending:
+                    f.result()
+            parts = [done[n] for n in range(1, n_parts + 1)]
+            resp = self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=uid,
+                MultipartUpload={"Parts": cast(Any, parts)},
+            )
+            if checksum:
+                composite = _b64(hashlib.sha256(b"".join(spool.part_sha256)).digest())
+                got = resp.get("ChecksumSHA256")
+                if got and got.split("-")[0] != composite:
+                    raise BlobBackendError(f"{what}: {key}: composite checksum {got} is not "
+                                           f"{composite}-{n_parts}")
+            return str(resp.get("VersionId") or "null")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=uid)
+            if isinstance(exc, StoreError):
+                raise
+            if isinstance(exc, Exception):
+                raise backend_error(exc, f"{what}: uploading {key} (aborted; nothing was "
+                                    "recorded)") from exc
+            raise
+        finally:
+            os.close(fd)
+
+    # -------------------------------------------------------------- reading
+    def open(self, sha256_hex: str, start: int = 0, length: int | None = None) -> BinaryIO:
+        v = self._canonical(sha256_hex)
+        if v is None:
+            raise BlobBackendError(f"object {self.key(sha256_hex)} is missing from the bucket")
+        end = None if length is None else start + length
+        raw = _S3Reader(self.client, self.bucket, self.key(sha256_hex), v.version_id, v.size,
+                        start, end)
+        return io.BufferedReader(raw, buffer_size=CHUNK)
+
+    def exists(self, sha256_hex: str) -> bool:
+        return self._canonical(sha256_hex, refresh=True) is not None
+
+    def stat(self, sha256_hex: str) -> BlobStat | None:
+        versions, _ = self._list_versions(sha256_hex)
+        if not versions:
+            return None
+        v = versions[-1]
+        key = self.key(sha256_hex)
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key, VersionId=v.version_id)
+        except Exception as exc:
+            raise backend_error(exc, f"reading {key}") from exc
+        return BlobStat(
+            sha256=sha256_hex, size=int(head.get("ContentLength", v.size)),
+            retain_until=_utc(head.get("ObjectLockRetainUntilDate")),
+            mode=head.get("ObjectLockMode"),
+            legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
+            version_id=v.version_id, versions=len(versions),
+        )
+
+    def _hash_version(self, key: str, version: str) -> str:
+        h = hashlib.sha256()
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key, VersionId=version)["Body"]
+            for chunk in body.iter_chunks(CHUNK):
+                h.update(chunk)
+        except Exception as exc:
+            raise backend_error(exc, f"reading back {key}") from exc
+        return h.hexdigest()
+
+    def hash(self, sha256_hex: str) -> str | None:
+        v = self._canonical(sha256_hex, refresh=True)
+        if v is None:
+            return None
+        return self._hash_version(self.key(sha256_hex), v.version_id)
+
+    def iter_objects(self) -> Iterator[str]:
+        prefix = f"{self.prefix}objects/"
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(prefix):]
+                    if len(name) == 64 and "/" not in name:
+                        yield name
+        except Exception as exc:
+            raise backend_error(exc, f"listing {prefix}") from exc
+
+    # -------------------------------------------------------------- locks
+    def extend_retention(self, sha256_hex: str, until: datetime) -> None:
+        """PutObjectRetention (COMPLIANCE) when ``until`` is later than the current date."""
+        until = _ceil_second(until)
+        v = self._canonical(sha256_hex)
+        key = self.key(sha256_hex)
+        if v is None:
+            raise BlobBackendError(f"cannot extend retention: {key} is missing")
+        try:
+            cur = self.client.get_object_retention(Bucket=self.bucket, Key=key,
+                                                   VersionId=v.version_id).get("Retention", {})
+        except Exception as exc:
+            if _code(exc) not in ("NoSuchObjectLockConfiguration",
+                                  "ObjectLockConfigurationNotFoundError"):
+                raise backend_error(exc, f"reading the retention of {key}") from exc
+            cur = {}
+        current = _utc(cur.get("RetainUntilDate"))
+        if cur.get("Mode") == COMPLIANCE and current is not None and current >= until:
+            return
+        try:
+            self.client.put_object_retention(
+                Bucket=self.bucket, Key=key, VersionId=v.version_id,
+                Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until},
+            )
+        except Exception as exc:
+            raise backend_error(exc, f"extending the retention of {key}") from exc
+
+    def set_legal_hold(self, sha256_hex: str, on: bool) -> None:
+        v = self._canonical(sha256_hex)
+        key = self.key(sha256_hex)
+        if v is None:
+            if on:
+                raise BlobBackendError(f"cannot place a legal hold: {key} is missing")
+            return
+        try:
+            self.client.put_object_legal_hold(
+                Bucket=self.bucket, Key=key, VersionId=v.version_id,
+                LegalHold={"Status": "ON" if on else "OFF"},
+            )
+        except Exception as exc:
+            raise backend_error(exc, f"setting the legal hold of {key}") from exc
+
+    # -------------------------------------------------------------- disposal
+    def dispose(self, sha256_hex: str) -> bool:
+        """Delete every version (and delete marker) of the key; False if any stays locked."""
+        key = self.key(sha256_hex)
+        with self._mu:
+            self._canon.pop(sha256_hex, None)
+        try:
+            versions, markers = self._list_versions(sha256_hex)
+        except BlobBackendError as exc:
+            self._note(f"dispose {key}: {exc}")
+            return False
+        removed_all = bool(versions)
+        for vid in [v.version_id for v in versions] + markers:
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=vid)
+            except Exception as exc:
+                removed_all = False
+                self._note(f"dispose {key} version {vid}: {_message(exc)} (kept; scrub "
+                           "retries once the cluster releases it)")
+        return removed_all
+
+    remove = dispose
+
+    def _note(self, text: str) -> None:
+        log.warning("%s", text)
+        with self._mu:
+            self.problems.append(text)
+            del self.problems[:-100]
+
+    # -------------------------------------------------------------- store hooks
+    def after_put(self, store: Store, artifact_id: str) -> None:
+        """After a put commits: a hold already covering the new artifact holds its object."""
+        try:
+            art = store.get_by_id(artifact_id)
+            if any(_covers(h, art) for h in store.holds()):
+                self.set_legal_hold(art.sha256, True)
+        except Exception as exc:
+            self._note(f"legal hold for {artifact_id}: {exc} (scrub re-applies it)")
+
+    def before_hold(self, store: Store, product: str | None, scope: Mapping[str, Any]) -> int:
+        """Before a hold is recorded: legal hold ON for every live object it covers.
+
+        Returns the highest log index seen, for :meth:`after_hold`.
+        """
+        last = -1
+        for art in _covered(store, product, scope, after=None):
+            last = max(last, art.log_index)
+            self.set_legal_hold(art.sha256, True)
+        return last
+
+    def after_hold(self, store: Store, product: str | None, scope: Mapping[str, Any],
+                   after: int) -> None:
+        """After the hold record: cover artifacts written while it was being placed."""
+        try:
+            for art in _covered(store, product, scope, after=after if after >= 0 else None):
+                self.set_legal_hold(art.sha256, True)
+        except Exception as exc:
+            self._note(f"legal hold sweep: {exc} (scrub re-applies it)")
+
+    def after_release(self, store: Store, hold_id: str) -> None:
+        """After a release: legal hold OFF where no other active hold needs the object."""
+        try:
+            released = [h for h in store.holds(include_released=True) if h.id == hold_id]
+            if not released:
+                return
+            active = store.holds()
+            h = released[0]
+            for art in _covered(store, h.product, h.scope, after=None):
+                if not self._still_held(store, art.sha256, active):
+                    self.set_legal_hold(art.sha256, False)
+        except Exception as exc:
+            self._note(f"releasing legal holds of {hold_id}: {exc} (scrub re-syncs them)")
+
+    def _still_held(self, store: Store, sha256_hex: str, active: list[Hold]) -> bool:
+        return any(any(_covers(h, a) for h in active)
+                   for a in _live_with_sha(store, sha256_hex))
+
+    def audit(self, store: Store, *, fix: bool) -> dict[str, Any]:
+        """Compare every object's lock state with the catalog; extend or re-hold if ``fix``.
+
+        Also reports objects no record references (a crash before the record: harmless),
+        extra versions of a key whose bytes differ (someone wrote into the key space) and
+        delete markers.
+        """
+        expected = _expected_locks(store)
+        findings: list[dict[str, Any]] = []  # lock drift not (or not yet) repaired
+        key_space: list[dict[str, Any]] = []  # later versions, delete markers
+        fixed: list[dict[str, Any]] = []
+        for sha, (until_text, held) in sorted(expected.items()):
+            versions, markers = self._list_versions(sha)
+            if not versions:
+                continue  # missing bytes: the hash check reports it
+            key = self.key(sha)
+            st = self.stat(sha)
+            assert st is not None
+            until = _parse(until_text)
+            short = st.mode != COMPLIANCE or st.retain_until is None or (
+                st.retain_until < until - timedelta(seconds=1))
+            if short:
+                item = {"object": key, "problem": f"retention {st.mode} until "
+                        f"{st.retain_until} is shorter than the catalog's {until_text}"}
+                if fix:
+                    try:
+                        self.extend_retention(sha, until)
+                        fixed.append(item)
+                    except StoreError as exc:
+                        findings.append({**item, "fix_failed": str(exc)})
+                else:
+                    findings.append(item)
+            if st.legal_hold != held:
+                item = {"object": key, "problem": "legal hold is "
+                        f"{'ON' if st.legal_hold else 'OFF'} but the catalog says "
+                        f"{'ON' if held else 'OFF'}"}
+                if fix:
+                    try:
+                        self.set_legal_hold(sha, held)
+                        fixed.append(item)
+                    except StoreError as exc:
+                        findings.append({**item, "fix_failed": str(exc)})
+                else:
+                    findings.append(item)
+            for v in versions[:-1]:
+                got = self._hash_version(key, v.version_id)
+                if got != sha:
+                    key_space.append({"object": key, "problem": f"a later version {v.version_id}"
+                                     f" holds other bytes ({got}); the store reads the original"})
+            if markers:
+                key_space.append({"object": key, "problem": f"{len(markers)} delete marker(s); "
+                                 "the locked version is intact and still read"})
+        orphans = sorted(set(self.iter_objects()) - set(expected) - _disposed_shas(store))
+        return {"backend": "s3", "bucket": self.bucket, "prefix": self.prefix,
+                "lock_problems": findings, "locks_fixed": fixed, "key_space_findings": key_space,
+                "orphaned_objects": orphans,
+                "deferred": list(self.problems)}
+
+
+# --------------------------------------------------------------------------- catalog helpers
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _covers(h: Hold, art: Artifact) -> bool:
+    from depository.store._store import _hold_covers
+
+    return not art.disposed and _hold_covers(h.product, h.scope, art)
+
+
+def _iter_artifacts(store: Store, *, product: str | None = None, since: str | None = None,
+                    until: str | None = None, after: int | None = None) -> Iterator[Artifact]:
+    while True:
+        page = store.ls(product=product, since=since, until=until, after=after, limit=1000)
+        yield from page
+        if len(page) < 1000:
+            return
+        after = page[-1].log_index
+
+
+def _covered(store: Store, product: str | None, scope: Mapping[str, Any], *,
+             after: int | None) -> Iterator[Artifact]:
+    """Live artifacts with bytes in the backend that a hold of this scope covers."""
+    if "artifact_ids" in scope:
+        for aid in scope["artifact_ids"]:
+            art = store.get_by_id(aid)
+            if not art.disposed and art.storage == "file" and (after is None
+                                                               or art.log_index > after):
+                yield art
+        return
+    for art in _iter_artifacts(store, product=product, since=scope.get("from"),
+                               until=scope.get("to"), after=after):
+        if not art.disposed and art.storage == "file":
+            yield art
+
+
+def _live_with_sha(store: Store, sha256_hex: str) -> list[Artifact]:
+    conn = store._reader()
+    ids = [r[0] for r in conn.execute("SELECT id FROM artifact WHERE sha256 = ?", (sha256_hex,))]
+    arts = [store.get_by_id(i) for i in ids]
+    return [a for a in arts if not a.disposed]
+
+
+def _expected_locks(store: Store) -> dict[str, tuple[str, bool]]:
+    """Per live object: the longest retention and whether an active hold covers it."""
+    holds = store.holds()
+    out: dict[str, tuple[str, bool]] = {}
+    for art in _iter_artifacts(store):
+        if art.disposed or art.storage != "file":
+            continue
+        held = any(_covers(h, art) for h in holds)
+        until, was = out.get(art.sha256, ("", False))
+        out[art.sha256] = (max(until, art.retain_until), was or held)
+    return out
+
+
+def _disposed_shas(store: Store) -> set[str]:
+    conn = store._reader()
+    return {str(r[0]) for r in conn.execute("SELECT sha256 FROM disposal")}
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+# --------------------------------------------------------------------------- anchors
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix ending in '/' or empty)."""
+    rest = url[len("s3://"):]
+    bucket, _, prefix = rest.partition("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return bucket, prefix
+
+
+class S3AnchorSink:
+    """Signed checkpoints as ``<prefix><size>`` objects under COMPLIANCE retention."""
+
+    def __init__(self, url: str, client: S3Client, retention_days: int) -> None:
+        self.url = url
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.client = client
+        self.retention_days = retention_days
+        check_bucket(client, self.bucket, what="anchors.url")
+
+    def write(self, size: int, note: bytes, now: datetime) -> None:
+        key = f"{self.prefix}{size}"
+        until = _ceil_second(now + timedelta(days=self.retention_days))
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=note, ContentLength=len(note),
+                ContentType="text/plain; charset=utf-8",
+                ContentMD5=_b64(hashlib.md5(note).digest()),
+                ObjectLockMode=COMPLIANCE, ObjectLockRetainUntilDate=until,
+            )
+        except Exception as exc:
+            raise backend_error(exc, f"anchoring checkpoint {size} at s3://{self.bucket}/{key}"
+                                ) from exc
+
+
+class DirAnchorSink:
+    """Signed checkpoints as files ``DIR/<size>`` (WORM only if the file system is)."""
+
+    def __init__(self, path: Path) -> None:
+        self.url = str(path)
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+
+    def write(self, size: int, note: bytes, now: datetime) -> None:
+        target = self.path / str(size)
+        try:
+            if target.exists():
+                if target.read_bytes() == note:
+                    return
+                target = self.path / f"{size}.{hashlib.sha256(note).hexdigest()[:12]}"
+            tmp = self.path / f".{size}.{secrets.token_hex(4)}.tmp"
+            tmp.write_bytes(note)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o444)
+            os.link(tmp, target)  # never replaces an existing anchor
+            tmp.unlink()
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        except OSError as exc:
+            raise BlobBackendError(f"anchoring checkpoint {size} in {self.path}: "
+                                   f"{exc.strerror or exc}") from exc
+
+
+def open_anchor_sink(config: AnchorConfig, backend: BackendConfig,
+                     retention_days: int | None = None) -> S3AnchorSink | DirAnchorSink:
+    days = config.retention_days or retention_days or 7 * 365 + 2
+    if config.url.startswith("s3://"):
+        same = backend.type == "s3"
+        client = make_client(
+            config.endpoint_url or (backend.endpoint_url if same else None),
+            config.region or (backend.region if same else None),
+            config.profile or (backend.profile if same else None),
+        )
+        return S3AnchorSink(config.url, client, days)
+    return DirAnchorSink(Path(config.url))
+
+
+def fetch_anchors(url: str, *, endpoint_url: str | None = None, region: str | None = None,
+                  profile: str | None = None, client: S3Client | None = None) -> list[bytes]:
+    """Every anchored checkpoint at ``url``: ``s3://bucket/prefix`` or a local directory.
+
+    For S3, **every version** of every key is returned (a second write to
+    ``checkpoints/<size>`` makes a new version; the locked original is still there and
+    still counts), including versions hidden behind delete markers. For a directory,
+    every regular file below it (a single file is read as one anchor). Credentials and
+    the endpoint come from the AWS chain (``AWS_ENDPOINT_URL`` works) unless given.
+    """
+    if url.startswith("s3://"):
+        bucket, prefix = parse_s3_url(url)
+        c = client or make_client(endpoint_url, region, profile)
+        out: list[bytes] = []
+        try:
+            paginator = c.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for v in page.get("Versions", []):
+                    if int(v.get("Size", 0)) > MAX_ANCHOR_BYTES:
+                        continue
+                    body = c.get_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+                    out.append(body["Body"].read())
+        except Exception as exc:
+            raise StoreError(f"cannot read anchors at {url}: {_message(exc)}") from exc
+        return out
+    p = Path(url[len("file://"):] if url.startswith("file://") else url)
+    if p.is_file():
+        return [p.read_bytes()]
+    if not p.is_dir():
+        raise StoreError(f"no anchors at {url}: not an s3:// URL, a directory or a file")
+    return [f.read_bytes() for f in sorted(p.rglob("*"))
+            if f.is_file() and not f.name.startswith(".") and f.stat().st_size <= MAX_ANCHOR_BYTES]
+

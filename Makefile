@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-deps demo test lint typecheck pytest bench clean
+.PHONY: help setup system-deps demo test lint typecheck pytest bench loadtest loadtest-certify clean
 
 help:
 	@echo "make demo   - set up and run the main job (log, checkpoints, proofs, offline verification)"
@@ -56,5 +56,12 @@ bench: setup
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/s3.py
 
+# The seven scale limits, measured against a spawned store and server on 127.0.0.1.
+loadtest: setup
+	$(BIN)/depository loadtest run --spawn --profile quick --out loadtest-quick
+
+loadtest-certify: setup
+	$(BIN)/depository loadtest run --spawn --profile certify --out loadtest-certify
+
 clean:
-	rm -rf $(VENV) demo-out .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) demo-out loadtest-quick loadtest-certify .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -44,7 +44,8 @@ def test_quick_profile_end_to_end(tmp_path: Path) -> None:
     proc = _loadtest("run", "--spawn", "--profile", "quick", "--out", str(out))
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert elapsed < 180, f"the quick profile took {elapsed:.0f} s"
+    # About 125 s alone on 2 vCPUs; the guard leaves room for a loaded CI machine.
+    assert elapsed < 240, f"the quick profile took {elapsed:.0f} s"
     assert "users=" in proc.stderr  # progress was shown while it ran
     doc = report.load(out)
     assert report.validate(doc) == []

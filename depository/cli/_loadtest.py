@@ -71,7 +71,7 @@ def run_cmd(limits: tuple[str, ...], target: str | None, token_file: Path | None
         try:
             common.check_target(target, allow_hosts)
         except common.TargetRefused as exc:
-            _refused(out, profile, limits, str(exc), target)
+            _refused(out, profile, limits, target)
             raise click.UsageError(str(exc)) from None
         if token_file is None:
             raise click.UsageError("--target needs --token-file")
@@ -98,14 +98,13 @@ def run_cmd(limits: tuple[str, ...], target: str | None, token_file: Path | None
     sys.exit(0 if doc["pass"] else 1)
 
 
-def _refused(out: Path, profile: str, limits: tuple[str, ...], reason: str,
-             target: str) -> None:
-    """Write a results file saying nothing was measured, and why."""
+def _refused(out: Path, profile: str, limits: tuple[str, ...], target: str) -> None:
+    """Write a results file saying nothing was measured, and why (the runner refuses the
+    target again and records its reason for every limit)."""
     from depository.loadtests.runner import RunOptions, run
 
     run(RunOptions(limits=limits or LIMIT_IDS, profile=profile, out=out, spawn=False,
                    target=target, token_file=None, argv=sys.argv))
-    _ = reason
 
 
 @loadtest.command("report")

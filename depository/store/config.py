@@ -28,7 +28,7 @@ DEFAULT_SCALE_LIMITS: dict[str, dict[str, Any]] = {
     "artifact-size": {"target": 500 * MB, "unit": "bytes"},
     "total-storage": {"target": 1000 * GB, "unit": "bytes"},
     "concurrent-writers": {"target": 100, "unit": "writers"},
-    "write-throughput": {"target": 1000, "unit": "writes/s"},
+    "write-throughput": {"target": 1000, "unit": "writes/s", "p99_ms": 1000},
     "artifact-count": {"target": 100_000, "unit": "artifacts"},
     "query-response": {"target": 5.0, "unit": "seconds"},
     "audit-trail": {"target": None, "unit": "records", "retention_years": 7},

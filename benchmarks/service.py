@@ -22,6 +22,8 @@ writes   durable single-artifact PUTs (300-byte bodies, unique names, a small me
 large    one upload of each ``--large-sizes`` (500MB,5GB) with Content-Length from a raw
          socket client; MB/s (10^6 B/s) from first byte sent to the receipt, and the
          server's RSS growth (peak VmRSS sampled every 20 ms, minus VmRSS before).
+         Baseline: ``Store.put`` of the same size from an in-memory stream, no HTTP (the
+         store's own ingest: SHA-256, write, fsync, rename).
 queries  builds (or reuses) a store of ``--query-artifacts`` artifacts in one product
          through the store library, then, while wrk keeps ``--write-connections`` PUT
          connections busy, runs each query type for ``--duration`` s with
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import platform
@@ -114,6 +117,7 @@ function init(args)
   kind = args[1]
   hdrs = {["Authorization"] = "Bearer " .. args[2]}
   total = tonumber(args[3])
+  since = args[4]
   math.randomseed(os.time() + tid * 7919)
 end
 function request()
@@ -131,7 +135,7 @@ function request()
   elseif kind == "page" then
     path = "/v1/products/gurukul/artifacts?limit=100&cursor=" .. i
   elseif kind == "window" then
-    path = "/v1/products/gurukul/artifacts?limit=100&since=" .. args[4]
+    path = "/v1/products/gurukul/artifacts?limit=100&since=" .. since
   else
     path = "/v1/log/inclusion?index=" .. math.random(1, total)
   end
@@ -344,8 +348,34 @@ def bench_large(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
                 f"{row['rss_growth_mb']:.1f} MiB, {row['status']}")
     finally:
         srv.stop()
-        shutil.rmtree(tmp / "large", ignore_errors=True)
+    # Baseline, same run: the store's own ingest (Store.put from a stream, no HTTP).
+    with Store.open(store) as s:
+        for row in rows:
+            t0 = time.perf_counter()
+            s.put("gurukul", f"direct-{row['bytes']}", _Pattern(row["bytes"]), actor="bench")
+            secs = time.perf_counter() - t0
+            row["store_put_mb_per_s"] = row["bytes"] / MB / secs
+            log(f"large {row['bytes'] / MB:,.0f} MB through Store.put directly: "
+                f"{row['store_put_mb_per_s']:,.0f} MB/s")
+    shutil.rmtree(tmp / "large", ignore_errors=True)
     return rows
+
+
+class _Pattern(io.RawIOBase):
+    """``size`` bytes of a repeated random block, read like a file."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.left = size
+        self.block = os.urandom(1 << 20) + str(size).encode()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        k = min(self.left, len(self.block) if n is None or n < 0 else min(n, len(self.block)))
+        self.left -= k
+        return self.block[:k]
 
 
 # ----------------------------------------------------------------------- queries
@@ -386,23 +416,33 @@ def bench_queries(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         mid = s.get_by_id(artifact_id("gurukul", f"q/{args.query_artifacts // 2:07d}"))
         since = mid.created.replace(":", "%3A")
     srv = ours(store)
-    rows = {}
+    kinds = ("metadata", "page", "prefix", "meta", "window", "content", "proof")
+    rows: dict[str, Any] = {}
+    idle: dict[str, Any] = {}
     try:
+        for kind in kinds:  # first without writes: the store's own query cost
+            r = wrk(srv.port, WRK_GET, [kind, reader, str(args.query_artifacts), since],
+                    connections=args.query_connections, seconds=args.duration / 2, threads=1)
+            idle[kind] = {"rate": r["rate"], "p50_ms": r["p50_us"] / 1000,
+                          "p99_ms": r["p99_us"] / 1000, "errors": r["errors"]}
+            log(f"query {kind} (no writes): {r['rate']:,.0f}/s p50 {r['p50_us'] / 1000:.1f} "
+                f"ms p99 {r['p99_us'] / 1000:.1f} ms errors {r['errors']}")
         result: dict[str, Any] = {}
 
         def writer() -> None:
             result["w"] = wrk(srv.port, WRK_PUT, [f"qw{time.time_ns()}", token, "280"],
                               connections=args.write_connections,
-                              seconds=args.duration * 6 + 4, threads=1)
+                              seconds=args.duration * len(kinds) + 4, threads=1)
 
         wt = threading.Thread(target=writer)
         wt.start()
         time.sleep(2)
-        for kind in ("metadata", "page", "prefix", "meta", "window", "content", "proof"):
+        for kind in kinds:
             r = wrk(srv.port, WRK_GET, [kind, reader, str(args.query_artifacts), since],
                     connections=args.query_connections, seconds=args.duration, threads=1)
             rows[kind] = {"rate": r["rate"], "p50_ms": r["p50_us"] / 1000,
-                          "p99_ms": r["p99_us"] / 1000, "errors": r["errors"]}
+                          "p99_ms": r["p99_us"] / 1000, "errors": r["errors"],
+                          "idle": idle[kind]}
             log(f"query {kind}: {r['rate']:,.0f}/s p50 {r['p50_us'] / 1000:.1f} ms "
                 f"p99 {r['p99_us'] / 1000:.1f} ms errors {r['errors']}")
         wt.join()
@@ -441,14 +481,19 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         out.append(f"| writes c={c} | errors | {o['errors']} | bare FULL | {bf['errors']} | | "
                    "0 |")
     for r in res.get("large", []):
+        base = r.get("store_put_mb_per_s")
         out.append(f"| upload {r['bytes'] / MB:,.0f} MB | MB/s; RSS growth | "
-                   f"{r['mb_per_s']:,.0f}; +{r['rss_growth_mb']:.1f} MiB | | | | "
-                   "≥ 300 MB/s; < 64 MiB |")
+                   f"{r['mb_per_s']:,.0f}; +{r['rss_growth_mb']:.1f} MiB | Store.put of the "
+                   f"same size, no HTTP | {base or 0:,.0f} MB/s | "
+                   f"{(r['mb_per_s'] / base) if base else 0:.2f}× | ≥ 300 MB/s; < 64 MiB |")
     q = res.get("queries")
     if q:
         for kind, r in q["rows"].items():
+            i = r.get("idle")
+            base = (f"same, no writes | {i['p50_ms']:.1f} / {i['p99_ms']:.1f}; "
+                    f"{i['rate']:,.0f}") if i else " | "
             out.append(f"| {q['artifacts']:,} artifacts: {kind} | p50 / p99 ms; req/s | "
-                       f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}; {r['rate']:,.0f} | | | | "
+                       f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f}; {r['rate']:,.0f} | {base} | | "
                        + ("p99 < 50 ms |" if kind != "concurrent-writes" else "|"))
     return "\n".join(out)
 

@@ -42,7 +42,7 @@ from depository.verifier.record import parse_record
 
 ORIGIN = "evidence.example/log"
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
-EXPORT_TIME = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
+EXPORT_TIME = datetime(2100, 3, 1, 12, 0, tzinfo=UTC)
 
 
 class Clock:
@@ -73,7 +73,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     root = tmp_path_factory.mktemp("evidence")
     cfg = default_config_dict(ORIGIN)
     cfg["default_retention_days"] = 30
-    store = Store.init(root / "store", config=cfg, clock=Clock(datetime(2026, 1, 1, tzinfo=UTC)))
+    clock = Clock(datetime(2026, 1, 1, tzinfo=UTC))
+    store = Store.init(root / "store", config=cfg, clock=clock)
     aid: dict[str, str] = {}
     try:
         for i, (name, data) in enumerate([
@@ -105,6 +106,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
                               artifact_ids=[aid["o1"]])
         store.release_hold(h2.id, reason="inquiry closed", actor="legal:ann")
         # Years later every retention has run out; only the holds keep artifacts.
+        clock.now = FAR_FUTURE
         disposed = store.dispose(FAR_FUTURE, actor="depository")
         m1_zip = root / "case-M-1.zip"
         m1_dir = root / "case-M-1"
@@ -183,7 +185,7 @@ def test_package_layout_and_contents(built: Built) -> None:
     assert items[2]["retain_until"] == "2030-01-01T00:00:00.000000Z"
     custody = [json.loads(x) for x in (pkg / "data/custody.jsonl").read_text().splitlines()]
     assert custody[0]["actor"] == "legal:ann" and custody[0]["reason"] == "production to counsel"
-    assert custody[0]["tool_version"] and custody[0]["time"] == "2027-03-01T12:00:00.000000Z"
+    assert custody[0]["tool_version"] and custody[0]["time"] == "2100-03-01T12:00:00.000000Z"
 
 
 def test_export_is_recorded_in_the_log(built: Built) -> None:

@@ -145,6 +145,7 @@ def test_s3_holds_block_disposal_and_the_cluster_keeps_locked_bytes(store: Store
     hold = store.place_hold(matter="CASE-1", reason="litigation", actor="legal",
                             artifact_ids=[held.artifact_id])
     assert _lock(store, held.sha256)[2] == "ON"
+    store.clock = lambda: far  # disposal is judged at the store's clock
     with pytest.raises(RetentionError, match="legal hold"):
         store.dispose(far, actor="ops", artifact_ids=[held.artifact_id])
     store.dispose(far, actor="ops", artifact_ids=[free.artifact_id])

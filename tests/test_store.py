@@ -213,6 +213,9 @@ def test_holds_block_disposal_and_disposal_keeps_proofs(store: Store) -> None:
     hold = store.place_hold(matter="CASE-1", reason="litigation", actor="legal",
                             artifact_ids=[held.artifact_id])
     assert [a.id for a in store.disposable(datetime.now(UTC))] == []
+    with pytest.raises(RetentionError, match="clock"):
+        store.dispose(FAR_FUTURE, actor="ops")  # may not run ahead of the store's clock
+    store.clock = lambda: FAR_FUTURE
     ids = {a.id for a in store.disposable(FAR_FUTURE)}
     assert ids == {free.artifact_id, other.artifact_id}
     with pytest.raises(RetentionError, match="legal hold"):
@@ -245,6 +248,10 @@ def test_product_hold_with_time_range_covers_future_writes(store: Store) -> None
     store.put("enforcement", "later", b"x")
     store.put("gurukul", "other", b"y")
     assert [a.name for a in store.disposable(FAR_FUTURE)] == ["other"]
+    store.clock = lambda: FAR_FUTURE
+    store.dispose(actor="ops")
+    assert store.get("gurukul", "other").disposed
+    assert not store.get("enforcement", "later").disposed
 
 
 def test_governance_lock_and_unlock(store: Store) -> None:
@@ -417,3 +424,24 @@ def test_append_event_only_informational(store: Store) -> None:
     assert store.record(idx).type == "evidence.export"
     with pytest.raises(StoreError, match="cannot be appended"):
         store.append_event("artifact.put", actor="x", product=None, body={})
+
+
+def test_disposal_and_reupload_of_the_same_file_bytes(store: Store) -> None:
+    data = b"shared" * 20_000  # a blob file
+    a = store.put("gurukul", "a", data)
+    store.clock = lambda: FAR_FUTURE
+    store.dispose(actor="ops", artifact_ids=[a.artifact_id])
+    assert not store.blobs.exists(a.sha256)
+    b = store.put("gurukul", "b", data)  # the same bytes again, after the disposal
+    with store.open_content(store.get("gurukul", "b")) as f:
+        assert f.read() == data
+    assert b.sha256 == a.sha256
+
+
+def test_default_retention_runs_from_receipt(store: Store) -> None:
+    r = store.put("gurukul", "a", b"x")
+    body = store.record(r.log_index).body
+    received = datetime.fromisoformat(body["received"].replace("Z", "+00:00"))
+    until = datetime.fromisoformat(r.retain_until.replace("Z", "+00:00"))
+    assert until - received == timedelta(days=store.config.default_retention_days)
+    assert body["received"] <= r.created

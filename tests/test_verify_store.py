@@ -81,8 +81,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
     put("conv1", "ai-assistant", "conversations/c-1.json", b'{"turns": 3}',
         metadata={"user": "u-1", "turns": 3, "flagged": False}, media_type="application/json")
+    # A float Python spells differently from RFC 8785 (1e-07 vs 1e-7), and keys whose
+    # UTF-16 order differs from their code-point order: the exact canonical paths.
     put("conv2", "ai-assistant", "conversations/c-2.json", b'{"turns": 5}',
-        metadata={"user": "u-2", "turns": 5})
+        metadata={"user": "u-2", "turns": 5, "ratio": 1e-7, "\ufb01le": "a", "\U0001f600": 2},
+        provenance={"score": 1e-7})
     put("avatar1", "ai-avatar", "avatars/a-1.png", os.urandom(70 * 1024),
         metadata={"model": "v2", "safe": True}, provenance={"generator": "avatar-gen 1.4"})
     put("report", "gurukul", "reports/report.pdf", os.urandom(100 * 1024),
@@ -257,6 +260,18 @@ def test_parallel_replay_is_identical(built: Built, copy: Path,
     found(bad1, "node", index=i & ~1)
 
 
+def test_canonical_text_of_nested_values() -> None:
+    """The verifier's quick canonical text of a sub-object equals RFC 8785's, including
+    where Python's encoder differs (floats, UTF-16 key order) and must not be used."""
+    from depository.verifier.record import canonical_json
+    from depository.verifier.store import _canonical_in
+
+    for meta in ({"a": "x", "n": 3, "t": True}, {"r": 1e-7}, {"\ufb01": 1, "\U0001f600": 2},
+                 {"nested": {"z": [1, 2.5, None], "a": "é"}}, {}):
+        leaf = canonical_json({"body": {"metadata": meta, "other": {"k": 1}}, "v": 1})
+        assert _canonical_in(meta, leaf) == canonical_json(meta).decode()
+
+
 # --------------------------------------------------------------------------- the log
 
 
@@ -352,7 +367,7 @@ def test_append_a_forged_record(built: Built, copy: Path) -> None:
     retain = format_time(when + SEVEN_YEARS)
     body = {"artifact_id": aid, "name": name, "sha256": sha, "size": len(data),
             "media_type": "application/json", "metadata": {"case": "c-99"}, "provenance": {},
-            "retain_until": retain, "storage": "inline"}
+            "retain_until": retain, "storage": "inline", "received": format_time(when)}
     with attack(copy) as conn:
         n = append_forged(conn, "artifact.put", "enforcement", body, when)
         conn.execute("INSERT INTO blob VALUES (?, ?)", (sha, data))

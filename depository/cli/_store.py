@@ -502,7 +502,7 @@ def retention_extend(store_dir: Path, signer_key: Path | None, product: str, unt
 @click.command()
 @store_option
 @signer_option
-@click.option("--now", "now_text", help="Judge expiry at this time (default: now).")
+@click.option("--now", "now_text", help="With --dry-run: preview what is disposable at this time.")
 @click.option("--artifact", "artifacts", multiple=True, help="Only these artifact ids.")
 @click.option("--dry-run", is_flag=True, help="List what would be disposed.")
 @actor_option
@@ -518,6 +518,8 @@ def dispose(store_dir: Path, signer_key: Path | None, now_text: str | None,
     Example:
       depository dispose --store ./store --dry-run
     """
+    if now_text is not None and not dry_run:
+        raise click.UsageError("--now previews disposal at another time; use it with --dry-run")
     now = _time_arg(now_text, "--now") or utc_now()
     with _open(store_dir, signer_key=signer_key, readonly=dry_run) as store:
         if dry_run:
@@ -530,7 +532,7 @@ def dispose(store_dir: Path, signer_key: Path | None, now_text: str | None,
 
             _emit([a.to_json() for a in arts], as_json, human)
             return
-        done = store.dispose(now, actor=_actor(actor), artifact_ids=artifacts or None)
+        done = store.dispose(actor=_actor(actor), artifact_ids=artifacts or None)
         _emit({"disposed_log_indexes": done}, as_json,
               lambda: click.echo(f"disposed {len(done)} artifacts"))
 

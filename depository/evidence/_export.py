@@ -145,17 +145,19 @@ def export_package(
     bag = BagWriter(out, as_zip=as_zip, bag_name=bag_name,
                     date_time=now.timetuple()[:6] if now.year >= 1980 else (1980, 1, 1, 0, 0, 0))
     try:
-        result = _Export(store, bag, matter=matter, reason=reason.strip(), actor=actor,
-                         now=now, signer=signer, evidence_vkey=evidence_vkey,
-                         organisation=organisation or store.origin, load_file=load_file,
-                         tsa_url=tsa_url, tsa_timeout=tsa_timeout, index_limit=index_limit,
-                         note=note, bag_name=bag_name, out=out
-                         ).run(product=product, since=since, until=until,
-                               artifact_ids=artifact_ids, hold_ids=hold_ids)
+        exporter = _Export(store, bag, matter=matter, reason=reason.strip(), actor=actor,
+                           now=now, signer=signer, evidence_vkey=evidence_vkey,
+                           organisation=organisation or store.origin, load_file=load_file,
+                           tsa_url=tsa_url, tsa_timeout=tsa_timeout, index_limit=index_limit,
+                           note=note, bag_name=bag_name, out=out)
+        try:
+            return exporter.run(product=product, since=since, until=until,
+                                artifact_ids=artifact_ids, hold_ids=hold_ids)
+        finally:
+            exporter.db.close()
     except BaseException:
         bag.abort()
         raise
-    return result
 
 
 class _Export:
@@ -263,7 +265,6 @@ class _Export:
                                     f"{export_idx}) but no package was written; retry, or "
                                     "export without --tsa") from exc
         files, octets = self.bag.payload_files, self.bag.payload_bytes
-        self.db.close()
         self.bag.finish(signature, tsr)
         return ExportResult(
             path=self.out, matter=self.matter, product=sel.product, log_index=export_idx,
@@ -617,8 +618,7 @@ def _index_row(n: int, item: Mapping[str, Any]) -> dict[str, Any]:
         "created": item["created"], "actor": item["actor"],
         "retain_until": item["retain_until"], "holds": ", ".join(item["holds"]),
         "sha256": item["sha256"], "disposed": item["disposed"],
-        "disposal_index": item["disposal_index"], "path": item["path"],
-        "record_file": f"{item['log_index']:0{RECORD_DIGITS}d}.json",
+        "disposal_index": item["disposal_index"],
     }
 
 

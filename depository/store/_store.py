@@ -255,6 +255,8 @@ class _Txn:
         self.leaves: list[tuple[int, bytes, bytes]] = []
         self.nodes: list[NodeRow] = []
         self.after_commit: list[Callable[[], None]] = []
+        # Blob files this transaction's disposals will remove once it commits.
+        self.removing: set[str] = set()
 
     @property
     def next_seq(self) -> int:
@@ -313,6 +315,7 @@ class Store:
         self._last_cp_time = time.monotonic()
         self._cp_waiters: list[tuple[int, Future[bytes]]] = []
         self._bypass_attempt: str | None = None
+        self._removed: set[str] = set()
         self._lock_fd = -1
         if not readonly:
             self._lock_fd = _take_writer_lock(path)
@@ -780,10 +783,13 @@ class Store:
                                 retain_until=retain)
         aid = artifact_id(product, name)
         retain_text = format_time(retain)
+        # Retention runs from receipt; the record carries that time so the minimum can be
+        # checked however long the upload and the queue took.
+        received = format_time(created_floor)
 
         def op(txn: _Txn) -> Receipt | StoreError:
             return self._apply_put(txn, prod, name, aid, ing, meta, prov, media_type,
-                                   retain_text, actor)
+                                   retain_text, actor, received)
 
         return self._submit(op)
 
@@ -804,6 +810,7 @@ class Store:
     def _apply_put(
         self, txn: _Txn, prod: Product, name: str, aid: str, ing: Ingested,
         meta: dict[str, Any], prov: dict[str, Any], media_type: str, retain: str, actor: str,
+        received: str,
     ) -> Receipt | StoreError:
         if txn.state.locked:
             return GovernanceLockedError(self._lock_message(txn.state.locked))
@@ -839,10 +846,19 @@ class Store:
                 kind="artifacts", used=used[1], limit=prod.quota_artifacts,
             )
         storage = "inline" if ing.data is not None else "file"
+        if storage == "file" and ing.sha256 in self._removed and self.blobs.exists(ing.sha256):
+            self._removed.discard(ing.sha256)  # uploaded again after the disposal
+        if storage == "file" and (ing.sha256 in txn.removing or ing.sha256 in self._removed):
+            # The same bytes were just disposed of under another artifact; the upload found
+            # the old file and kept none of its own. Nothing is stored: the client retries.
+            return StoreError(
+                f"{name!r} in product {prod.id!r}: identical bytes were disposed of while "
+                "this upload was in flight; nothing was stored, retry the upload"
+            )
         body = {
             "artifact_id": aid, "name": name, "sha256": ing.sha256, "size": ing.size,
             "media_type": media_type, "metadata": meta, "provenance": prov,
-            "retain_until": retain, "storage": storage,
+            "retain_until": retain, "storage": storage, "received": received,
         }
         seq = txn.append("artifact.put", actor, prod.id, body)
         if ing.data is not None:
@@ -999,12 +1015,23 @@ class Store:
             out.append(art)
         return out
 
-    def dispose(self, now: datetime, *, actor: str, artifact_ids: Sequence[str] | None = None
-                ) -> list[int]:
+    def dispose(self, now: datetime | None = None, *, actor: str,
+                artifact_ids: Sequence[str] | None = None) -> list[int]:
         """Dispose expired, unheld artifacts' bytes; each disposal is a log record.
 
-        ``now`` is injected so retention is judged at a stated time.
+        Expiry is judged at the store's clock (``now`` defaults to it and may not run
+        ahead of it), and checked again when the disposal record is written.
         """
+        clock_now = self.clock()
+        if now is None:
+            now = clock_now
+        elif now > clock_now + timedelta(seconds=1):
+            raise RetentionError(
+                f"cannot dispose as of {format_time(now)}: the store's clock reads "
+                f"{format_time(clock_now)}, and a disposal is judged at the time it is "
+                "recorded. Preview with `dispose --dry-run --now ...`; dispose once the "
+                "retention has run out."
+            )
         candidates = self.disposable(now)
         if artifact_ids is not None:
             wanted = set(artifact_ids)
@@ -1016,13 +1043,12 @@ class Store:
                     "under a legal hold, already disposed, or unknown"
                 )
             candidates = [a for a in candidates if a.id in wanted]
-        now_text = format_time(now)
         results = []
         for art in candidates:
-            results.append(self._submit(self._dispose_op(art, now_text, actor)).result())
+            results.append(self._submit(self._dispose_op(art, actor)).result())
         return [int(r) for r in results]
 
-    def _dispose_op(self, art: Artifact, now_text: str, actor: str) -> Callable[[_Txn], Any]:
+    def _dispose_op(self, art: Artifact, actor: str) -> Callable[[_Txn], Any]:
         def op(txn: _Txn) -> int | StoreError:
             if txn.state.locked:
                 return GovernanceLockedError(self._lock_message(txn.state.locked))
@@ -1034,9 +1060,11 @@ class Store:
                     "(SELECT 1 FROM hold_release r WHERE r.hold_id = h.id)"
                 ) if _hold_covers(r[1], json.loads(r[2]), art)
             ]
-            if current >= now_text or held:
-                return RetentionError(f"artifact {art.id} is no longer disposable "
-                                      f"(retention {current}, holds {held})")
+            if current >= txn.now_text or held:
+                return RetentionError(
+                    f"artifact {art.id} ({art.product}/{art.name}) is not disposable at "
+                    f"{txn.now_text}: retained until {current}"
+                    + (f", under legal hold {', '.join(held)}" if held else ""))
             others = txn.conn.execute(
                 "SELECT count(*) FROM artifact a WHERE a.sha256 = ? AND a.id != ? AND NOT "
                 "EXISTS (SELECT 1 FROM disposal d WHERE d.artifact_id = a.id)",
@@ -1051,6 +1079,7 @@ class Store:
             if others == 0:
                 txn.conn.execute("DELETE FROM blob WHERE sha256 = ?", (art.sha256,))
                 if art.storage == "file":
+                    txn.removing.add(art.sha256)
                     txn.after_commit.append(lambda: self._remove_blob(art.sha256))
             txn.state.usage[art.product][0] -= art.size
             txn.state.usage[art.product][1] -= 1
@@ -1059,6 +1088,9 @@ class Store:
         return op
 
     def _remove_blob(self, sha256_hex: str) -> None:
+        # Remembered so an upload of the same bytes that found the file just before its
+        # removal is refused rather than recorded against missing bytes.
+        self._removed.add(sha256_hex)
         self.blobs.remove(sha256_hex)
 
     def lock(self, reason: str, *, check: str, actor: str = "depository") -> int:

@@ -615,7 +615,7 @@ _BODIES: dict[str, dict[str, _Check]] = {
     },
     "artifact.put": {
         "artifact_id": _NE, "name": _NE, "sha256": _H, "size": _I, "media_type": _S,
-        "metadata": _D, "provenance": _D, "retain_until": _T,
+        "metadata": _D, "provenance": _D, "retain_until": _T, "received": _T,
         "storage": (_is_storage, "'inline' or 'file'"),
     },
     "artifact.refused": {
@@ -743,14 +743,20 @@ def _prepare(rec: Record, leaf: bytes, ctx: _Context, out: list[Finding]) -> _It
                                "the artifact id is not the one derived from its product and "
                                f"name ({derived}): the record was forged", index=idx,
                                artifact_id=aid, table="log"))
+        received, recorded = _ts(body["received"]), _ts(t)
+        if received is not None and recorded is not None and received > recorded:
+            out.append(Finding(CHECK_RETENTION, f"record {idx} (artifact {aid}, {p}/{name}): "
+                               f"received {body['received']} is after the record's time {t}",
+                               index=idx, artifact_id=aid, table="log"))
         if min_retention is not None:
-            created, retain = _ts(t), _ts(body["retain_until"])
-            if created is not None and retain is not None and retain < created + min_retention:
+            retain = _ts(body["retain_until"])
+            if received is not None and retain is not None and retain < received + min_retention:
                 days = (min_retention + timedelta(minutes=1)).days
                 out.append(Finding(CHECK_RETENTION, f"record {idx} (artifact {aid}, "
                                    f"{p}/{name}): retain-until {body['retain_until']} is "
                                    f"shorter than the store's minimum retention ({days} days "
-                                   f"from {t})", index=idx, artifact_id=aid, table="log"))
+                                   f"from receipt at {body['received']})", index=idx,
+                                   artifact_id=aid, table="log"))
         row = (aid, product, name, body["sha256"], body["size"], body["media_type"],
                _canonical_in(meta, leaf), _canonical_in(body["provenance"], leaf),
                body["retain_until"], body["storage"], actor, t, idx)

@@ -146,10 +146,14 @@ def proof(
 @click.option("--no-blobs", is_flag=True, help="Skip re-hashing artifact bytes.")
 @click.option("--save-checkpoint", metavar="FILE",
               help="If verified, write the latest checkpoint here for next time.")
+@click.option("--anchors", "anchor_urls", multiple=True, metavar="URL",
+              help="Checkpoints anchored in WORM storage: s3://bucket/prefix or a directory "
+              "(repeatable). Each must be consistent with the store.")
 @_json_opt
 def store(
     store_dir: str, keys: tuple[str, ...], since_checkpoint: str | None, jobs: int,
-    no_blobs: bool, save_checkpoint: str | None, as_json: bool,
+    no_blobs: bool, save_checkpoint: str | None, anchor_urls: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Replay a whole store: records, tree, checkpoints, derived tables and blobs.
 
@@ -160,8 +164,38 @@ def store(
     Example:
       depository verify store ./store --key log.vkey --since-checkpoint saved.txt
     """
-    _finish("store", as_json, lambda: cmd.store(
-        path=store_dir, keys=keys, since_checkpoint_file=since_checkpoint, jobs=jobs,
-        check_blobs=not no_blobs, progress=None if as_json else cmd.stderr_progress(),
-        save_checkpoint=save_checkpoint,
-    ))
+    def run() -> cmd.Outcome:
+        anchors, hasher, exists = _store_io(store_dir, anchor_urls, check_blobs=not no_blobs)
+        return cmd.store(
+            path=store_dir, keys=keys, since_checkpoint_file=since_checkpoint, jobs=jobs,
+            check_blobs=not no_blobs, progress=None if as_json else cmd.stderr_progress(),
+            save_checkpoint=save_checkpoint, anchors=anchors, blob_hasher=hasher,
+            blob_exists=exists,
+        )
+
+    _finish("store", as_json, run)
+
+
+def _store_io(
+    store_dir: str, anchor_urls: tuple[str, ...], *, check_blobs: bool,
+) -> tuple[list[bytes] | None, Callable[[str], str | None] | None,
+           Callable[[str], bool] | None]:
+    """The I/O the pure verifier cannot do itself: fetch anchors, read S3 blobs."""
+    from pathlib import Path
+
+    from depository.store import StoreError
+    from depository.store._s3 import S3Blobs, fetch_anchors
+    from depository.store.config import load_config
+
+    try:
+        anchors = [a for url in anchor_urls for a in fetch_anchors(url)] if anchor_urls else None
+        cfg_path = Path(store_dir) / "depository.yaml"
+        if not check_blobs or not cfg_path.is_file():
+            return anchors, None, None
+        cfg = load_config(cfg_path)
+        if cfg.backend.type != "s3":
+            return anchors, None, None
+        blobs = S3Blobs(Path(store_dir) / "objects", cfg.backend, readonly=True)
+        return anchors, blobs.hash, blobs.exists
+    except StoreError as exc:
+        raise cmd.UsageError(str(exc)) from exc

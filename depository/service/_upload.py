@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
-from typing import Any, cast
+from typing import Any
 
 from starlette.types import Message, Receive
 
@@ -39,13 +39,18 @@ class UploadAborted(Exception):
 
 
 class BodyPipe(io.RawIOBase):
-    """A bounded queue of body blocks: the loop writes, a worker thread reads."""
+    """A byte-bounded queue of body chunks: the loop writes, a worker thread reads.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_blocks: int = 4) -> None:
+    Chunks pass through as the server received them (no copy); a read joins queued
+    chunks up to the size asked for, so the store makes few, large writes.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_bytes: int = 8 * BLOCK) -> None:
         super().__init__()
         self._loop = loop
-        self._max = max_blocks
-        self._blocks: deque[bytearray] = deque()
+        self._max = max_bytes
+        self._chunks: deque[bytes] = deque()
+        self._queued = 0
         self._cv = threading.Condition()
         self._eof = False
         self._error: BaseException | None = None
@@ -54,18 +59,27 @@ class BodyPipe(io.RawIOBase):
         self._space = asyncio.Event()
 
     # ----------------------------------------------------------------- loop side
-    async def push(self, block: bytearray) -> bool:
-        """Queue a block, waiting for room; False if the reader has stopped."""
-        while True:
-            with self._cv:
-                if self._consumer_done:
-                    return False
-                if len(self._blocks) < self._max:
-                    self._blocks.append(block)
-                    self._cv.notify()
-                    return True
+    def try_push(self, chunk: bytes) -> bool | None:
+        """Queue a chunk if there is room: True; None if full; False if the reader
+        has stopped."""
+        with self._cv:
+            if self._consumer_done:
+                return False
+            if self._queued >= self._max:
                 self._space.clear()
                 self._producer_waiting = True
+                return None
+            self._chunks.append(chunk)
+            self._queued += len(chunk)
+            self._cv.notify()
+            return True
+
+    async def push(self, chunk: bytes) -> bool:
+        """Queue a chunk, waiting for room; False if the reader has stopped."""
+        while True:
+            done = self.try_push(chunk)
+            if done is not None:
+                return done
             await self._space.wait()
 
     def finish(self) -> None:
@@ -84,27 +98,39 @@ class BodyPipe(io.RawIOBase):
         return True
 
     def read(self, size: int | None = -1) -> bytes:
+        if size == 0:
+            return b""
         with self._cv:
-            while not self._blocks and not self._eof and self._error is None:
+            while not self._chunks and not self._eof and self._error is None:
                 self._cv.wait()
             if self._error is not None:
                 raise UploadAborted(str(self._error))
-            if not self._blocks:
+            if not self._chunks:
                 return b""
-            block = self._blocks.popleft()
-            if size is not None and 0 <= size < len(block):
-                self._blocks.appendleft(block[size:])
-                block = block[:size]
-            if self._producer_waiting:
+            limit = size if size is not None and size > 0 else self._queued
+            out = self._chunks.popleft()
+            if len(out) > limit:
+                self._chunks.appendleft(out[limit:])
+                out = out[:limit]
+            elif self._chunks and len(out) + len(self._chunks[0]) <= limit:
+                parts, n = [out], len(out)
+                while self._chunks and n + len(self._chunks[0]) <= limit:
+                    nxt = self._chunks.popleft()
+                    parts.append(nxt)
+                    n += len(nxt)
+                out = b"".join(parts)
+            self._queued -= len(out)
+            if self._producer_waiting and self._queued < self._max:
                 self._producer_waiting = False
                 self._loop.call_soon_threadsafe(self._space.set)
-        return cast(bytes, block)
+        return out
 
     def consumer_done(self) -> None:
         """The reader will read no more (it finished or failed): release the producer."""
         with self._cv:
             self._consumer_done = True
-            self._blocks.clear()
+            self._chunks.clear()
+            self._queued = 0
         self._loop.call_soon_threadsafe(self._space.set)
 
 
@@ -213,7 +239,8 @@ async def _stream(
     ok = False
     stopped = False
     try:
-        buf = first
+        if first:
+            await pipe.push(bytes(first))
         try:
             async with asyncio.timeout(idle_timeout) as cm:
                 deadline = _Deadline(cm, idle_timeout)
@@ -226,21 +253,21 @@ async def _stream(
                     total += len(chunk)
                     if total > max_size:
                         raise _too_large(max_size)
-                    buf += chunk
                     deadline.progress()
-                    if len(buf) >= BLOCK:
+                    if not chunk:
+                        continue
+                    pushed = pipe.try_push(chunk)
+                    if pushed is None:  # the disk is behind: not the client's idle time
                         deadline.pause()
-                        if not await pipe.push(buf):
-                            stopped = True  # the store stopped reading: its error answers
-                            break
+                        pushed = await pipe.push(chunk)
                         deadline.rearm()
-                        buf = bytearray()
+                    if not pushed:
+                        stopped = True  # the store stopped reading: its error answers
+                        break
         except TimeoutError:
             raise _timeout(idle_timeout) from None
         if not more and content_length is not None and total != content_length:
             raise _incomplete()
-        if buf and not more:
-            await pipe.push(buf)
         if not more:
             pipe.finish()
             ok = True

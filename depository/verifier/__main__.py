@@ -111,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="skip re-hashing artifact bytes (faster; blobs unchecked)")
     sp.add_argument("--save-checkpoint", metavar="FILE",
                     help="if verified, write the latest checkpoint here for next time")
+    sp.add_argument("--anchors", action="append", default=[], metavar="DIR",
+                    help="a local directory of checkpoints anchored in WORM storage "
+                         "(repeatable); every one must be consistent with the store "
+                         "(for s3:// anchors use `depository verify store`)")
     return p
 
 
@@ -140,6 +144,8 @@ def _dispatch(args: argparse.Namespace) -> cmd.Outcome:
             jobs=args.jobs, check_blobs=not args.no_blobs,
             progress=None if args.json else cmd.stderr_progress(),
             save_checkpoint=args.save_checkpoint,
+            anchors=[a for d in args.anchors for a in cmd.read_anchor_dir(d)]
+            if args.anchors else None,
         )
     raise cmd.UsageError(f"unknown verb {args.verb}")
 

@@ -270,7 +270,9 @@ def stderr_progress(every: int = 100_000) -> Callable[[int, int], None]:
 def store(
     *, path: str, keys: Sequence[str], since_checkpoint_file: str | None = None, jobs: int = 1,
     check_blobs: bool = True, progress: Callable[[int, int], None] | None = None,
-    save_checkpoint: str | None = None,
+    save_checkpoint: str | None = None, anchors: Sequence[bytes] | None = None,
+    blob_hasher: Callable[[str], str | None] | None = None,
+    blob_exists: Callable[[str], bool] | None = None,
 ) -> Outcome:
     """Replay a whole store directory offline (see :mod:`depository.verifier.store`)."""
     from depository.verifier.note import parse_verifier_key
@@ -306,7 +308,8 @@ def store(
 
     def body(out: Outcome) -> None:
         res = store_result(root, vkeys, since_checkpoint=since, jobs=jobs, progress=progress,
-                           check_blobs=check_blobs)
+                           check_blobs=check_blobs, anchors=anchors, blob_hasher=blob_hasher,
+                           blob_exists=blob_exists)
         out.ok = res.ok
         out.checks.extend(res.checks)
         out.details.update(
@@ -339,6 +342,16 @@ def store(
             )
 
     return _run("store", body)
+
+
+def read_anchor_dir(path: str) -> list[bytes]:
+    """Anchored checkpoints from a local directory (every regular file below it)."""
+    p = Path(path)
+    if p.is_file():
+        return [read_bytes(path)]
+    if not p.is_dir():
+        raise UsageError(f"--anchors {path}: not a directory or file of anchored checkpoints")
+    return [read_bytes(str(f)) for f in sorted(p.rglob("*")) if f.is_file()]
 
 
 def check_int(value: int, name: str) -> int:

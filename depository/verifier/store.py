@@ -92,6 +92,7 @@ CHECK_TRUNCATED = "truncated"
 CHECK_UNSIGNED = "unsigned-tail"
 CHECK_NODE = "node"
 CHECK_SINCE = "since-checkpoint"
+CHECK_ANCHOR = "anchor"
 CHECK_DERIVED = "derived"
 CHECK_ARTIFACT_ID = "artifact-id"
 CHECK_NAME = "name-unique"
@@ -105,7 +106,7 @@ CHECK_SCHEMA = "schema"
 
 CHECKS = (
     CHECK_RECORD, CHECK_LOG, CHECK_LEAF_HASH, CHECK_INIT, CHECK_KEY, CHECK_CHECKPOINT,
-    CHECK_TRUNCATED, CHECK_UNSIGNED, CHECK_NODE, CHECK_SINCE, CHECK_DERIVED,
+    CHECK_TRUNCATED, CHECK_UNSIGNED, CHECK_NODE, CHECK_SINCE, CHECK_ANCHOR, CHECK_DERIVED,
     CHECK_ARTIFACT_ID, CHECK_NAME, CHECK_RETENTION, CHECK_HOLD, CHECK_DISPOSAL,
     CHECK_GOVERNANCE, CHECK_BLOB, CHECK_INTEGRITY, CHECK_SCHEMA,
 )
@@ -212,8 +213,16 @@ def store_result(
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
     check_blobs: bool = True,
+    anchors: Sequence[bytes] | None = None,
+    blob_hasher: Callable[[str], str | None] | None = None,
+    blob_exists: Callable[[str], bool] | None = None,
 ) -> StoreResult:
     """Replay the store at ``path`` against the trusted ``verifier_keys``.
+
+    ``anchors`` are signed checkpoints the store wrote to WORM storage (each must be
+    consistent with the replayed log; ``[]`` means anchors were asked for and none found,
+    which is itself a finding). ``blob_hasher``/``blob_exists`` read bytes kept outside
+    ``objects/`` (an S3 backend): SHA-256 hex of the object, or None when it is missing.
 
     Raises :class:`FileNotFoundError` when there is no ``depository.db``,
     :class:`MalformedInputError` for unusable keys or ``jobs``, and
@@ -235,8 +244,11 @@ def store_result(
         raise MalformedInputError(f"jobs must be a positive integer, got {jobs!r}")
     conn = _open_ro(db)
     try:
-        return _Replay(root, db, conn, keys, since_checkpoint, jobs, progress,
-                       check_blobs).run()
+        rp = _Replay(root, db, conn, keys, since_checkpoint, jobs, progress, check_blobs)
+        rp.anchors = None if anchors is None else [bytes(a) for a in anchors]
+        rp.blob_hasher = blob_hasher
+        rp.blob_exists = blob_exists
+        return rp.run()
     except sqlite3.Error as exc:
         raise StoreVerificationError(
             f"store {root}: the database could not be read ({exc}); it is damaged or not a "
@@ -1009,6 +1021,12 @@ class _Replay:
         self.latest: tuple[int, bytes] | None = None
         self.since_cp: tuple[int, bytes] | None = None
         self.since_root: bytes | None = None
+        self.anchors: list[bytes] | None = None
+        self.anchor_cps: dict[int, bytes] = {}  # anchored size -> signed root
+        self.anchor_roots: dict[int, bytes] = {}  # anchored size -> replayed root
+        self.anchors_checked = 0
+        self.blob_hasher: Callable[[str], str | None] | None = None
+        self.blob_exists: Callable[[str], bool] | None = None
         self.nodes_checked = 0
         self.blobs_checked = 0
         self.removed_checked = 0
@@ -1066,6 +1084,7 @@ class _Replay:
                 )
         self._read_init()
         self._check_since()
+        self._check_anchors()
         try:
             integrity: Future[list[str]] | None = None
             if self.jobs > 1:
@@ -1168,6 +1187,41 @@ class _Replay:
                        index=self.n, table="log")
             self.since_cp = None
 
+    def _check_anchors(self) -> None:
+        """Anchored checkpoints: signed, of this log, not beyond it, never two roots."""
+        if self.anchors is None:
+            return
+        if not self.anchors:
+            self.f.add(CHECK_ANCHOR, "no anchored checkpoint was found where anchors were "
+                       "expected: nothing could be checked against WORM storage")
+            return
+        for n, note in enumerate(self.anchors):
+            head = note.split(b"\n", 1)[0].decode("utf-8", "replace")
+            if self.origin is not None and head != self.origin:
+                continue  # another log's anchor: not ours to judge
+            got = self._verify_cp(note)
+            if isinstance(got, str):
+                self.f.add(CHECK_ANCHOR, f"anchor {n} is not a checkpoint signed by the "
+                           f"trusted key for this log ({got}); only the store writes anchors, "
+                           "so this is an incident")
+                continue
+            size, root = got
+            other = self.anchor_cps.get(size)
+            if other is not None and other != root:
+                self.f.add(CHECK_ANCHOR, f"forked: two anchored checkpoints of size {size} "
+                           f"name different roots ({other.hex()[:16]}… and "
+                           f"{root.hex()[:16]}…): the log key signed two histories",
+                           index=size - 1 if size else None, table="log")
+                continue
+            self.anchors_checked += 1
+            if size > self.n:
+                self.f.add(CHECK_ANCHOR, f"rolled back: an anchored checkpoint covers {size} "
+                           f"records, but the store's log has only {self.n}: records were "
+                           "removed, or an older copy of the store was restored",
+                           index=self.n, table="log")
+                continue
+            self.anchor_cps[size] = root
+
     # ---------------------------------------------------------------- replay
     def _sizes(self, start: int, end: int) -> list[int]:
         sizes = [int(r[0]) for r in self.conn.execute(
@@ -1176,7 +1230,8 @@ class _Replay:
         )]
         if self.since_cp is not None and start < self.since_cp[0] <= end:
             sizes.append(self.since_cp[0])
-        return sizes
+        sizes.extend(sz for sz in self.anchor_cps if start < sz <= end)
+        return sorted(set(sizes))
 
     def _chunks(self) -> Iterator[_Chunk]:
         level = CHUNK_LEVEL
@@ -1231,6 +1286,9 @@ class _Replay:
                 self._check_cp_row(int(size), root_, note, roots.get(int(size)))
             if self.since_cp is not None and self.since_cp[0] in roots:
                 self.since_root = roots[self.since_cp[0]]
+            for sz in self.anchor_cps:
+                if sz in roots:
+                    self.anchor_roots[sz] = roots[sz]
             if ch.end - ch.start == 1 << level:
                 self._push_global(glob, ch.final[0], ch.start)
             else:
@@ -1379,6 +1437,16 @@ class _Replay:
                       f"hash to {self.since_root.hex()[:16]}…, but your saved checkpoint "
                       f"says {want.hex()[:16]}…: the history you saw was rewritten (or this "
                       "is an older copy, or another store under the same key)",
+                      index=size - 1 if size else None, table="log")
+        for size, want in sorted(self.anchor_cps.items()):
+            replayed = self.anchor_roots.get(size)
+            if replayed is None:
+                f.add(CHECK_ANCHOR, f"could not recompute the root at anchored size {size}",
+                      table="log")
+            elif replayed != want:
+                f.add(CHECK_ANCHOR, f"rewritten: the store's first {size} records hash to "
+                      f"{replayed.hex()[:16]}…, but the checkpoint anchored in WORM storage says "
+                      f"{want.hex()[:16]}…: history was rewritten after it was anchored",
                       index=size - 1 if size else None, table="log")
         self._check_meta()
 
@@ -1727,8 +1795,12 @@ class _Replay:
         objects = self.root / OBJECTS_DIR
         shas = sorted(d.hex() for d in files if live.get(d, 0) > 0)
         paths = [str(objects / h[:2] / h[2:4] / h) for h in shas]
-        if self.pool is not None and paths:
-            hashes: Iterator[str | None] = self.pool.map(_hash_path, paths, chunksize=4)
+        hashes: Iterator[str | None]
+        if self.blob_hasher is not None:
+            hasher = self.blob_hasher
+            hashes = (hasher(h) for h in shas)  # an injected reader (e.g. S3): serial
+        elif self.pool is not None and paths:
+            hashes = self.pool.map(_hash_path, paths, chunksize=4)
         else:
             hashes = (_hash_path(p) for p in paths)
         for hexsha, fpath, fhash in zip(shas, paths, hashes, strict=True):
@@ -1755,7 +1827,7 @@ class _Replay:
                 continue
             h = digest.hex()
             gone = objects / h[:2] / h[2:4] / h
-            if gone.exists():
+            if self.blob_exists(h) if self.blob_exists is not None else gone.exists():
                 f.add(CHECK_BLOB, f"{d.where()}: disposed bytes remain: blob file "
                       f"{os.path.relpath(gone, self.root)} still exists although record "
                       f"{d.disposed} disposed the artifact and removed its bytes",
@@ -1785,6 +1857,10 @@ class _Replay:
         passed((CHECK_UNSIGNED,), "every record is covered by a signed checkpoint")
         passed((CHECK_NODE,), f"node table: {self.nodes_checked} stored subtree hashes match "
                "the replay, and there are no others")
+        if self.anchors:
+            passed((CHECK_ANCHOR,), f"{self.anchors_checked} checkpoints anchored in WORM "
+                   "storage are consistent with the log (none rolled back, rewritten or "
+                   "forked)")
         if self.since is not None:
             passed((CHECK_SINCE,), f"the log extends your saved checkpoint (size "
                    f"{self.since_cp[0] if self.since_cp else '?'}): nothing you saw was "

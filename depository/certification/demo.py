@@ -70,10 +70,13 @@ def certification_cycle(store_dir: Path, results: Path, out: Path, *,
                         previous: Path | None = None) -> int:
     """Run the whole cycle; prints each step and returns an exit code."""
     t0 = time.monotonic()
-    keys_dir = out / "demo-keys"
-    ca = create_demo_ca(out / "demo-ca")
+    # The report directory is ``out`` itself (``out/report.pdf``); the demo's CA and
+    # signer keys, which a real organisation keeps elsewhere, sit beside it.
+    keys_root = out.parent / (out.name + "-keys")
+    keys_dir = keys_root / "signers"
+    ca = create_demo_ca(keys_root / "demo-ca")
     secret, instance = write_demo_signoffs(store_dir, keys_dir)
-    report_dir = out / "report"
+    report_dir = out
     print(f"certify run --store {store_dir} --results {results} --out {report_dir}")
     res = run_certification(store_dir, results, report_dir, previous=previous,
                             progress=lambda m: print(f"  {m}"))
@@ -101,7 +104,7 @@ def certification_cycle(store_dir: Path, results: Path, out: Path, *,
     print(f"certify verify {pdf} --trust {ca.ca_cert} --key <log vkey>")
     print("\n".join("  " + line for line in outcome.human().splitlines()))
     print(f"\ncertification files: {report_dir}/ (report.pdf, report.json, report.oscal.json, "
-          f"review.pdf); demo CA and keys: {out / 'demo-ca'}, {keys_dir} "
+          f"review.pdf); demo CA and keys: {keys_root} "
           f"({time.monotonic() - t0:.1f} s)")
     # The demo store passes only if its load results do; the cycle itself must verify.
     return 0 if outcome.authentic and outcome.final else 1

@@ -15,7 +15,7 @@ help:
 
 # Debian packages: Pango/HarfBuzz and fonts for WeasyPrint (PDF reports), poppler-utils
 # for independent PDF checks in tests. Installed only when one is missing.
-SYSTEM_PACKAGES := fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils
+SYSTEM_PACKAGES := fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils openssl
 # A throwaway single-node Ceph cluster with the RADOS Gateway (S3 Object Lock) for the S3
 # backend's tests; the tests start and stop it themselves (scripts/ceph-rgw-local.sh).
 CEPH_PACKAGES := ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl
@@ -55,6 +55,7 @@ bench: setup
 	$(BIN)/python benchmarks/merkle.py
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/s3.py
+	$(BIN)/python benchmarks/evidence.py
 
 # The seven scale limits, measured against a spawned store and server on 127.0.0.1.
 loadtest: setup

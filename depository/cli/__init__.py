@@ -10,6 +10,7 @@ import click
 
 from depository import __version__
 from depository.cli._certify import certify
+from depository.cli._evidence import evidence
 from depository.cli._key import key
 from depository.cli._loadtest import loadtest
 from depository.cli._store import COMMANDS as STORE_COMMANDS
@@ -32,6 +33,7 @@ def main() -> None:
 
 main.add_command(verify)
 main.add_command(key)
+main.add_command(evidence)
 main.add_command(certify)
 main.add_command(loadtest)
 for _command in STORE_COMMANDS:

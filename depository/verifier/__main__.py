@@ -22,6 +22,7 @@ Examples:
   python -m depository.verifier note checkpoint.txt --key log.vkey
   python -m depository.verifier proof leaf-7.tlog-proof --leaf leaf-7.json --key log.vkey
   python -m depository.verifier store ./store --key log.vkey --since-checkpoint saved.txt
+  python -m depository.verifier package case.zip --key log.vkey
 """
 
 
@@ -115,6 +116,21 @@ def _parser() -> argparse.ArgumentParser:
                     help="a local directory of checkpoints anchored in WORM storage "
                          "(repeatable); every one must be consistent with the store "
                          "(for s3:// anchors use `depository verify store`)")
+
+    sp = add(
+        "package",
+        "Verify an evidence package (a zip or a bag directory): BagIt manifests, every "
+        "record's inclusion proof, every artifact's bytes, custody log and signature.",
+        "python -m depository.verifier package case.zip --key log.vkey",
+    )
+    sp.add_argument("path", help="the package: a .zip or the bag directory")
+    sp.add_argument("--key", action="append", default=[], required=True,
+                    help="the log verifier key you trust, or a file of keys (repeatable)")
+    sp.add_argument("--evidence-key", action="append", default=[],
+                    help="pin the evidence key (key or file; repeatable; default: the key "
+                         "the log-signed export record names)")
+    sp.add_argument("--tsa-cert", action="append", default=[],
+                    help="trusted RFC 3161 TSA certificate file, PEM or DER (repeatable)")
     return p
 
 
@@ -147,6 +163,10 @@ def _dispatch(args: argparse.Namespace) -> cmd.Outcome:
             anchors=[a for d in args.anchors for a in cmd.read_anchor_dir(d)]
             if args.anchors else None,
         )
+    if args.verb == "package":
+        from depository.verifier.package import package_outcome
+
+        return package_outcome(args.path, args.key, args.evidence_key, args.tsa_cert)
     raise cmd.UsageError(f"unknown verb {args.verb}")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import shutil
 import signal
 import socket
@@ -153,8 +152,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit code."""
     ap = argparse.ArgumentParser(description="Depository demo: one certification cycle.")
     ap.add_argument("--out", type=Path, default=Path("demo-out"))
-    ap.add_argument("--skip-load", action="store_true",
-                    help="skip the quick load profile (and certify with no load results)")
     args = ap.parse_args(argv)
     out: Path = args.out.resolve()
     t0 = time.monotonic()
@@ -240,16 +237,14 @@ def main(argv: list[str] | None = None) -> int:
           str(evidence_vkey)])
 
     loadtest = out / "loadtest"
-    if not args.skip_load:
-        _say("8. the quick load profile against a spawned store and server (~3 min)")
-        _run([py, "-m", "depository", "loadtest", "run", "--spawn", "--profile", "quick",
-              "--out", str(loadtest)], show=False)
-        _run([py, "-m", "depository", "loadtest", "report", str(loadtest)])
+    _say("8. the quick load profile against a spawned store and server (~3 min)")
+    _run([py, "-m", "depository", "loadtest", "run", "--spawn", "--profile", "quick",
+          "--out", str(loadtest)], show=False)
+    _run([py, "-m", "depository", "loadtest", "report", str(loadtest)])
 
     _say("9. certify: executed checks, load results, sign-offs, signed PDF/A, offline check")
-    env = dict(os.environ)
     _run([py, "-m", "depository.certification.demo", "--store", str(store_dir),
-          "--results", str(loadtest), "--out", str(out / "certification")], env=env)
+          "--results", str(loadtest), "--out", str(out / "certification")])
 
     _say(f"done in {time.monotonic() - t0:.0f} s; everything is under {out}/")
     for label, path in [

@@ -241,7 +241,13 @@ def test_certify_uses_the_configured_targets_and_quick_scales_them_down() -> Non
     assert cert["write-throughput"]["pass_at"] == 50
     quick = {lid: params_for(lid, "quick", targets_from(None)) for lid in LIMIT_IDS}
     assert quick["artifact-size"]["size"] < DEFAULT_SCALE_LIMITS["artifact-size"]["target"]
-    assert quick["write-throughput"]["p99_ms_source"] == "default"
+    # The default configuration states the latency bound (1000 ms) explicitly...
+    assert quick["write-throughput"]["p99_ms_source"] == "config"
+    assert quick["write-throughput"]["p99_ms"] == 1000
+    # ...and a configuration without one falls back to the built-in bound, labelled so.
+    bare = targets_from({"write-throughput": {"target": 50}})
+    bare["write-throughput"].pop("p99_ms", None)
+    assert params_for("write-throughput", "quick", bare)["p99_ms_source"] == "default"
     with pytest.raises(ValueError):
         params_for("artifact-size", "huge", targets)
 

@@ -121,7 +121,9 @@ def test_a_held_artifact_survives_its_retention_date(s3: S3Env, tmp_path: Path) 
         # Past its retention date, the held version is still refused by the cluster...
         msg = _refused(b.client.delete_object, Bucket=b.bucket, Key=hkey, VersionId=hvid)
         assert "object lock" in msg.lower()
-        # ...and by the store; the unheld one is disposed and its version deleted.
+        # ...and by the store; the unheld one is disposed and its version deleted. The
+        # store's clock (set back a day for the puts) now reads real time again.
+        s.clock = lambda: datetime.now(UTC)
         now = datetime.now(UTC)
         assert [a.id for a in s.disposable(now)] == [free.artifact_id]
         s.dispose(now, actor="ops")

@@ -671,7 +671,6 @@ def test_monitoring_views_and_metrics(env: Env) -> None:
     assert env.c.get("/v1/monitoring/nope", headers=env.h("admin")).status_code == 404
     text = env.c.get("/metrics", headers=env.h("admin")).text
     for name in ("depository_writes_total{", "depository_write_bytes_total{",
-                 "depository_write_duration_seconds_bucket{",
                  "depository_http_request_duration_seconds_bucket{",
                  "depository_writer_queue_depth", "depository_log_size",
                  'depository_storage_bytes{product="gurukul"} 6.0', "depository_alerts_active"):

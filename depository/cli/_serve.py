@@ -79,7 +79,7 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
         config = uvicorn.Config(
             app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
             access_log=access_log, log_level=log_level, timeout_graceful_shutdown=30,
-            backlog=4096, server_header=False,
+            backlog=4096, server_header=False, proxy_headers=False,
         )
         server = _Server(config)
         click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{port}",

@@ -276,10 +276,6 @@ class ServiceMetrics:
         self.write_bytes = Counter("depository_write_bytes",
                                    "Bytes of newly stored artifacts", ["product"],
                                    registry=self.registry)
-        self.write_seconds = Histogram(
-            "depository_write_duration_seconds",
-            "Upload latency until durable (fsynced) acknowledgement", ["product"],
-            buckets=_LATENCY_BUCKETS, registry=self.registry)
         self._children: dict[tuple[str, ...], Any] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -292,17 +288,16 @@ class ServiceMetrics:
         c[0].inc()
         c[1].observe(seconds)
 
-    def observe_write(self, product: str, result: str, nbytes: int, seconds: float) -> None:
+    def observe_write(self, product: str, result: str, nbytes: int) -> None:
+        """Upload latency is the upload route's request histogram."""
         key = ("write", product, result)
         c = self._children.get(key)
         if c is None:
-            c = (self.writes.labels(product, result), self.write_bytes.labels(product),
-                 self.write_seconds.labels(product))
+            c = (self.writes.labels(product, result), self.write_bytes.labels(product))
             self._children[key] = c
         c[0].inc()
         if result == "created":
             c[1].inc(nbytes)
-        c[2].observe(seconds)
 
     def add_gauges(self, fn: Callable[[], Iterable[Metric]]) -> None:
         self.registry.register(_FnCollector(fn))

@@ -140,26 +140,34 @@ def _header_text(headers: Mapping[str, str], name: str) -> str | None:
                       field=f"header:{name}") from None
 
 
+def _no_constants(c: str) -> Any:
+    raise ValueError(f"{c} is not valid JSON")
+
+
+def _unique_pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(items)
+    if len(out) != len(items):
+        seen: set[str] = set()
+        for k, _ in items:
+            if k in seen:
+                raise ValueError(f"duplicate key {k!r}")
+            seen.add(k)
+    return out
+
+
+# Strict JSON: no NaN/Infinity, no duplicate keys (I-JSON); one decoder for every call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_no_constants)
+
+
 def _strict_object(text: str, field: str) -> dict[str, Any]:
-    def no_constants(c: str) -> Any:
-        raise ValueError(f"{c} is not valid JSON")
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out = dict(items)
-        if len(out) != len(items):
-            seen: set[str] = set()
-            dup = next(k for k, _ in items if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-            raise ValueError(f"duplicate key {dup!r}")
-        return out
-
+    kind = "invalid-header" if field.startswith("header:") else "invalid-body"
     try:
-        value = json.loads(text, object_pairs_hook=pairs, parse_constant=no_constants)
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
-        raise Problem("invalid-header" if field.startswith("header:") else "invalid-body",
-                      f"not valid JSON: {str(exc)[:300]}", field=field) from None
+        raise Problem(kind, f"not valid JSON: {str(exc)[:300]}", field=field) from None
     if not isinstance(value, dict):
-        raise Problem("invalid-header" if field.startswith("header:") else "invalid-body",
-                      f"must be a JSON object, got {type(value).__name__}", field=field)
+        raise Problem(kind, f"must be a JSON object, got {type(value).__name__}",
+                      field=field)
     return value
 
 
@@ -376,7 +384,6 @@ class _Service:
                                    media_type=media_type, retain_until=retain,
                                    actor=p.actor)
 
-        t0 = time.perf_counter()
         self.in_flight += 1
         self.writes.note_level(time.monotonic(), self.in_flight)
         try:
@@ -388,7 +395,7 @@ class _Service:
                     executor=self.upload_pool, streams=self.streams)
                 receipt: Receipt = await asyncio.wrap_future(fut)
             except StoreError as exc:
-                self.metrics.observe_write(product, "refused", 0, time.perf_counter() - t0)
+                self.metrics.observe_write(product, "refused", 0)
                 if isinstance(exc, MetadataError):
                     what = f"artifact {name!r} in product {product!r}"
                     raise _classify_metadata_error(str(exc), what) from exc
@@ -396,7 +403,7 @@ class _Service:
         finally:
             self.in_flight -= 1
         result = "duplicate" if receipt.duplicate else "created"
-        self.metrics.observe_write(product, result, receipt.size, time.perf_counter() - t0)
+        self.metrics.observe_write(product, result, receipt.size)
         if not receipt.duplicate:
             self.writes.add(time.monotonic(), 1, receipt.size)
         if wait == "checkpoint":

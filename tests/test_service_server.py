@@ -204,11 +204,17 @@ async def _load(url: str, token: str, prefix: str, acked: list[dict[str, Any]],
 
 def _drive(srv: Server, token: str, prefix: str, seconds: float, *, kill: bool,
            acked: list[dict[str, Any]]) -> int:
+    """Write concurrently until some writes were acknowledged, ``seconds`` more, then
+    SIGKILL (or SIGTERM) the server while writes are in flight."""
     async def main() -> int:
         stop = asyncio.Event()
+        start = len(acked)
         task = asyncio.create_task(_load(srv.url, token, prefix, acked, stop))
+        deadline = time.monotonic() + 30
+        while len(acked) - start < 20 and time.monotonic() < deadline and not task.done():
+            await asyncio.sleep(0.05)
         await asyncio.sleep(seconds)
-        n = len(acked)
+        n = len(acked) - start
         if kill:
             srv.kill()
         else:
@@ -241,7 +247,7 @@ def test_sigkill_during_concurrent_writes_loses_no_acknowledged_write(store_dir:
     acked: list[dict[str, Any]] = []
     for cycle in range(3):
         srv = Server(store_dir)
-        n = _drive(srv, tok["writer"], f"kill{cycle}", 0.8 + 0.4 * random.random(),
+        n = _drive(srv, tok["writer"], f"kill{cycle}", 0.2 + 0.5 * random.random(),
                    kill=True, acked=acked)
         assert n > 0, "the load produced no acknowledged writes before the kill"
         # restart the store as the server does (open for writing: schema and tree checks),
@@ -250,7 +256,7 @@ def test_sigkill_during_concurrent_writes_loses_no_acknowledged_write(store_dir:
         _check_acked(store_dir, acked)
     # after the last kill the store reopens for writing and serves again
     srv = Server(store_dir)
-    _drive(srv, tok["writer"], "after", 0.5, kill=False, acked=acked)
+    _drive(srv, tok["writer"], "after", 0.3, kill=False, acked=acked)
     _check_acked(store_dir, acked)
     with Store.open(store_dir, readonly=True) as s:
         size, _ = s.latest_checkpoint()
@@ -261,7 +267,7 @@ def test_sigterm_drains_and_signs_a_final_checkpoint(store_dir: Path) -> None:
     tok = _tokens(store_dir)
     acked: list[dict[str, Any]] = []
     srv = Server(store_dir)
-    _drive(srv, tok["writer"], "term", 0.6, kill=False, acked=acked)
+    _drive(srv, tok["writer"], "term", 0.3, kill=False, acked=acked)
     assert acked
     _check_acked(store_dir, acked)
     with Store.open(store_dir, readonly=True) as s:

@@ -158,10 +158,14 @@ def scale_limits(doc: Mapping[str, Any], raw: bytes, base: Path,
             # A measured figure is judged against the configured target; a scaled-down or
             # extrapolated one against the target the load test stated, shown as such.
             judge_target = conf_target if conf_target is not None else target
-            if kind != "measured" and target is not None:
-                judge_target = target
-                if conf_target is not None and target != conf_target:
-                    notes.append(f"{kind}: tested against {target:g} of the configured "
+            # The load suites state the scaled target they ran against as profile_target.
+            stated = _num(e.get("profile_target"))
+            if stated is None:
+                stated = target
+            if kind != "measured" and stated is not None:
+                judge_target = stated
+                if conf_target is not None and stated != conf_target:
+                    notes.append(f"{kind}: tested against {stated:g} of the configured "
                                  f"target {conf_target:g}")
             elif conf_target is not None and target is not None and target != conf_target:
                 notes.append(f"the load test aimed at {target:g}; judged against the "

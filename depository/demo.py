@@ -54,15 +54,15 @@ def _say(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def _run(args: list[str], *, env: dict[str, str] | None = None, show: bool = True) -> str:
+def _run(args: list[str], *, show: bool = True, ok: tuple[int, ...] = (0,)) -> str:
     shown = " ".join(a if len(a) < 90 else a[:40] + "…" for a in args)
     print(f"$ {shown}", flush=True)
-    done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
     out = done.stdout
     if show:
         for line in out.splitlines():
             print(f"    {line}")
-    if done.returncode != 0:
+    if done.returncode not in ok:
         print(done.stderr, file=sys.stderr)
         raise SystemExit(f"demo: step failed (exit {done.returncode}): {shown}")
     return out
@@ -238,9 +238,10 @@ def main(argv: list[str] | None = None) -> int:
 
     loadtest = out / "loadtest"
     _say("8. the quick load profile against a spawned store and server (~3 min)")
+    # Exit 1 means a limit was measured and missed: the report shows it, the demo goes on.
     _run([py, "-m", "depository", "loadtest", "run", "--spawn", "--profile", "quick",
-          "--out", str(loadtest)], show=False)
-    _run([py, "-m", "depository", "loadtest", "report", str(loadtest)])
+          "--out", str(loadtest)], show=False, ok=(0, 1))
+    _run([py, "-m", "depository", "loadtest", "report", str(loadtest)], ok=(0, 1))
 
     _say("9. certify: executed checks, load results, sign-offs, signed PDF/A, offline check")
     _run([py, "-m", "depository.certification.demo", "--store", str(store_dir),

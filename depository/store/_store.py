@@ -690,6 +690,11 @@ class Store:
             out[pid] = {"bytes": int(b), "artifacts": int(n)}
         return out
 
+    def queue_depth(self) -> int:
+        """Operations waiting for the writer (a monitoring figure)."""
+        with self._cv:
+            return len(self._queue)
+
     # ------------------------------------------------------------------ writing
     def _require_writable(self) -> None:
         if self.readonly:

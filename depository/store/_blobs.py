@@ -86,16 +86,8 @@ class BlobDir:
         tmp_path: Path | None = None
         fd = -1
         try:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
+            for chunk in read_limited(stream, max_size=max_size, what=what):
                 size += len(chunk)
-                if size > max_size:
-                    raise TooLargeError(
-                        f"{what}: larger than the configured maximum artifact size "
-                        f"({max_size} bytes); nothing was stored"
-                    )
                 h.update(chunk)
                 if fd < 0 and size <= inline_max:
                     buf += chunk
@@ -195,6 +187,20 @@ class BlobDir:
         for p in self.root.glob("??/??/*"):
             if p.is_file() and len(p.name) == 64:
                 yield p.name, p
+
+
+def read_limited(stream: BinaryIO, *, max_size: int, what: str) -> Iterator[bytes]:
+    """The stream's chunks; :class:`TooLargeError` as soon as more than ``max_size``
+    bytes have arrived (before reading the rest)."""
+    size = 0
+    while chunk := stream.read(CHUNK):
+        size += len(chunk)
+        if size > max_size:
+            raise TooLargeError(
+                f"{what}: larger than the configured maximum artifact size "
+                f"({max_size} bytes); nothing was stored"
+            )
+        yield chunk
 
 
 def _write_all(fd: int, data: bytes) -> None:

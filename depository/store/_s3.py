@@ -49,8 +49,8 @@ from depository.store._backend import (
     BlobBackendError,
     BlobStat,
 )
-from depository.store._blobs import CHUNK, Ingested, _disk_error
-from depository.store._errors import StoreError, TooLargeError
+from depository.store._blobs import CHUNK, Ingested, _disk_error, read_limited
+from depository.store._errors import StoreError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -463,16 +463,8 @@ class S3Blobs:
         ok = False
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
+            for chunk in read_limited(stream, max_size=max_size, what=what):
                 size += len(chunk)
-                if size > max_size:
-                    raise TooLargeError(
-                        f"{what}: larger than the configured maximum artifact size "
-                        f"({max_size} bytes); nothing was stored"
-                    )
                 h.update(chunk)
                 if size <= inline_max:
                     buf += chunk

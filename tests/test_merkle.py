@@ -372,7 +372,11 @@ def test_public_api() -> None:
         "EMPTY_ROOT",
         "HASH_SIZE",
         "NodeFn",
+        "combine",
         "consistency_proof",
+        "consistency_ranges",
+        "inclusion_ranges",
+        "subtrees",
         "consistency_proof_from_nodes",
         "inclusion_proof",
         "inclusion_proof_from_nodes",
@@ -384,3 +388,25 @@ def test_public_api() -> None:
         "verify_consistency",
         "verify_inclusion",
     }
+
+
+def test_subtrees_and_combine_give_every_proof_range_hash() -> None:
+    """What the store fetches (subtrees) and how it joins them (combine) give exactly
+    the hashes the in-memory generators compute, for every range of every proof."""
+    leaves = [merkle.leaf_hash(bytes([i])) for i in range(40)]
+
+    def mth(lo: int, hi: int) -> bytes:
+        return merkle.combine([
+            merkle.root(leaves[k << level:(k + 1) << level])
+            for level, k in merkle.subtrees(lo, hi)])
+
+    for size in range(1, 41):
+        for index in range(size):
+            assert [mth(lo, hi) for lo, hi in merkle.inclusion_ranges(index, size)] == (
+                inclusion_proof(leaves, index, size))
+        for size1 in range(1, size + 1):
+            assert [mth(lo, hi) for lo, hi in merkle.consistency_ranges(size1, size)] == (
+                consistency_proof(leaves, size1, size))
+    assert merkle.subtrees(8, 15) == [(2, 2), (1, 6), (0, 14)]
+    with pytest.raises(ValueError, match="not aligned"):
+        merkle.subtrees(3, 7)

@@ -334,6 +334,25 @@ def test_proofs_from_storage_match_reference(store: Store) -> None:
                 leaves, size1, size)
 
 
+def test_proof_from_storage_with_a_missing_node_fails_naming_it(tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    with Store.init(d, config=_config()) as s:
+        for i in range(16):
+            s.put("gurukul", f"p{i}", str(i).encode())
+        n = s.size()
+    conn = sqlite3.connect(d / "depository.db")
+    conn.execute("DROP TRIGGER node_no_delete")  # as an attacker with file access would
+    conn.execute("DELETE FROM node WHERE level = 2 AND k = 0")
+    conn.commit()
+    conn.close()
+    with Store.open(d, readonly=True) as s:
+        with pytest.raises(StoreError, match=r"Merkle node \(2, 0\) is missing"):
+            s.inclusion_proof(5, n)  # its path needs the subtree over leaves 0-3
+        # A proof that does not need the node still comes out right.
+        assert s.inclusion_proof(1, 2) == merkle.inclusion_proof(
+            [merkle.leaf_hash(leaf) for _, leaf in s.log_entries(0, 2)], 1, 2)
+
+
 def test_reopen_continues_the_same_tree(tmp_path: Path) -> None:
     d = tmp_path / "s"
     with Store.init(d, config=_config()) as s:

@@ -33,15 +33,19 @@ __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "NodeFn",
+    "combine",
     "consistency_proof",
     "consistency_proof_from_nodes",
+    "consistency_ranges",
     "inclusion_proof",
     "inclusion_proof_from_nodes",
+    "inclusion_ranges",
     "leaf_hash",
     "node_hash",
     "root",
     "root_from_inclusion_proof",
     "root_from_nodes",
+    "subtrees",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -221,26 +225,46 @@ def consistency_proof(leaf_hashes: Sequence[bytes], size1: int, size2: int) -> l
 # --------------------------------------------------------------------------- storage-backed
 
 
-def _range_hash(node: NodeFn, lo: int, hi: int) -> bytes:
-    """MTH of leaves ``[lo, hi)``, ``lo`` aligned to the largest power of two ≤ ``hi - lo``.
+def subtrees(lo: int, hi: int) -> list[tuple[int, int]]:
+    """The perfect aligned subtrees ``(level, k)`` that make up leaves ``[lo, hi)``.
 
-    The range splits into perfect aligned subtrees, largest first (the binary digits of
-    ``hi - lo``); they are combined right to left.
+    Largest first (the binary digits of ``hi - lo``); ``lo`` must be aligned to the
+    largest power of two not above ``hi - lo``, as every range of a proof is.
     """
-    parts: list[bytes] = []
+    parts: list[tuple[int, int]] = []
     start, n = lo, hi - lo
     while n:
         level = n.bit_length() - 1
         width = 1 << level
         if start & (width - 1):
-            raise ValueError(f"range [{lo}, {hi}) is not aligned")  # internal invariant
-        parts.append(node(level, start >> level))
+            raise ValueError(f"range [{lo}, {hi}) is not aligned")
+        parts.append((level, start >> level))
         start += width
         n -= width
-    h = parts.pop()
-    while parts:
-        h = _node(parts.pop(), h)
+    return parts
+
+
+def combine(hashes: Sequence[bytes]) -> bytes:
+    """MTH of a range from the hashes of its :func:`subtrees`, combined right to left."""
+    h = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        h = _node(left, h)
     return h
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """Leaf ranges ``[lo, hi)`` whose hashes form the inclusion proof of ``index``, leaf first."""
+    return _inclusion_ranges(index, size)
+
+
+def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
+    """Leaf ranges ``[lo, hi)`` whose hashes form the consistency proof, in proof order."""
+    return _consistency_ranges(size1, size2)
+
+
+def _range_hash(node: NodeFn, lo: int, hi: int) -> bytes:
+    """MTH of leaves ``[lo, hi)`` from stored perfect subtrees (see :func:`subtrees`)."""
+    return combine([node(level, k) for level, k in subtrees(lo, hi)])
 
 
 def root_from_nodes(node: NodeFn, size: int) -> bytes:

@@ -154,6 +154,11 @@ def test_review_pdf_layout(certified: dict[str, Any]) -> None:
     for i, t in enumerate(pages, 1):
         assert f"Page {i} of {n}" in t and "DRAFT" in t
     assert "EXTRAPOLATED" in text and "SCALED-DOWN" in text
+    # The cover does not let scaled-down figures pass for full-scale ones.
+    by = certified["run"].data["summary"]["limits_by_method"]
+    cover = " ".join(_pdftext(pdf, 1).split())
+    assert f"only {by['measured']} measured at the full configured limit" in cover, cover
+    assert f"{by['scaled-down']} scaled down" in cover
     assert "PENDING SIGN-OFF" in text
 
 

@@ -305,6 +305,17 @@ def test_a_damaged_artifact_stops_the_export_and_nothing_remains(env: Env) -> No
     assert env.leftovers() == []
 
 
+def test_a_governance_lock_refuses_the_export_and_nothing_remains(env: Env) -> None:
+    r = env.c.post("/v1/governance/lock", json={"reason": "investigation"},
+                   headers=env.h("admin"))
+    assert r.status_code == 200, r.text
+    size = env.store.size()
+    p = _problem(env.post("legal", {"matter": "M-1", "reason": "r"}), 503,
+                 "governance-locked", None)
+    assert p["reason"] == "investigation"
+    assert env.store.size() == size and env.leftovers() == []
+
+
 def test_timestamp_authority_failure_keeps_no_package(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     exports = tmp_path / "elsewhere"

@@ -1098,7 +1098,11 @@ def create_app(
         if request.method == "HEAD":
             return Response(status_code=206 if rng else 200, headers=headers,
                             media_type="application/zip")
-        f = await run_in_threadpool(open, path, "rb")
+        try:
+            f = await run_in_threadpool(open, path, "rb")
+        except FileNotFoundError:  # an operator removed it just now
+            raise Problem("not-found", f"no export {info.export_id!r}",
+                          field="path:export_id") from None
         return StreamingResponse(_file_chunks(f, start, end - start + 1),
                                  status_code=206 if rng else 200, headers=headers,
                                  media_type="application/zip")

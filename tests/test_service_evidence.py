@@ -253,6 +253,8 @@ BAD: list[tuple[dict[str, Any], int, str, str]] = [
     ({"matter": "M-1", "reason": "r", "artifacts": []}, 400, "invalid-body",
      "body:artifacts"),
     ({"matter": "M-1", "reason": "r", "holds": "hold-1"}, 400, "invalid-body", "body:holds"),
+    ({"matter": "M-1", "reason": "r", "holds": ["h-1", "h-2", "h-1"]}, 400, "invalid-body",
+     "body:holds/2"),
     ({"matter": "M-1", "reason": "r", "load_file": "csv"}, 400, "invalid-body",
      "body:load_file"),
     ({"matter": "M-1", "reason": "r", "artifacts": ["art_" + "b" * 24]}, 404, "not-found",

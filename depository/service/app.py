@@ -218,7 +218,13 @@ def _id_list(body: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
             or not all(isinstance(i, str) and 0 < len(i) <= 256 for i in v)):
         raise Problem("invalid-body", f"{key} must be a list of 1-{HOLD_IDS_MAX} {what} "
                       "strings", field=f"body:{key}")
-    return tuple(dict.fromkeys(v))
+    seen: set[str] = set()
+    for i, item in enumerate(v):
+        if item in seen:
+            raise Problem("invalid-body", f"{item[:80]!r} is listed twice",
+                          field=f"body:{key}/{i}")
+        seen.add(item)
+    return tuple(v)
 
 
 _EXPORT_FIELDS = ("matter", "reason", "product", "from", "to", "artifacts", "holds",

@@ -110,6 +110,7 @@ def export_package(
     organisation: str | None = None, load_file: str | None = None,
     tsa_url: str | None = None, tsa_timeout: float = 30.0,
     index_limit: int = DEFAULT_INDEX_LIMIT, progress: Callable[[str], None] | None = None,
+    scope: str | None = None,
 ) -> ExportResult:
     """Export the evidence package for ``matter`` to ``out`` (``*.zip``, else a directory).
 
@@ -117,6 +118,8 @@ def export_package(
     those covered by the matter's holds (released or not); else, with ``product``, all of
     the product's artifacts. ``since``/``until`` narrow any of these by creation time.
     A package holds one product: a matter whose holds span several needs ``product``.
+    ``scope`` (a product-scoped caller's product) exports that product and treats every
+    other product's holds as absent, so no refusal reveals them.
 
     The store must be open for writing: the export is appended to its log. Raises
     :class:`EvidenceError` (nothing written at ``out``) or a store error.
@@ -128,6 +131,10 @@ def export_package(
         raise EvidenceError(f"unknown load file format {load_file!r}; supported: dat")
     if index_limit < 0:
         raise EvidenceError("index_limit must be non-negative")
+    if scope is not None:
+        if product not in (None, scope):
+            raise EvidenceError(f"a caller scoped to product {scope!r} may export only it")
+        product = scope
     out = Path(out)
     if out.exists():
         raise EvidenceError(f"{out} already exists; choose a new path (packages are never "
@@ -152,7 +159,7 @@ def export_package(
                            note=note, bag_name=bag_name, out=out)
         try:
             return exporter.run(product=product, since=since, until=until,
-                                artifact_ids=artifact_ids, hold_ids=hold_ids)
+                                artifact_ids=artifact_ids, hold_ids=hold_ids, scope=scope)
         finally:
             exporter.db.close()
     except BaseException:
@@ -195,9 +202,10 @@ class _Export:
 
     # ------------------------------------------------------------------ run
     def run(self, *, product: str | None, since: datetime | None, until: datetime | None,
-            artifact_ids: Sequence[str], hold_ids: Sequence[str]) -> ExportResult:
+            artifact_ids: Sequence[str], hold_ids: Sequence[str], scope: str | None
+            ) -> ExportResult:
         size0 = self.store.size()
-        sel = self.select(size0, product, since, until, artifact_ids, hold_ids)
+        sel = self.select(size0, product, since, until, artifact_ids, hold_ids, scope)
         self.note(f"selected {sel.count} artifacts of product {sel.product}")
         records, records_digest, releases = self.scan(size0, sel)
         self.note(f"copied {records} audit records")
@@ -277,7 +285,7 @@ class _Export:
     # ------------------------------------------------------------------ pass A
     def select(self, size0: int, product: str | None, since: datetime | None,
                until: datetime | None, artifact_ids: Sequence[str],
-               hold_ids: Sequence[str]) -> _Selection:
+               hold_ids: Sequence[str], scope: str | None = None) -> _Selection:
         if product is not None:
             try:
                 self.store.product(product)
@@ -286,7 +294,7 @@ class _Export:
         lo = format_time(since) if since else None
         hi = format_time(until) if until else None
         all_holds = [h for h in self.store.holds(include_released=True)
-                     if h.placed_index < size0]
+                     if h.placed_index < size0 and scope in (None, h.product)]
         chosen: list[Hold] = []
         if hold_ids:
             by_id = {h.id: h for h in all_holds}
@@ -342,7 +350,9 @@ class _Export:
             for aid in artifact_ids:
                 art = self._get(aid)
                 if art.product != product:
-                    raise EvidenceError(f"artifact {aid} is not in product {product!r}")
+                    # A scoped caller's answer for another product's artifact is a missing one's.
+                    raise EvidenceError(f"no artifact {aid!r}" if scope is not None else
+                                        f"artifact {aid} is not in product {product!r}")
                 add(art)
         elif chosen:
             for h in chosen:

@@ -6,9 +6,10 @@
 | reader | one product | read its product's artifacts, metadata, listings, proofs |
 | auditor | store-wide | metadata, listings, log, proofs, holds, governance, monitoring;
   never content |
-| legal | store-wide or one product | holds, retention, and reads (content too) within scope |
+| legal | store-wide or one product | holds, retention, evidence exports, and reads (content
+  too) within scope |
 | admin | store-wide | tokens, governance, holds, retention, monitoring, metadata, log;
-  no content |
+  no content reads (an evidence export, logged, does carry content) |
 
 A product-scoped token asking about another product gets exactly the answer a missing
 artifact gets (404 ``not-found``): nothing tells it whether the product or the artifact

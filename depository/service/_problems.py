@@ -143,6 +143,16 @@ _TYPES = [
     ProblemType("upload-incomplete", 400, "Upload incomplete",
                 "The connection ended before the whole body arrived; nothing was stored.",
                 "Retry the upload."),
+    ProblemType("export-refused", 422, "Evidence export refused",
+                "The export cannot be made as asked: the selection spans products, selects "
+                "nothing, or names a hold of another matter. Nothing was written or recorded.",
+                "Fix the named field as described in 'detail'."),
+    ProblemType("timestamp-failed", 502, "Timestamp authority failed",
+                "The export was recorded in the audit log, but the RFC 3161 timestamp "
+                "authority could not be reached or gave an unusable answer; no package was "
+                "kept.",
+                "Retry the export (it is recorded again), or ask an operator to check the "
+                "timestamp authority (DEPOSITORY_TSA_URL)."),
     ProblemType("method-not-allowed", 405, "Method not allowed",
                 "The route exists but not with this method.", "Use a documented method."),
     ProblemType("unavailable", 503, "Service unavailable",

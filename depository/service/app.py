@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from depository.service import _auth, _tiles, _upload
 from depository.service._auth import ADMIN, AUDITOR, LEGAL, Authenticator, Principal
+from depository.service._exports import ExportRequest, Exports, ExportSettings
 from depository.service._monitoring import (
     AlertTracker,
     Figures,
@@ -207,6 +208,53 @@ def _str_field(body: dict[str, Any], key: str, *, required: bool = True,
         raise Problem("invalid-body", f"{key} must be {need} of at most {max_len} "
                       "characters", field=f"body:{key}")
     return v
+
+
+def _id_list(body: dict[str, Any], key: str, what: str) -> tuple[str, ...]:
+    v = body.get(key)
+    if v is None:
+        return ()
+    if (not isinstance(v, list) or not v or len(v) > HOLD_IDS_MAX
+            or not all(isinstance(i, str) and 0 < len(i) <= 256 for i in v)):
+        raise Problem("invalid-body", f"{key} must be a list of 1-{HOLD_IDS_MAX} {what} "
+                      "strings", field=f"body:{key}")
+    seen: set[str] = set()
+    for i, item in enumerate(v):
+        if item in seen:
+            raise Problem("invalid-body", f"{item[:80]!r} is listed twice",
+                          field=f"body:{key}/{i}")
+        seen.add(item)
+    return tuple(v)
+
+
+_EXPORT_FIELDS = ("matter", "reason", "product", "from", "to", "artifacts", "holds",
+                  "load_file")
+
+
+def _export_request(body: dict[str, Any]) -> ExportRequest:
+    """The body of ``POST /v1/evidence/exports``, well-formed (not yet checked)."""
+    for key in body:
+        if key not in _EXPORT_FIELDS:  # a misspelt selection must not widen the export
+            raise Problem("invalid-body", f"unknown field {key[:40]!r}; the fields are "
+                          f"{', '.join(_EXPORT_FIELDS)}", field=f"body:{key[:40]}")
+    matter = _str_field(body, "matter", max_len=256)
+    reason = _str_field(body, "reason")
+    assert matter is not None and reason is not None
+    product = _str_field(body, "product", required=False, max_len=64)
+    since = _time_param(_str_field(body, "from", required=False, max_len=64), "body:from")
+    until = _time_param(_str_field(body, "to", required=False, max_len=64), "body:to")
+    artifacts = _id_list(body, "artifacts", "artifact id")
+    holds = _id_list(body, "holds", "hold id")
+    if artifacts and holds:
+        raise Problem("invalid-body", "give artifacts or holds, not both", field="body:holds")
+    load_file = body.get("load_file")
+    if load_file not in (None, "dat"):
+        raise Problem("invalid-body", "load_file must be 'dat' (Concordance DAT) when given",
+                      field="body:load_file")
+    return ExportRequest(matter=matter.strip(), reason=reason.strip(), product=product,
+                         since=parse_time(since) if since else None,
+                         until=parse_time(until) if until else None,
+                         artifacts=artifacts, holds=holds, load_file=load_file)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
@@ -617,16 +665,19 @@ def _endpoint(svc: _Service, route: str, *, query: bool = False
 def create_app(
     store: Store, *, clock: Clock = utc_now, public_tiles: bool = False,
     upload_idle_timeout: float = 30.0, max_streaming_uploads: int = 32,
+    exports: ExportSettings | None = None,
 ) -> Starlette:
     """The ASGI app serving ``store`` (opened for writing by the caller, who closes it).
 
     ``public_tiles`` serves ``/checkpoint`` and hash tiles (not entry bundles) without a
-    token, for tiles clients that cannot send one.
+    token, for tiles clients that cannot send one. ``exports`` says where evidence
+    packages go and how they are signed (default: from the CLI's environment variables).
     """
     svc = _Service(store, clock, public_tiles=public_tiles,
                    upload_idle_timeout=upload_idle_timeout,
                    max_streaming_uploads=max_streaming_uploads)
     ep = functools.partial(_endpoint, svc)
+    evidence = Exports(store, exports or ExportSettings.from_env(store.path))
 
     # ------------------------------------------------------------------ public
     @ep("GET /health")
@@ -1023,6 +1074,45 @@ def create_app(
             actor=p.actor, reason=reason))
         return _json({"artifact_id": art.id, "retain_until": until_text, "log_index": idx})
 
+    # ---------------------------------------------------------------- evidence
+    @ep("POST /v1/evidence/exports")
+    async def create_export(request: Request) -> Response:
+        p = svc.principal(request)
+        _auth.require_role(p, (LEGAL, ADMIN), "export evidence packages")
+        req = _export_request(await _json_body(request))
+        info = await evidence.create(p, req, clock())
+        return _json(info.to_json(), 201, headers={"Location": info.location})
+
+    @ep("GET /v1/evidence/exports/{export_id}")
+    async def get_export(request: Request) -> Response:
+        p = svc.principal(request)
+        info, path = await run_in_threadpool(evidence.find, p,
+                                             request.path_params["export_id"])
+        etag = f'"{info.sha256}"'
+        headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, no-store",
+                   "Content-Disposition": f'attachment; filename="{info.package}"',
+                   "Depository-Log-Index": str(info.log_index)}
+        rng = None
+        if request.headers.get("if-range") in (None, etag):
+            rng = parse_range(request.headers.get("range"), info.size)
+        start, end = rng if rng else (0, info.size - 1)
+        if rng:
+            headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+        else:
+            headers["Repr-Digest"] = f"sha-256=:{_b64(bytes.fromhex(info.sha256))}:"
+        headers["Content-Length"] = str(end - start + 1)
+        if request.method == "HEAD":
+            return Response(status_code=206 if rng else 200, headers=headers,
+                            media_type="application/zip")
+        try:
+            f = await run_in_threadpool(open, path, "rb")
+        except FileNotFoundError:  # an operator removed it just now
+            raise Problem("not-found", f"no export {info.export_id!r}",
+                          field="path:export_id") from None
+        return StreamingResponse(_file_chunks(f, start, end - start + 1),
+                                 status_code=206 if rng else 200, headers=headers,
+                                 media_type="application/zip")
+
     # -------------------------------------------------------------- governance
     @ep("GET /v1/governance")
     async def governance(request: Request) -> Response:
@@ -1142,6 +1232,8 @@ def create_app(
         Route("/v1/holds", list_holds, methods=["GET"]),
         Route("/v1/holds", place_hold, methods=["POST"]),
         Route("/v1/holds/{hold_id}/release", release_hold, methods=["POST"]),
+        Route("/v1/evidence/exports", create_export, methods=["POST"]),
+        Route("/v1/evidence/exports/{export_id}", get_export, methods=["GET"]),
         Route("/v1/governance", governance, methods=["GET"]),
         Route("/v1/governance/{action}", governance_change, methods=["POST"]),
         Route("/v1/tokens", list_tokens, methods=["GET"]),

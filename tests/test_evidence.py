@@ -270,6 +270,10 @@ def test_selection_options(built: Built, tmp_path: Path) -> None:
         with pytest.raises(EvidenceError, match="belongs to matter"):
             export_package(s, matter="M-1", hold_ids=[built.holds["h2"]], out=tmp_path / "c",
                            reason="r", actor="a")
+        # A hold of another product must not fall through to "all of --product".
+        with pytest.raises(EvidenceError, match="is not in product 'ai-avatar'"):
+            export_package(s, matter="M-X", hold_ids=[built.holds["hx"]], product="ai-avatar",
+                           out=tmp_path / "c", reason="r", actor="a")
         with pytest.raises(EvidenceError, match="no legal holds"):
             export_package(s, matter="M-none", out=tmp_path / "d", reason="r", actor="a")
         with pytest.raises(EvidenceError, match="no legal hold in product"):

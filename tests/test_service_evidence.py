@@ -148,17 +148,17 @@ def test_legal_exports_a_matter_and_the_download_verifies(env: Env, tmp_path: Pa
     kept = sorted(p.name for p in (env.exports / out["export_id"]).iterdir())
     assert kept == sorted(["export.json", out["package"]])
 
-    part = env.c.get(out["location"], headers={**env.h("admin"), "Range": "bytes=0-99"})
+    part = env.c.get(out["location"], headers={**env.h("legal"), "Range": "bytes=0-99"})
     assert part.status_code == 206 and part.content == got.content[:100]
     assert part.headers["content-range"] == f"bytes 0-99/{out['size']}"
 
 
-def test_admin_and_store_wide_legal_export_and_fetch(env: Env) -> None:
-    r = env.post("admin", {"matter": "M-AV", "reason": "inquiry 7"})
+def test_store_wide_legal_export_and_fetch(env: Env) -> None:
+    r = env.post("legal", {"matter": "M-AV", "reason": "inquiry 7"})
     assert r.status_code == 201, r.text
     out = r.json()
     assert out["product"] == "ai-avatar" and out["artifacts"] == 1
-    for who in ("admin", "legal", "legal:ai-avatar"):
+    for who in ("legal", "legal:ai-avatar"):
         got = env.c.get(out["location"], headers=env.h(who))
         assert got.status_code == 200
         assert hashlib.sha256(got.content).hexdigest() == out["sha256"]
@@ -171,7 +171,7 @@ def test_admin_and_store_wide_legal_export_and_fetch(env: Env) -> None:
 # ------------------------------------------------------------------------ roles
 def test_other_roles_may_not_export_or_fetch(env: Env) -> None:
     size = env.store.size()
-    for who in ("reader:gurukul", "writer:gurukul", "auditor"):
+    for who in ("reader:gurukul", "writer:gurukul", "auditor", "admin"):
         _problem(env.post(who, {"matter": "M-1", "reason": "x"}), 403, "forbidden",
                  "header:Authorization")
     _problem(env.c.post(EXPORTS, json={"matter": "M-1", "reason": "x"}), 401,
@@ -179,7 +179,7 @@ def test_other_roles_may_not_export_or_fetch(env: Env) -> None:
     assert env.store.size() == size and env.leftovers() == []
     out = env.post("legal", {"matter": "M-1", "reason": "r"}).json()
     missing = env.c.get(f"{EXPORTS}/export-999999", headers=env.h("legal")).json()
-    for who in ("reader:gurukul", "writer:gurukul", "auditor"):
+    for who in ("reader:gurukul", "writer:gurukul", "auditor", "admin"):
         r = env.c.get(out["location"], headers=env.h(who))
         p = _problem(r, 404, "not-found", "path:export_id")
         assert p["detail"] == missing["detail"].replace("export-999999", out["export_id"])

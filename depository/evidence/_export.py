@@ -306,6 +306,11 @@ class _Export:
                 if h.matter != self.matter:
                     raise EvidenceError(f"hold {hid} belongs to matter {h.matter!r}, not "
                                         f"{self.matter!r}")
+                if product is not None and h.product != product:
+                    # Dropping it would leave no hold and fall through to exporting the
+                    # whole product: refuse instead.
+                    raise EvidenceError(f"hold {hid} is not in product {product!r}; export "
+                                        "it without --product or name a hold of that product")
                 chosen.append(h)
         elif not artifact_ids:
             chosen = [h for h in all_holds if h.matter == self.matter]

@@ -9,7 +9,7 @@
 | legal | store-wide or one product | holds, retention, evidence exports, and reads (content
   too) within scope |
 | admin | store-wide | tokens, governance, holds, retention, monitoring, metadata, log;
-  no content reads (an evidence export, logged, does carry content) |
+  no content reads, so no evidence exports either (they carry content) |
 
 A product-scoped token asking about another product gets exactly the answer a missing
 artifact gets (404 ``not-found``): nothing tells it whether the product or the artifact

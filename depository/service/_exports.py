@@ -1,4 +1,4 @@
-"""Evidence exports over HTTP: legal and admin tokens export a matter's package.
+"""Evidence exports over HTTP: legal tokens export a matter's package.
 
 An export runs :func:`depository.evidence.export_package` in a worker thread (at most
 :data:`EXPORT_WORKERS` at once) into a fresh ``.partial-*`` directory under the exports
@@ -10,7 +10,7 @@ directory, safe to delete while no export runs).
 
 Exports are kept until an operator deletes their directory; the audit log keeps the
 record of each export either way. Each export directory records the package's product,
-and only legal and admin tokens that may see that product can fetch it.
+and only legal tokens that may see that product can fetch it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import anyio.to_thread
 
 from depository.evidence import EvidenceError, EvidenceKeyError, export_package
 from depository.evidence._tsa import TimestampRequestError
-from depository.service._auth import ADMIN, LEGAL, Principal
+from depository.service._auth import LEGAL, Principal
 from depository.service._problems import Problem
 from depository.store import Hold, NotFoundError, Store, format_time
 
@@ -299,7 +299,7 @@ class Exports:
     # -------------------------------------------------------------------- find
     def find(self, p: Principal, export_id: str) -> tuple[ExportInfo, Path]:
         """The export and its zip's path, if ``p`` may fetch it; else a 404 problem."""
-        if p.role not in (LEGAL, ADMIN) or not _ID.match(export_id):
+        if p.role != LEGAL or not _ID.match(export_id):
             raise _not_found(export_id)
         d = self.settings.directory / export_id
         try:

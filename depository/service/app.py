@@ -1078,7 +1078,7 @@ def create_app(
     @ep("POST /v1/evidence/exports")
     async def create_export(request: Request) -> Response:
         p = svc.principal(request)
-        _auth.require_role(p, (LEGAL, ADMIN), "export evidence packages")
+        _auth.require_role(p, (LEGAL,), "export evidence packages")
         req = _export_request(await _json_body(request))
         info = await evidence.create(p, req, clock())
         return _json(info.to_json(), 201, headers={"Location": info.location})

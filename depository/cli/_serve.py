@@ -45,11 +45,27 @@ def _server_class() -> type:
 @click.option("--upload-timeout", default=30.0, show_default=True,
               type=click.FloatRange(min=0.1),
               help="Abandon an upload when no body bytes arrive for this many seconds.")
+@click.option("--exports-dir", envvar="DEPOSITORY_EXPORTS_DIR", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where evidence packages exported over HTTP are kept (default "
+                   "STORE/exports; or DEPOSITORY_EXPORTS_DIR).")
+@click.option("--evidence-key", envvar="DEPOSITORY_EVIDENCE_KEY", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Evidence signing key for exported packages (as `evidence export`; or "
+                   "DEPOSITORY_EVIDENCE_KEY).")
+@click.option("--tsa-url", envvar="DEPOSITORY_TSA_URL", default=None,
+              help="RFC 3161 timestamp authority for exported packages (or "
+                   "DEPOSITORY_TSA_URL).")
+@click.option("--organisation", envvar="DEPOSITORY_ORGANISATION", default=None,
+              help="Source organisation named in exported packages' bag-info.txt (or "
+                   "DEPOSITORY_ORGANISATION).")
 @click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public_tiles: bool,
-          upload_timeout: float, access_log: bool, log_level: str) -> None:
+          upload_timeout: float, exports_dir: Path | None, evidence_key: Path | None,
+          tsa_url: str | None, organisation: str | None, access_log: bool,
+          log_level: str) -> None:
     """Serve the store over HTTP until interrupted (SIGINT or SIGTERM).
 
     The store's writer runs in this process, which holds the store's writer lock: stop
@@ -67,6 +83,7 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
     import uvicorn
 
     from depository.service import create_app
+    from depository.service._exports import EXPORTS_DIR, ExportSettings
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
@@ -75,7 +92,11 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
         raise click.ClickException(str(exc)) from exc
     _Server = _server_class()
     try:
-        app = create_app(store, public_tiles=public_tiles, upload_idle_timeout=upload_timeout)
+        exports = ExportSettings(directory=exports_dir or store_dir / EXPORTS_DIR,
+                                 evidence_key_file=evidence_key, tsa_url=tsa_url or None,
+                                 organisation=organisation or None)
+        app = create_app(store, public_tiles=public_tiles, upload_idle_timeout=upload_timeout,
+                         exports=exports)
         config = uvicorn.Config(
             app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
             access_log=access_log, log_level=log_level, timeout_graceful_shutdown=30,

@@ -181,8 +181,8 @@ def test_quotas(tmp_path: Path) -> None:
     ("node", "UPDATE node SET hash = zeroblob(32)"),
     ("hold", "DELETE FROM hold"),
     ("retention", "UPDATE retention SET retain_until = '2000-01-01'"),
-    ("blob", "UPDATE blob SET data = x'00'"),
-    ("blob", "DELETE FROM blob"),
+    ("inline_blob", "UPDATE inline_blob SET data = x'00'"),
+    ("inline_blob", "DELETE FROM inline_blob"),
 ])
 def test_triggers_refuse_updates_and_deletes(store: Store, table: str, sql: str) -> None:
     r = store.put("gurukul", "a", b"x" * 10)

@@ -13,7 +13,15 @@ byte-identical to :func:`depository.verifier.record.encode_record` over random r
 
 from __future__ import annotations
 
+from json.encoder import encode_basestring
+
 from depository.verifier.record import RECORD_VERSION, canonical_json
+
+
+def _text(value: str) -> bytes:
+    """Canonical JSON of a string: RFC 8785 escapes exactly what json's (non-ASCII)
+    encoder does (quote, backslash, controls as \\b \\t \\n \\f \\r or \\u00xx)."""
+    return encode_basestring(value).encode()
 
 
 def envelope_parts(type_: str, actor: str, product: str | None, body: bytes
@@ -22,8 +30,8 @@ def envelope_parts(type_: str, actor: str, product: str | None, body: bytes
 
     ``body`` must be the canonical encoding of the record's body object.
     """
-    head = (b'{"actor":' + canonical_json(actor) + b',"body":' + body + b',"product":'
-            + canonical_json(product) + b',"seq":')
+    head = (b'{"actor":' + _text(actor) + b',"body":' + body + b',"product":'
+            + (b"null" if product is None else _text(product)) + b',"seq":')
     tail = b',"type":' + canonical_json(type_) + b',"v":' + str(RECORD_VERSION).encode() + b"}"
     return head, tail
 
@@ -40,18 +48,17 @@ def put_body(
 ) -> bytes:
     """The canonical ``artifact.put`` body, reusing the already-encoded metadata and
     provenance (members in RFC 8785 key order: all keys are ASCII)."""
-    cj = canonical_json
     return b"".join((
-        b'{"artifact_id":', cj(artifact_id),
-        b',"media_type":', cj(media_type),
+        b'{"artifact_id":', _text(artifact_id),
+        b',"media_type":', _text(media_type),
         b',"metadata":', metadata_json,
-        b',"name":', cj(name),
+        b',"name":', _text(name),
         b',"provenance":', provenance_json,
-        b',"received":', cj(received),
-        b',"retain_until":', cj(retain_until),
-        b',"sha256":', cj(sha256),
-        b',"size":', cj(size),
-        b',"storage":', cj(storage),
+        b',"received":', _text(received),
+        b',"retain_until":', _text(retain_until),
+        b',"sha256":', _text(sha256),
+        b',"size":', canonical_json(size),
+        b',"storage":', _text(storage),
         b"}",
     ))
 

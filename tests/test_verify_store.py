@@ -456,6 +456,25 @@ def test_edit_an_inline_blob(built: Built, copy: Path) -> None:
           table="inline_blob")
 
 
+def test_delete_an_inline_blob(built: Built, copy: Path) -> None:
+    with attack(copy) as conn:
+        conn.execute("DELETE FROM inline_blob WHERE log_idx = ?", (built.idx["decision1"],))
+    res = verify(copy, built)
+    assert checks_failed(res) == {"blob"}
+    (hit,) = found(res, "blob", index=built.idx["decision1"],
+                   artifact_id=built.aid["decision1"], table="inline_blob")
+    assert "missing" in hit.message and "never disposed" in hit.message
+
+
+def test_inline_blob_row_for_a_file_artifact(built: Built, copy: Path) -> None:
+    with attack(copy) as conn:
+        conn.execute("INSERT INTO inline_blob VALUES (?, ?)", (built.idx["avatar1"], b"x"))
+    res = verify(copy, built)
+    assert checks_failed(res) == {"blob"}
+    (hit,) = found(res, "blob", index=built.idx["avatar1"], table="inline_blob")
+    assert "file-backed artifact" in hit.message
+
+
 def test_disposed_bytes_that_remain(built: Built, copy: Path) -> None:
     with attack(copy) as conn:
         conn.execute("INSERT INTO inline_blob VALUES (?, ?)", (built.idx["quiz"], b"quiz bytes"))

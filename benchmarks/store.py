@@ -461,7 +461,7 @@ def ingest(
 
 def ingest_many(store: Store, n: int, *, tag: str) -> IngestResult:
     """Push ``n`` small artifacts through ``Store.iter_put_many`` from one thread (the
-    library's bulk call: encoded in the caller, one writer op per 1,000 items)."""
+    library's bulk call: encoded in the caller, one writer op per 2,000 items)."""
     items = (PutItem(PRODUCTS[i % 4], f"{tag}/{i}", body_for(tag, i), metadata=meta_for(i))
              for i in range(n))
     done = errs = 0
@@ -591,7 +591,7 @@ def bench_bulk_ingest(args: argparse.Namespace, work: Path) -> list[Row]:
             "pymerkle append_entries" if pm else "pymerkle (not installed)",
             med(pm) if pm else None, target=TARGETS["bulk-ingest"],
             note=(f"{n:,} records of {BODY_SIZE} B through Store.iter_put_many from one "
-                  "thread (1,000 items per writer op, 2 chunks in flight), median of "
+                  "thread (2,000 items per writer op, 4 chunks in flight), median of "
                   f"{args.rounds} rounds"), extra={"rounds": many}),
         Row("bulk-ingest", "records/s, put_many", med(many), "1/s",
             "sqlite3 executemany (floor)", med(sq)),

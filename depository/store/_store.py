@@ -78,9 +78,13 @@ _CONTROL = re.compile(r"[\x00-\x1f]")
 # tree tails stay in memory during bulk ingest (~+50 % measured). Readers get less each.
 _WRITER_CACHE_KIB = 262144
 _READER_CACHE_KIB = 65536
-# Items per writer operation in put_many, and the chunks that may be queued at once.
-_BULK_CHUNK = 1000
-_BULK_INFLIGHT = 2
+# put_many: items (and inline bytes) per writer operation, and the chunks queued at once.
+# Several queued chunks let the writer commit more than one per fsync; measured on the
+# 2-core benchmark machine, 2,000 x 4 ran ~1.5x faster than 1,000 x 2. Memory stays
+# bounded: at most _BULK_INFLIGHT chunks of _BULK_CHUNK_BYTES inline bytes each.
+_BULK_CHUNK = 2000
+_BULK_CHUNK_BYTES = 16 * 1024 * 1024
+_BULK_INFLIGHT = 4
 _PUT_TAIL = _encode.envelope_parts("artifact.put", "x", None, b"{}")[1]
 
 
@@ -945,31 +949,35 @@ class Store:
         :class:`StoreError` that refused it.
 
         Items are validated, stored and encoded in the caller's thread, ``chunk_size`` at a
-        time; each chunk is one writer operation (one transaction with whatever else is
-        queued). A result is yielded only once its chunk is committed and fsynced. An item
-        refused for itself (metadata schema, name, retention, write-once conflict, quota,
-        governance lock) gets its error, naming it by position and name, and writes no
-        artifact; the other items of its chunk are stored. A failure below the items (disk
-        full, I/O) fails its whole chunk: every item of it gets that error and none of it
-        is written. At most two chunks are queued at once, so memory stays bounded however
-        long ``items`` is; stopping the iteration early still lets queued chunks commit.
+        time (or 16 MiB of inline bytes); each chunk is one writer operation (one
+        transaction with whatever else is queued). A result is yielded only once its
+        chunk is committed and fsynced. An item refused for itself (metadata schema, name,
+        retention, write-once conflict, quota, governance lock) gets its error, naming it
+        by position and name, and writes no artifact; the other items of its chunk are
+        stored. A failure below the items (disk full, I/O) fails its whole chunk: every
+        item of it gets that error and none of it is written. At most four chunks are
+        queued at once, so memory stays bounded however long ``items`` is; stopping the
+        iteration early still lets queued chunks commit.
         """
         self._require_writable()
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         inflight: deque[tuple[list[_Prepared | StoreError], Future[Any] | None]] = deque()
         chunk: list[_Prepared | StoreError] = []
+        held = 0  # inline bytes in this chunk
         for n, item in enumerate(items):
             try:
-                chunk.append(self._prepare_put(
+                pp = self._prepare_put(
                     item.product, item.name, item.data, metadata=item.metadata,
                     provenance=item.provenance, media_type=item.media_type,
-                    retain_until=item.retain_until, actor=actor))
+                    retain_until=item.retain_until, actor=actor)
+                held += len(pp.data) if pp.data is not None else 0
+                chunk.append(pp)
             except StoreError as exc:
                 chunk.append(_name_item(exc, n, item))
-            if len(chunk) >= chunk_size:
+            if len(chunk) >= chunk_size or held >= _BULK_CHUNK_BYTES:
                 inflight.append((chunk, self._submit_chunk(chunk)))
-                chunk = []
+                chunk, held = [], 0
                 while len(inflight) >= _BULK_INFLIGHT:
                     yield from _chunk_results(*inflight.popleft())
         if chunk:

@@ -675,12 +675,40 @@ def test_ls_query_plans_use_the_v2_indexes(store: Store) -> None:
     assert "TEMP B-TREE" not in meta
     window = _plan(store, lambda: store.ls(product="gurukul", since="2000-01-01",
                                            until="2999-01-01", after=2))
-    assert "USING COVERING INDEX artifact_product_created (product=? AND created>? AND " \
+    # (created, log_idx) order is log order: the index walk needs no sort.
+    assert "SEARCH a USING INDEX artifact_product_created (product=? AND created>? AND " \
         "created<?)" in window
-    assert "SEARCH a USING INTEGER PRIMARY KEY (rowid=?)" in window
+    assert "TEMP B-TREE" not in window
     page = _plan(store, lambda: store.ls(product="gurukul", after=5))
     assert "SCAN a" not in page or "INTEGER PRIMARY KEY" in page
     by_name = _plan(store, lambda: store.get("gurukul", "n/4"))
     assert "USING INDEX sqlite_autoindex_artifact_1 (id=?)" in by_name
     assert [a.name for a in store.ls(product="gurukul", meta={"course": "c1"}, after=3,
                                      limit=3)] == ["n/4", "n/7", "n/10"]
+
+
+def test_record_times_never_go_back_along_the_log(store: Store) -> None:
+    """A clock that steps back: records keep the last time (so ls by time stays in log
+    order), and disposal waits until the clock catches up."""
+    first = store.put("gurukul", "t/0", b"0")
+    t_first = datetime.fromisoformat(first.created.replace("Z", "+00:00"))
+    store.clock = lambda: t_first - timedelta(hours=1)
+    second = store.put("gurukul", "t/1", b"1")
+    assert second.created == first.created
+    times = [parse_record(leaf, index=i).time for i, leaf in store.log_entries(0, store.size())]
+    assert times == sorted(times)
+    store.clock = lambda: t_first + timedelta(seconds=1)
+    third = store.put("gurukul", "t/2", b"2")
+    assert third.created > second.created
+    got = store.ls(product="gurukul", since="2000-01-01", until="2999-01-01")
+    assert [a.name for a in got] == ["t/0", "t/1", "t/2"]
+    page = store.ls(product="gurukul", since="2000-01-01", after=second.log_index)
+    assert [a.name for a in page] == ["t/2"]
+    # Clock behind the log again: a disposal would be judged at a time the clock has not
+    # reached, so it is refused.
+    store.clock = lambda: FAR_FUTURE
+    store.put("gurukul", "t/3", b"3")
+    store.clock = lambda: FAR_FUTURE - timedelta(days=1)
+    with pytest.raises(RetentionError, match="catches up"):
+        store.dispose(actor="ops", artifact_ids=[first.artifact_id])
+    assert not store.get("gurukul", "t/0").disposed

@@ -277,6 +277,9 @@ class _Txn:
         self.now_json = canonical_json(self.now_text)
         self.leaves: list[tuple[int, bytes, bytes]] = []
         self.nodes: list[NodeRow] = []
+        self.leaves_added = False
+        # True when the store's clock read earlier than the last record (see _try_batch).
+        self.clamped = False
         # Rows of puts, inserted with one executemany per table by flush().
         self.art_rows: list[tuple[Any, ...]] = []
         self.meta_rows: list[tuple[str, str, str, int]] = []
@@ -302,6 +305,7 @@ class _Txn:
         lh = merkle.leaf_hash(leaf)
         self.state.tree.append(lh, self.nodes)
         self.leaves.append((seq, leaf, lh))
+        self.leaves_added = True
         return seq
 
     def append_leaf(self, leaf: bytes) -> bytes:
@@ -310,6 +314,7 @@ class _Txn:
         seq = self.state.tree.size
         self.state.tree.append(lh, self.nodes)
         self.leaves.append((seq, leaf, lh))
+        self.leaves_added = True
         return lh
 
     def lookup(self, aid: str) -> tuple[Any, ...] | None:
@@ -445,6 +450,7 @@ class Store:
             self._wconn = _connect(path / DB_NAME)
             self._wconn.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
             self._state = self._load_state(self._wconn)
+            self._last_time = self._last_record_time(self._wconn)
             if start_writer:
                 self._writer = threading.Thread(
                     target=self._run_writer, name="depository-writer", daemon=True
@@ -673,63 +679,51 @@ class Store:
 
         Plans (schema v2, checked with EXPLAIN QUERY PLAN in tests/test_store.py): a
         metadata filter walks ``artifact_meta`` (product, key, value, log_idx), whose
-        matches come in log order, so the page stops after ``limit`` rows; a time range
-        reads only the covering (product, created) index to pick the page's log indexes.
+        matches come in log order; a product's time range walks the (product, created)
+        index in (created, log_idx) order, which is log order because record times never
+        decrease along the log (the writer clamps them). Either way no sort: the page
+        stops after ``limit`` rows.
         """
         where: list[str] = []
         args: list[Any] = []
         source = _ARTIFACT_SELECT
+        order = "a.log_idx"
+        if product is not None:
+            self.product(product)
         metas = list((meta or {}).items())
         if metas:
-            # The first field drives the query, in log order: no sort, early stop.
+            # The first field drives the query, in log order.
             k0, v0 = metas.pop(0)
             source = _ARTIFACT_SELECT.replace(
                 "FROM artifact a", "FROM artifact_meta m0 CROSS JOIN artifact a "
                 "ON a.log_idx = m0.log_idx")
             products = [product] if product is not None else sorted(self.config.products)
-            if product is not None:
-                self.product(product)
             where.append(f"m0.product IN ({','.join('?' * len(products))}) AND m0.key = ? "
                          "AND m0.value = ?")
             args += [*products, k0, v0]
             if after is not None:
                 where.append("m0.log_idx > ?")
                 args.append(after)
-        window = bool(since or until) and product is not None and not meta
+            order = "m0.log_idx"
+        elif product is not None and (since or until):
+            order = "a.created, a.log_idx"
+            if after is not None:
+                # Everything after the cursor was created no earlier than the cursor.
+                where.append("a.created >= coalesce((SELECT created FROM artifact "
+                             "WHERE log_idx = ?), '')")
+                args.append(after)
         if product is not None:
-            self.product(product)
-            if not window:  # else the subquery below selects the product's rows
-                where.append("a.product = ?")
-                args.append(product)
-        if prefix and not window:
+            where.append("a.product = ?")
+            args.append(product)
+        if prefix:
             where.append("a.name >= ? AND a.name < ?")
             args += [prefix, prefix + "\U0010ffff"]
-        if window:
-            # Only the index (product, created, rowid) is read to find the page.
-            inner = ["product = ?"]
-            iargs: list[Any] = [product]
-            if since:
-                inner.append("created >= ?")
-                iargs.append(since)
-            if until:
-                inner.append("created < ?")
-                iargs.append(until)
-            if after is not None:
-                inner.append("log_idx > ?")
-                iargs.append(after)
-            if prefix:
-                inner.append("name >= ? AND name < ?")
-                iargs += [prefix, prefix + "\U0010ffff"]
-            where.append(f"a.log_idx IN (SELECT log_idx FROM artifact WHERE "
-                         f"{' AND '.join(inner)} ORDER BY log_idx LIMIT ?)")
-            args += [*iargs, limit]
-        else:
-            if since:
-                where.append("a.created >= ?")
-                args.append(since)
-            if until:
-                where.append("a.created < ?")
-                args.append(until)
+        if since:
+            where.append("a.created >= ?")
+            args.append(since)
+        if until:
+            where.append("a.created < ?")
+            args.append(until)
         for k, v in metas:
             where.append("EXISTS (SELECT 1 FROM artifact_meta m WHERE m.product = a.product "
                          "AND m.key = ? AND m.value = ? AND m.log_idx = a.log_idx)")
@@ -738,7 +732,7 @@ class Store:
             where.append("a.log_idx > ?")
             args.append(after)
         sql = source + (" WHERE " + " AND ".join(where) if where else "")
-        sql += f" ORDER BY {'m0' if meta else 'a'}.log_idx LIMIT ?"
+        sql += f" ORDER BY {order} LIMIT ?"
         args.append(limit)
         return [_artifact(r) for r in self._reader().execute(sql, args)]
 
@@ -1307,6 +1301,12 @@ class Store:
         def op(txn: _Txn) -> int | StoreError:
             if txn.state.locked:
                 return GovernanceLockedError(self._lock_message(txn.state.locked))
+            if txn.clamped:
+                # The clock stepped back behind the log: judging expiry at the (later)
+                # time the record would carry could dispose early. Wait for the clock.
+                return RetentionError(
+                    f"artifact {art.id}: the store's clock reads earlier than its last "
+                    f"record ({txn.now_text}); disposal waits until the clock catches up")
             # Re-check under the writer: a hold or extension may have landed meanwhile.
             current = self._effective_retention(txn.conn, art.id, art.retain_until)
             held = [
@@ -1520,7 +1520,13 @@ class Store:
         assert self._wconn is not None
         conn = self._wconn
         snapshot = self._state.copy()
-        txn = _Txn(self, conn, self._state, self.clock())
+        # Record times never go backwards in log order, even if the wall clock steps back:
+        # a batch is stamped at least at the previous record's time. So artifact.created
+        # rises with log_idx, and ls walks (product, created) in log order (no sort).
+        now = self.clock()
+        clamped = now < self._last_time
+        txn = _Txn(self, conn, self._state, self._last_time if clamped else now)
+        txn.clamped = clamped
         results: list[Any] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -1551,6 +1557,8 @@ class Store:
             for op in batch:
                 op.future.set_exception(exc)
             return []
+        if txn.leaves_added:
+            self._last_time = txn.now
         for fn in txn.after_commit:
             # A disposed file left behind by a failure here is removed by the next scrub.
             with contextlib.suppress(OSError):
@@ -1622,6 +1630,17 @@ class Store:
         cp = conn.execute("SELECT max(size) FROM checkpoint").fetchone()
         self._last_cp_size = int(cp[0] or 0)
         return _State(tree, usage, gov[1] if gov and gov[0] == "locked" else None)
+
+    @staticmethod
+    def _last_record_time(conn: sqlite3.Connection) -> datetime:
+        row = conn.execute("SELECT leaf FROM log ORDER BY idx DESC LIMIT 1").fetchone()
+        if row is None:
+            return datetime.min.replace(tzinfo=UTC)
+        try:
+            return parse_time(parse_record(bytes(row[0])).time)
+        except Exception:
+            # A damaged last record: _check_on_open/verify report it; do not clamp to it.
+            return datetime.min.replace(tzinfo=UTC)
 
     def _schema_fingerprint(self) -> str:
         assert self._wconn is not None

@@ -668,3 +668,20 @@ def test_cli_since_checkpoint_catches_a_rollback(built: Built, copy: Path,
     res = _verifier(str(copy), "--key", str(keyfile), "--since-checkpoint", str(saved))
     assert res.returncode == 1
     assert "FAIL [since-checkpoint] rolled back or forked" in res.stdout
+
+
+def test_a_schema_v1_store_is_refused_with_a_clear_error(built: Built, copy: Path) -> None:
+    """The derived tables' layout depends on the schema version frozen in record 0."""
+    from depository.verifier.record import parse_record
+
+    with attack(copy) as conn:
+        leaf = conn.execute("SELECT leaf FROM log WHERE idx = 0").fetchone()[0]
+        rec = parse_record(bytes(leaf), index=0)
+        body = {**rec.body, "schema_version": 1}
+        new = encode_record(Record(seq=0, time=rec.time, type=rec.type, actor=rec.actor,
+                                   product=rec.product, body=body))
+        conn.execute("UPDATE log SET leaf = ?, leaf_hash = ? WHERE idx = 0",
+                     (new, merkle.leaf_hash(new)))
+    with pytest.raises(StoreVerificationError, match="schema version 1; this verifier "
+                       "reads schema version 2 only"):
+        verify(copy, built)

@@ -499,6 +499,10 @@ def _fold(stack: Sequence[_StackEntry]) -> bytes:
     return h
 
 
+# The store's SQL schema version this verifier understands (store.init's schema_version).
+_SCHEMA_VERSION = 2
+
+
 # --------------------------------------------------------------------------- blobs
 
 
@@ -1089,6 +1093,13 @@ class _Replay:
                     "(or its log was dropped)"
                 )
         self._read_init()
+        if self.init is not None and self.init.get("schema_version") != _SCHEMA_VERSION:
+            # The derived tables' layout depends on it (ADR 0004); v1 stores are not read.
+            raise StoreVerificationError(
+                f"store {self.root}: record 0 says SQL schema version "
+                f"{self.init.get('schema_version')!r}; this verifier reads schema version "
+                f"{_SCHEMA_VERSION} only (use the Depository release that created the store)"
+            )
         self._check_since()
         self._check_anchors()
         try:

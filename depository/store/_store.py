@@ -708,9 +708,10 @@ class Store:
         elif product is not None and (since or until):
             order = "a.created, a.log_idx"
             if after is not None:
-                # Everything after the cursor was created no earlier than the cursor.
+                # Everything after the cursor was created no earlier than the last
+                # artifact at or before it (times rise along the log).
                 where.append("a.created >= coalesce((SELECT created FROM artifact "
-                             "WHERE log_idx = ?), '')")
+                             "WHERE log_idx <= ? ORDER BY log_idx DESC LIMIT 1), '')")
                 args.append(after)
         if product is not None:
             where.append("a.product = ?")

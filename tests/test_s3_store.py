@@ -48,6 +48,9 @@ LOCAL_ONLY = {
         "test_s3_holds_block_disposal_and_the_cluster_keeps_locked_bytes",
     # its blob-table cases need inline rows; with inline_max 0 there are none
     "test_triggers_refuse_updates_and_deletes": "test_s3_triggers_refuse_updates_and_deletes",
+    # inline_blob rows per artifact: with inline_max 0 there are none (local only)
+    "test_inline_bytes_are_per_artifact_and_disposal_removes_them":
+        "test_s3_holds_block_disposal_and_the_cluster_keeps_locked_bytes",
 }
 
 for _name in dir(base):
@@ -90,7 +93,7 @@ def _lock(s: Store, sha: str) -> tuple[str | None, datetime | None, str | None]:
 def test_every_artifact_is_a_locked_object(store: Store) -> None:
     r = store.put("gurukul", "tiny", b"x", wait_checkpoint=True)
     assert store.get("gurukul", "tiny").storage == "file"
-    assert store._reader().execute("SELECT count(*) FROM blob").fetchone()[0] == 0
+    assert store._reader().execute("SELECT count(*) FROM inline_blob").fetchone()[0] == 0
     mode, until, hold = _lock(store, r.sha256)
     assert mode == "COMPLIANCE" and hold in (None, "OFF")
     assert until is not None and until >= datetime.fromisoformat(
@@ -299,4 +302,4 @@ def test_catalog_never_points_at_a_missing_object(store: Store) -> None:
     rows = store._reader().execute("SELECT sha256 FROM artifact").fetchall()
     assert all(store.blobs.exists(row[0]) for row in rows)
     assert sqlite3.connect(store.path / "depository.db").execute(
-        "SELECT count(*) FROM blob").fetchone()[0] == 0
+        "SELECT count(*) FROM inline_blob").fetchone()[0] == 0

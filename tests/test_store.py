@@ -19,6 +19,7 @@ from depository.store import (
     MetadataError,
     NotFoundError,
     QuotaError,
+    Receipt,
     RetentionError,
     SchemaMismatchError,
     Store,
@@ -181,8 +182,8 @@ def test_quotas(tmp_path: Path) -> None:
     ("node", "UPDATE node SET hash = zeroblob(32)"),
     ("hold", "DELETE FROM hold"),
     ("retention", "UPDATE retention SET retain_until = '2000-01-01'"),
-    ("blob", "UPDATE blob SET data = x'00'"),
-    ("blob", "DELETE FROM blob"),
+    ("inline_blob", "UPDATE inline_blob SET data = x'00'"),
+    ("inline_blob", "DELETE FROM inline_blob"),
 ])
 def test_triggers_refuse_updates_and_deletes(store: Store, table: str, sql: str) -> None:
     r = store.put("gurukul", "a", b"x" * 10)
@@ -464,3 +465,269 @@ def test_default_retention_runs_from_receipt(store: Store) -> None:
     until = datetime.fromisoformat(r.retain_until.replace("Z", "+00:00"))
     assert until - received == timedelta(days=store.config.default_retention_days)
     assert body["received"] <= r.created
+
+
+# --------------------------------------------------------------------------- schema v2
+
+
+def test_pre_encoded_put_records_are_byte_identical_to_encode_record() -> None:
+    """The writer splices seq and time into a record encoded in the caller's thread; the
+    bytes must be exactly encode_record's, for any body (unicode, escapes, numbers)."""
+    import random
+
+    from depository.store import _encode
+    from depository.verifier.record import Record, canonical_json, encode_record
+
+    rng = random.Random(8785)
+    alphabet = ("abcXYZ019 _-/.\"\\\n\t\r\b\f\x00\x01\x1f\x7f\u00e9\u00fc\u20ac\u0928\u092e"
+                "\u2028\u2029\ufeff\uffff\U0001f600\U0001d11e\u6f22")
+
+    def text(lo: int = 0) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(lo, 12)))
+
+    def scalar() -> Any:
+        kind = rng.randrange(7)
+        if kind == 0:
+            return text()
+        if kind == 1:
+            return rng.randint(-(2**53) + 1, 2**53 - 1)
+        if kind == 2:
+            return rng.choice([0.0, -0.0, 1.5, 1e21, 1e-7, 123456789.125, -3.3e-300,
+                               rng.uniform(-1e6, 1e6), 5e-324, 1.7976931348623157e308])
+        if kind == 3:
+            return rng.choice([True, False, None])
+        if kind == 4:
+            return [scalar() for _ in range(rng.randint(0, 3))]
+        if kind == 5:
+            return {text(1): scalar() for _ in range(rng.randint(0, 3))}
+        return rng.randint(-10, 10)
+
+    for i in range(2000):
+        meta = {text(1): scalar() for _ in range(rng.randint(0, 5))}
+        prov = {text(1): scalar() for _ in range(rng.randint(0, 3))}
+        fields = {
+            "artifact_id": "art_" + text(1), "name": text(1), "sha256": f"{i:064x}",
+            "size": rng.randint(0, 2**53 - 1), "media_type": text(),
+            "retain_until": f"2033-01-0{rng.randint(1, 9)}T00:00:00.000000Z",
+            "storage": rng.choice(["inline", "file"]),
+            "received": f"2026-01-01T00:00:00.{rng.randrange(10**6):06d}Z",
+        }
+        actor, product = text(1), rng.choice([None, text(1)])
+        seq, when = rng.randint(0, 2**40), f"2026-11-28T18:00:{i % 60:02d}.{i:06d}Z"
+        body = _encode.put_body(**fields, metadata_json=canonical_json(meta),
+                                provenance_json=canonical_json(prov))
+        assert body == canonical_json({**fields, "metadata": meta, "provenance": prov})
+        head, tail = _encode.envelope_parts("artifact.put", actor, product, body)
+        got = _encode.splice(head, seq, canonical_json(when), tail)
+        want = encode_record(Record(seq=seq, time=when, type="artifact.put", actor=actor,
+                                    product=product, body={**fields, "metadata": meta,
+                                                           "provenance": prov}))
+        assert got == want, (i, got, want)
+
+
+def test_store_put_leaves_match_encode_record(store: Store) -> None:
+    """End to end: the leaf the writer stored re-encodes to itself."""
+    from depository.verifier.record import encode_record
+
+    store.put("gurukul", "\u00fcnicode/\U0001f600 \"q\" \\", b"x",
+              metadata={"n": 1.5, "big": 2**53 - 1, "t": "\u2028\\", "f": False},
+              provenance={"who": "\u0928\u092e"}, actor="t\u00e9st")
+    leaf = dict(store.log_entries(0, store.size()))[store.size() - 1]
+    assert encode_record(parse_record(leaf, index=store.size() - 1)) == leaf
+
+
+def test_same_name_twice_in_one_batch_is_write_once(store: Store) -> None:
+    with store._cv:  # hold the writer off so all four commit as one batch
+        f1 = store.put_async("gurukul", "a", b"one")
+        f2 = store.put_async("gurukul", "a", b"one")
+        f3 = store.put_async("gurukul", "a", b"two")
+        f4 = store.put_async("gurukul", "b", b"one")
+    r1, r2, r4 = f1.result(), f2.result(), f4.result()
+    with pytest.raises(WriteOnceError):
+        f3.result()
+    assert not r1.duplicate and r2.duplicate and r2.log_index == r1.log_index
+    assert r2.leaf_hash == r1.leaf_hash and not r4.duplicate
+    assert [a.name for a in store.ls(product="gurukul")] == ["a", "b"]
+    assert _log_types(store)[-3:] == ["artifact.put", "artifact.refused", "artifact.put"]
+    # And against the committed row in a later batch.
+    assert store.put("gurukul", "a", b"one").duplicate
+    with pytest.raises(WriteOnceError):
+        store.put("gurukul", "a", b"two")
+
+
+def test_batch_retried_one_by_one_keeps_write_once(store: Store) -> None:
+    """A failure below the operations rolls the batch back and retries each op alone:
+    the puts of the batch must not see each other's rolled-back rows."""
+
+    def broken(txn: Any) -> None:
+        txn.conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+    with store._cv:
+        f1 = store.put_async("gurukul", "a", b"one")
+        bad = store._submit(broken)
+        f2 = store.put_async("gurukul", "a", b"one")
+        f3 = store.put_async("gurukul", "a", b"two")
+    r1, r2 = f1.result(), f2.result()
+    with pytest.raises(StoreError, match="storage error"):
+        bad.result()
+    with pytest.raises(WriteOnceError):
+        f3.result()
+    assert r2.duplicate and r2.log_index == r1.log_index
+    assert store.get("gurukul", "a").log_index == r1.log_index
+    assert store.open_content(store.get("gurukul", "a")).read() == b"one"
+
+
+def test_put_many_per_item_results(tmp_path: Path) -> None:
+    from depository.store import PutItem
+
+    schema = {"type": "object", "required": ["case"], "properties": {"case": {"type": "string"}}}
+    with Store.init(tmp_path / "s", config=_config(enforcement={"metadata_schema": schema})
+                    ) as s:
+        s.put("enforcement", "exists", b"old", metadata={"case": "c0"})
+        items = [PutItem("enforcement", f"d/{i}", b"body %d" % i, metadata={"case": f"c{i}"})
+                 for i in range(7)]
+        items[2] = PutItem("enforcement", "d/2", b"bad", metadata={"case": 2})  # schema
+        items[4] = PutItem("enforcement", "exists", b"new", metadata={"case": "c4"})  # WORM
+        items[5] = PutItem("nope", "d/5", b"x")  # unknown product
+        items.append(PutItem("enforcement", "d/1", b"body 1", metadata={"case": "c1"}))
+        items.append(PutItem("ai-avatar", "big", b"B" * 100_000))  # a file blob
+        size = s.size()
+        res = s.put_many(iter(items), actor="bulk", chunk_size=3)
+        assert len(res) == len(items)
+        assert isinstance(res[2], MetadataError) and "item 2 (enforcement/d/2)" in str(res[2])
+        assert "case" in str(res[2])
+        assert isinstance(res[4], WriteOnceError)
+        assert isinstance(res[5], UnknownProductError) and "item 5" in str(res[5])
+        ok = {i: r for i, r in enumerate(res) if not isinstance(r, Exception)}
+        assert sorted(ok) == [0, 1, 3, 6, 7, 8]
+        assert ok[7].duplicate and ok[7].log_index == ok[1].log_index
+        # Nothing of a refused item was stored; the refused WORM attempt is logged.
+        names = [a.name for a in s.ls(product="enforcement", limit=100)]
+        assert names == ["exists", "d/0", "d/1", "d/3", "d/6"]
+        assert s.open_content(s.get("enforcement", "exists")).read() == b"old"
+        assert s.size() == size + 6  # five puts, one artifact.refused
+        assert _log_types(s).count("artifact.refused") == 1
+        for r in ok.values():
+            assert isinstance(r, Receipt)
+            leaf = dict(s.log_entries(r.log_index, r.log_index + 1))[r.log_index]
+            assert merkle.leaf_hash(leaf) == r.leaf_hash
+        assert s.open_content(s.get("ai-avatar", "big")).read() == b"B" * 100_000
+        s.lock("drill", check="manual")
+        locked = s.put_many([PutItem("enforcement", "d/9", b"x", metadata={"case": "c"})])
+        assert isinstance(locked[0], GovernanceLockedError)
+    with Store.open(tmp_path / "s", readonly=True) as s:  # durable, and the log verifies
+        assert s.get("enforcement", "d/6").size == len(b"body 6")
+
+
+def test_put_many_chunk_failing_below_the_items(store: Store, monkeypatch: Any) -> None:
+    """A storage failure fails its whole chunk, item by item, and writes none of it."""
+    from depository.store import PutItem
+    from depository.store import _store as store_mod
+
+    real = store_mod._Txn.flush
+    calls = {"n": 0}
+
+    def flaky(self: Any) -> None:
+        if self.art_rows and any(r[3] == "fail/1" for r in self.art_rows):
+            calls["n"] += 1
+            raise sqlite3.OperationalError("simulated I/O error")
+        real(self)
+
+    monkeypatch.setattr(store_mod._Txn, "flush", flaky)
+    items = [PutItem("gurukul", f"ok/{i}", b"%d" % i) for i in range(2)]
+    items += [PutItem("gurukul", f"fail/{i}", b"f%d" % i) for i in range(2)]
+    res = store.put_many(items, chunk_size=2)
+    assert [type(r).__name__ for r in res] == ["Receipt", "Receipt", "StoreError", "StoreError"]
+    assert calls["n"] >= 1
+    assert [a.name for a in store.ls(product="gurukul")] == ["ok/0", "ok/1"]
+    monkeypatch.setattr(store_mod._Txn, "flush", real)
+    assert [type(r).__name__ for r in store.put_many(items)] == [
+        "Receipt", "Receipt", "Receipt", "Receipt"]
+
+
+def test_inline_bytes_are_per_artifact_and_disposal_removes_them(store: Store) -> None:
+    a = store.put("gurukul", "a", b"same bytes")
+    b = store.put("ai-assistant", "b", b"same bytes")
+    conn = store._reader()
+    assert conn.execute("SELECT count(*) FROM inline_blob").fetchone()[0] == 2
+    store.clock = lambda: FAR_FUTURE
+    store.dispose(FAR_FUTURE, actor="ops", artifact_ids=[a.artifact_id])
+    rec = store.record(store.size() - 1)
+    assert rec.body["bytes_removed"] is True  # inline bytes are this artifact's alone
+    assert [r[0] for r in conn.execute("SELECT log_idx FROM inline_blob")] == [b.log_index]
+    assert store.open_content(store.get("ai-assistant", "b")).read() == b"same bytes"
+    assert store.scrub()["problems"] == []
+
+
+def test_schema_v1_store_is_refused(tmp_path: Path) -> None:
+    Store.init(tmp_path / "s", config=_config()).close()
+    conn = sqlite3.connect(tmp_path / "s" / "depository.db")
+    conn.execute("DROP TRIGGER meta_no_update")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    for readonly in (False, True):
+        with pytest.raises(SchemaMismatchError,
+                           match=r"schema version 1, .* reads schema version 2 only"):
+            Store.open(tmp_path / "s", readonly=readonly)
+
+
+def _plan(store: Store, call: Any) -> str:
+    traced: list[str] = []
+    conn = store._reader()
+    conn.set_trace_callback(traced.append)
+    try:
+        call()
+    finally:
+        conn.set_trace_callback(None)
+    (sql,) = [t for t in traced if t.lstrip().startswith("SELECT")]
+    return " / ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+
+
+def test_ls_query_plans_use_the_v2_indexes(store: Store) -> None:
+    for i in range(30):
+        store.put("gurukul", f"n/{i}", b"%d" % i, metadata={"course": f"c{i % 3}"})
+    meta = _plan(store, lambda: store.ls(product="gurukul", meta={"course": "c1"}, after=3))
+    # Matches come out of the metadata key in log order: no sort, stops at the limit.
+    assert "SEARCH m0 USING PRIMARY KEY (product=? AND key=? AND value=? AND log_idx>?)" in meta
+    assert "SEARCH a USING INTEGER PRIMARY KEY (rowid=?)" in meta
+    assert "TEMP B-TREE" not in meta
+    window = _plan(store, lambda: store.ls(product="gurukul", since="2000-01-01",
+                                           until="2999-01-01", after=2))
+    # (created, log_idx) order is log order: the index walk needs no sort.
+    assert "SEARCH a USING INDEX artifact_product_created (product=? AND created>? AND " \
+        "created<?)" in window
+    assert "TEMP B-TREE" not in window
+    page = _plan(store, lambda: store.ls(product="gurukul", after=5))
+    assert "SCAN a" not in page or "INTEGER PRIMARY KEY" in page
+    by_name = _plan(store, lambda: store.get("gurukul", "n/4"))
+    assert "USING INDEX sqlite_autoindex_artifact_1 (id=?)" in by_name
+    assert [a.name for a in store.ls(product="gurukul", meta={"course": "c1"}, after=3,
+                                     limit=3)] == ["n/4", "n/7", "n/10"]
+
+
+def test_record_times_never_go_back_along_the_log(store: Store) -> None:
+    """A clock that steps back: records keep the last time (so ls by time stays in log
+    order), and disposal waits until the clock catches up."""
+    first = store.put("gurukul", "t/0", b"0")
+    t_first = datetime.fromisoformat(first.created.replace("Z", "+00:00"))
+    store.clock = lambda: t_first - timedelta(hours=1)
+    second = store.put("gurukul", "t/1", b"1")
+    assert second.created == first.created
+    times = [parse_record(leaf, index=i).time for i, leaf in store.log_entries(0, store.size())]
+    assert times == sorted(times)
+    store.clock = lambda: t_first + timedelta(seconds=1)
+    third = store.put("gurukul", "t/2", b"2")
+    assert third.created > second.created
+    got = store.ls(product="gurukul", since="2000-01-01", until="2999-01-01")
+    assert [a.name for a in got] == ["t/0", "t/1", "t/2"]
+    page = store.ls(product="gurukul", since="2000-01-01", after=second.log_index)
+    assert [a.name for a in page] == ["t/2"]
+    # Clock behind the log again: a disposal would be judged at a time the clock has not
+    # reached, so it is refused.
+    store.clock = lambda: FAR_FUTURE
+    store.put("gurukul", "t/3", b"3")
+    store.clock = lambda: FAR_FUTURE - timedelta(days=1)
+    with pytest.raises(RetentionError, match="catches up"):
+        store.dispose(actor="ops", artifact_ids=[first.artifact_id])
+    assert not store.get("gurukul", "t/0").disposed

@@ -370,12 +370,12 @@ def test_append_a_forged_record(built: Built, copy: Path) -> None:
             "retain_until": retain, "storage": "inline", "received": format_time(when)}
     with attack(copy) as conn:
         n = append_forged(conn, "artifact.put", "enforcement", body, when)
-        conn.execute("INSERT INTO blob VALUES (?, ?)", (sha, data))
+        conn.execute("INSERT INTO inline_blob VALUES (?, ?)", (n, data))
         conn.execute("INSERT INTO artifact VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
-            aid, "enforcement", name, sha, len(data), "application/json", '{"case":"c-99"}',
-            "{}", retain, "inline", "mallory", format_time(when), n))
+            n, aid, "enforcement", name, sha, len(data), "application/json",
+            '{"case":"c-99"}', "{}", retain, "inline", "mallory", format_time(when)))
         conn.execute("INSERT INTO artifact_meta VALUES (?,?,?,?)",
-                     (aid, "enforcement", "case", "c-99"))
+                     ("enforcement", "case", "c-99", n))
     res = verify(copy, built)
     assert checks_failed(res) == {"unsigned-tail"}
     (hit,) = found(res, "unsigned-tail", index=n)
@@ -448,17 +448,36 @@ def test_replace_a_blob_file(built: Built, copy: Path) -> None:
 
 def test_edit_an_inline_blob(built: Built, copy: Path) -> None:
     with attack(copy) as conn:
-        conn.execute("UPDATE blob SET data = ? WHERE sha256 = ?",
-                     (b'{"decision": "deny!"}', built.sha["decision1"]))
+        conn.execute("UPDATE inline_blob SET data = ? WHERE log_idx = ?",
+                     (b'{"decision": "deny!"}', built.idx["decision1"]))
     res = verify(copy, built)
     assert checks_failed(res) == {"blob"}
     found(res, "blob", index=built.idx["decision1"], artifact_id=built.aid["decision1"],
-          table="blob")
+          table="inline_blob")
+
+
+def test_delete_an_inline_blob(built: Built, copy: Path) -> None:
+    with attack(copy) as conn:
+        conn.execute("DELETE FROM inline_blob WHERE log_idx = ?", (built.idx["decision1"],))
+    res = verify(copy, built)
+    assert checks_failed(res) == {"blob"}
+    (hit,) = found(res, "blob", index=built.idx["decision1"],
+                   artifact_id=built.aid["decision1"], table="inline_blob")
+    assert "missing" in hit.message and "never disposed" in hit.message
+
+
+def test_inline_blob_row_for_a_file_artifact(built: Built, copy: Path) -> None:
+    with attack(copy) as conn:
+        conn.execute("INSERT INTO inline_blob VALUES (?, ?)", (built.idx["avatar1"], b"x"))
+    res = verify(copy, built)
+    assert checks_failed(res) == {"blob"}
+    (hit,) = found(res, "blob", index=built.idx["avatar1"], table="inline_blob")
+    assert "file-backed artifact" in hit.message
 
 
 def test_disposed_bytes_that_remain(built: Built, copy: Path) -> None:
     with attack(copy) as conn:
-        conn.execute("INSERT INTO blob VALUES (?, ?)", (built.sha["quiz"], b"quiz bytes"))
+        conn.execute("INSERT INTO inline_blob VALUES (?, ?)", (built.idx["quiz"], b"quiz bytes"))
     res = verify(copy, built)
     (hit,) = found(res, "blob", artifact_id=built.aid["quiz"])
     assert "disposed bytes remain" in hit.message
@@ -520,7 +539,7 @@ def test_forged_early_disposal(built: Built, copy: Path) -> None:
             "artifact_id": aid, "sha256": sha, "retain_until": retain,
             "bytes_removed": True}, when)
         conn.execute("INSERT INTO disposal VALUES (?,?,?,?)", (aid, sha, n, format_time(when)))
-        conn.execute("DELETE FROM blob WHERE sha256 = ?", (sha,))
+        conn.execute("DELETE FROM inline_blob WHERE log_idx = ?", (built.idx["decision2"],))
     res = verify(copy, built)
     (hit,) = found(res, "disposal", index=n, artifact_id=aid)
     assert "before its retention ran out" in hit.message
@@ -543,10 +562,10 @@ def test_edit_a_derived_artifact_row(built: Built, copy: Path) -> None:
 def test_edit_the_metadata_index(built: Built, copy: Path) -> None:
     aid = built.aid["lesson"]
     with attack(copy) as conn:
-        conn.execute("UPDATE artifact_meta SET value = 'geometry' WHERE artifact_id = ?",
-                     (aid,))
+        conn.execute("UPDATE artifact_meta SET value = 'geometry' WHERE log_idx = ?",
+                     (built.idx["lesson"],))
         conn.execute("INSERT INTO artifact_meta VALUES (?,?,?,?)",
-                     (aid, "gurukul", "extra", "x"))
+                     ("gurukul", "extra", "x", built.idx["lesson"]))
     res = verify(copy, built)
     hits = found(res, "derived", index=built.idx["lesson"], artifact_id=aid,
                  table="artifact_meta")
@@ -649,3 +668,20 @@ def test_cli_since_checkpoint_catches_a_rollback(built: Built, copy: Path,
     res = _verifier(str(copy), "--key", str(keyfile), "--since-checkpoint", str(saved))
     assert res.returncode == 1
     assert "FAIL [since-checkpoint] rolled back or forked" in res.stdout
+
+
+def test_a_schema_v1_store_is_refused_with_a_clear_error(built: Built, copy: Path) -> None:
+    """The derived tables' layout depends on the schema version frozen in record 0."""
+    from depository.verifier.record import parse_record
+
+    with attack(copy) as conn:
+        leaf = conn.execute("SELECT leaf FROM log WHERE idx = 0").fetchone()[0]
+        rec = parse_record(bytes(leaf), index=0)
+        body = {**rec.body, "schema_version": 1}
+        new = encode_record(Record(seq=0, time=rec.time, type=rec.type, actor=rec.actor,
+                                   product=rec.product, body=body))
+        conn.execute("UPDATE log SET leaf = ?, leaf_hash = ? WHERE idx = 0",
+                     (new, merkle.leaf_hash(new)))
+    with pytest.raises(StoreVerificationError, match="schema version 1; this verifier "
+                       "reads schema version 2 only"):
+        verify(copy, built)

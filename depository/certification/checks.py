@@ -227,12 +227,13 @@ def _tamper_derived(path: Path, ctx: CheckContext) -> str:
 
 def _tamper_blob(path: Path, ctx: CheckContext) -> str:
     with _Tampered(path) as conn:
-        row = conn.execute("SELECT a.id, a.sha256, a.storage FROM artifact a WHERE NOT EXISTS "
-                           "(SELECT 1 FROM disposal d WHERE d.artifact_id = a.id) "
+        row = conn.execute("SELECT a.id, a.sha256, a.storage, a.log_idx FROM artifact a WHERE "
+                           "NOT EXISTS (SELECT 1 FROM disposal d WHERE d.artifact_id = a.id) "
                            "ORDER BY a.log_idx DESC LIMIT 1").fetchone()
-        aid, sha, storage = row
+        aid, sha, storage, idx = row
         if storage == "inline":
-            conn.execute("UPDATE blob SET data = ? WHERE sha256 = ?", (b"tampered bytes", sha))
+            conn.execute("UPDATE inline_blob SET data = ? WHERE log_idx = ?",
+                         (b"tampered bytes", idx))
             return f"artifact {aid}: inline bytes replaced"
     replace_file(path / "objects" / sha[:2] / sha[2:4] / sha, b"tampered bytes")
     return f"artifact {aid}: blob file replaced"
@@ -410,8 +411,8 @@ def check_write_once(ctx: CheckContext, rec: Recorder) -> str:
             ("DELETE FROM log", "log delete"),
             ("UPDATE checkpoint SET note = x'00'", "checkpoint update"),
             ("DELETE FROM node", "node delete"),
-            ("UPDATE blob SET data = x'00'", "blob update"),
-            ("DELETE FROM blob", "referenced blob delete"),
+            ("UPDATE inline_blob SET data = x'00'", "inline blob update"),
+            ("DELETE FROM inline_blob", "undisposed inline blob delete"),
             ("UPDATE retention SET retain_until = '2000-01-01'", "retention update"),
             ("DELETE FROM hold", "hold delete"),
             ("DELETE FROM governance", "governance delete"),

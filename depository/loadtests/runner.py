@@ -646,7 +646,8 @@ def _metadata_bytes(store: Path) -> tuple[int, int]:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         psize = conn.execute("PRAGMA page_size").fetchone()[0]
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-        inline = conn.execute("SELECT coalesce(sum(length(data)), 0) FROM blob").fetchone()[0]
+        inline = conn.execute(
+            "SELECT coalesce(sum(length(data)), 0) FROM inline_blob").fetchone()[0]
         stored = conn.execute("SELECT coalesce(sum(size), 0) FROM artifact").fetchone()[0]
     finally:
         conn.close()

@@ -1,7 +1,7 @@
 """Content-addressed blob files: ``objects/ab/cd/<sha256>``, written durably, read-only.
 
 Small artifacts (up to ``inline_max``) never reach this directory: their bytes go into
-the ``blob`` table in the same transaction as their log record, which is both faster
+the ``inline_blob`` table in the same transaction as their log record, which is both faster
 and atomic. Larger ones stream to a temporary file while hashing, are fsynced, renamed
 into place, and the directory is fsynced before the log record is written.
 """
@@ -179,7 +179,8 @@ class BlobDir:
     def audit(self, store: Store, *, fix: bool) -> dict[str, Any]:
         """Blob files no record references (a crash before the record): harmless."""
         conn = store._reader()
-        known = {str(r[0]) for r in conn.execute("SELECT sha256 FROM artifact")}
+        known = {str(r[0]) for r in conn.execute(
+            "SELECT sha256 FROM artifact WHERE storage = 'file'")}  # the partial index
         return {"backend": "local", "lock_problems": [],
                 "orphaned_objects": sorted(set(self.iter_objects()) - known)}
 

@@ -895,7 +895,8 @@ def _covered(store: Store, product: str | None, scope: Mapping[str, Any], *,
 
 def _live_with_sha(store: Store, sha256_hex: str) -> list[Artifact]:
     conn = store._reader()
-    ids = [r[0] for r in conn.execute("SELECT id FROM artifact WHERE sha256 = ?", (sha256_hex,))]
+    ids = [r[0] for r in conn.execute(
+        "SELECT id FROM artifact WHERE sha256 = ? AND storage = 'file'", (sha256_hex,))]
     arts = [store.get_by_id(i) for i in ids]
     return [a for a in arts if not a.disposed]
 

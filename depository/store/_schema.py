@@ -1,8 +1,11 @@
 """The store's SQL schema: STRICT, append-only tables guarded by triggers.
 
-Every table but ``blob`` refuses UPDATE and DELETE outright. A ``blob`` row (the bytes of
-a small artifact) may be deleted only once every artifact that references it has a
-committed disposal: that is the one deletion the store ever performs.
+Every table but ``inline_blob`` refuses UPDATE and DELETE outright. An ``inline_blob`` row
+(the bytes of a small artifact, keyed by the artifact's log index) may be deleted only
+once that artifact has a committed disposal: the one deletion the store ever performs.
+
+Version 2 (ADR 0004) keys the artifact tables by log index, so a put appends to
+log-ordered trees and touches a single randomly keyed one (the artifact id index).
 
 The schema text is hashed into the log's first record; a store whose schema no longer
 hashes the same refuses to open for writing.
@@ -13,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _TABLES = """
 CREATE TABLE meta (
@@ -42,7 +45,8 @@ CREATE TABLE checkpoint (
 ) STRICT;
 
 CREATE TABLE artifact (
-    id TEXT PRIMARY KEY,
+    log_idx INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     product TEXT NOT NULL,
     name TEXT NOT NULL,
     sha256 TEXT NOT NULL,
@@ -53,26 +57,30 @@ CREATE TABLE artifact (
     retain_until TEXT NOT NULL,
     storage TEXT NOT NULL CHECK (storage IN ('inline', 'file')),
     actor TEXT NOT NULL,
-    created TEXT NOT NULL,
-    log_idx INTEGER NOT NULL UNIQUE,
-    UNIQUE (product, name)
+    created TEXT NOT NULL
 ) STRICT;
+-- Rows are in log order (the rowid is the log index), so the only randomly keyed tree
+-- a put touches is the id index. No UNIQUE (product, name): id is SHA-256(product NUL
+-- name) truncated to 120 bits, so a unique id already makes (product, name) unique.
+-- ls: product + time range (+ log-order cursor, the implicit rowid tail).
 CREATE INDEX artifact_product_created ON artifact (product, created);
-CREATE INDEX artifact_sha256 ON artifact (sha256);
+-- Dedup and disposal refcount only file-backed bytes; inline bytes are per artifact.
+CREATE INDEX artifact_file_sha256 ON artifact (sha256) WHERE storage = 'file';
 
+-- ls: product + metadata field = value, matches in log order; no artifact-id tree.
 CREATE TABLE artifact_meta (
-    artifact_id TEXT NOT NULL,
     product TEXT NOT NULL,
     key TEXT NOT NULL,
     value TEXT NOT NULL,
-    PRIMARY KEY (artifact_id, key)
+    log_idx INTEGER NOT NULL,
+    PRIMARY KEY (product, key, value, log_idx)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX artifact_meta_lookup ON artifact_meta (product, key, value);
 
-CREATE TABLE blob (
-    sha256 TEXT PRIMARY KEY,
+-- Bytes of small artifacts, keyed by the artifact's log index (appended in order).
+CREATE TABLE inline_blob (
+    log_idx INTEGER PRIMARY KEY,
     data BLOB NOT NULL
-) STRICT, WITHOUT ROWID;
+) STRICT;
 
 CREATE TABLE retention (
     log_idx INTEGER PRIMARY KEY,
@@ -153,14 +161,17 @@ def _triggers() -> str:
                 f"({op} refused)'); END;"
             )
     parts.append(
-        "CREATE TRIGGER blob_no_update BEFORE UPDATE ON blob BEGIN "
-        "SELECT RAISE(ABORT, 'depository: blob rows are write-once (UPDATE refused)'); END;"
+        "CREATE TRIGGER inline_blob_no_update BEFORE UPDATE ON inline_blob BEGIN "
+        "SELECT RAISE(ABORT, 'depository: inline_blob rows are write-once (UPDATE refused)'); "
+        "END;"
     )
+    # The one deletion the store performs: an artifact's inline bytes once its disposal
+    # (an expired, unheld artifact, itself a log record) is committed.
     parts.append(
-        "CREATE TRIGGER blob_delete_only_disposed BEFORE DELETE ON blob "
-        "WHEN EXISTS (SELECT 1 FROM artifact a WHERE a.sha256 = OLD.sha256 "
-        "AND NOT EXISTS (SELECT 1 FROM disposal d WHERE d.artifact_id = a.id)) BEGIN "
-        "SELECT RAISE(ABORT, 'depository: blob is still referenced by an artifact that has "
+        "CREATE TRIGGER inline_blob_delete_only_disposed BEFORE DELETE ON inline_blob "
+        "WHEN NOT EXISTS (SELECT 1 FROM artifact a JOIN disposal d ON d.artifact_id = a.id "
+        "WHERE a.log_idx = OLD.log_idx) BEGIN "
+        "SELECT RAISE(ABORT, 'depository: inline_blob row belongs to an artifact that has "
         "not been disposed (DELETE refused)'); END;"
     )
     return "\n".join(parts)

@@ -19,7 +19,7 @@ every other table, file and signature is checked against them.
    or under an unreleased legal hold; names are written once; the put's retention meets
    the store's minimum; no state-changing write under a governance lock.
 6. **Blobs**: every live artifact's bytes hash to its record; disposed bytes are gone;
-   the ``blob`` table holds nothing unreferenced.
+   the ``inline_blob`` table holds nothing unreferenced.
 7. **SQLite** ``PRAGMA integrity_check`` and the schema fingerprint frozen in record 0.
 
 With ``jobs > 1`` the per-leaf work (canonical parsing, leaf hashing, subtree hashing)
@@ -40,7 +40,7 @@ import re
 import sqlite3
 import struct
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -499,6 +499,10 @@ def _fold(stack: Sequence[_StackEntry]) -> bytes:
     return h
 
 
+# The store's SQL schema version this verifier understands (store.init's schema_version).
+_SCHEMA_VERSION = 2
+
+
 # --------------------------------------------------------------------------- blobs
 
 
@@ -516,31 +520,37 @@ def _hash_path(path: str) -> str | None:
     return h.hexdigest()
 
 
-_BLOB_BOUNDS = [None, *"123456789abcdef", None]
+def _blob_bounds(n: int, parts: int) -> list[tuple[int | None, int | None]]:
+    """``parts`` ranges of log index covering every ``inline_blob`` row (even out of range
+    ones: the first and last are open)."""
+    step = max(1, -(-n // parts))
+    cuts = list(range(step, n, step))
+    return list(itertools.pairwise([None, *cuts, None]))
 
 
-def _hash_blob_rows(conn: sqlite3.Connection, lo: str | None, hi: str | None
-                    ) -> list[tuple[str, str, int]]:
-    """(sha256 column, hash of data, size) for blob rows with ``lo <= sha256 < hi``."""
+def _hash_blob_rows(conn: sqlite3.Connection, lo: int | None, hi: int | None
+                    ) -> list[tuple[Any, str, int]]:
+    """(log_idx column, hash of data, size) of inline_blob rows with ``lo <= log_idx < hi``,
+    in log_idx order."""
     where, args = [], []
     if lo is not None:
-        where.append("sha256 >= ?")
+        where.append("log_idx >= ?")
         args.append(lo)
     if hi is not None:
-        where.append("sha256 < ?")
+        where.append("log_idx < ?")
         args.append(hi)
-    sql = "SELECT sha256, data FROM blob"
+    sql = "SELECT log_idx, data FROM inline_blob"
     if where:
         sql += " WHERE " + " AND ".join(where)
     out = []
-    for sha, data in conn.execute(sql + " ORDER BY sha256", args):
+    for idx, data in conn.execute(sql + " ORDER BY log_idx", args):
         raw = data if isinstance(data, bytes) else bytes(data)
-        out.append((str(sha), hashlib.sha256(raw).hexdigest(), len(raw)))
+        out.append((idx, hashlib.sha256(raw).hexdigest(), len(raw)))
     return out
 
 
-def _hash_blob_rows_worker(db: str, lo: str | None, hi: str | None
-                           ) -> list[tuple[str, str, int]]:
+def _hash_blob_rows_worker(db: str, lo: int | None, hi: int | None
+                           ) -> list[tuple[Any, str, int]]:
     return _hash_blob_rows(_worker_conn(db), lo, hi)
 
 
@@ -1048,12 +1058,12 @@ class _Replay:
         except (TypeError, KeyError, VerificationError):
             return "?", "", ""
 
-    def _in_snapshot(self, sha: str) -> bool:
-        """Whether a blob row a worker saw is in this replay's snapshot too (workers read
-        their own, possibly later, snapshot of a store that is still being written)."""
+    def _in_snapshot(self, idx: Any) -> bool:
+        """Whether an inline_blob row a worker saw is in this replay's snapshot too (workers
+        read their own, possibly later, snapshot of a store that is still being written)."""
         if self.pool is None:
             return True
-        return self.conn.execute("SELECT 1 FROM blob WHERE sha256 = ?", (sha,)
+        return self.conn.execute("SELECT 1 FROM inline_blob WHERE log_idx = ?", (idx,)
                                  ).fetchone() is not None
 
     def owner(self, digest: bytes) -> _Art:
@@ -1083,6 +1093,13 @@ class _Replay:
                     "(or its log was dropped)"
                 )
         self._read_init()
+        if self.init is not None and self.init.get("schema_version") != _SCHEMA_VERSION:
+            # The derived tables' layout depends on it (ADR 0004); v1 stores are not read.
+            raise StoreVerificationError(
+                f"store {self.root}: record 0 says SQL schema version "
+                f"{self.init.get('schema_version')!r}; this verifier reads schema version "
+                f"{_SCHEMA_VERSION} only (use the Depository release that created the store)"
+            )
         self._check_since()
         self._check_anchors()
         try:
@@ -1482,14 +1499,15 @@ class _Replay:
             ("id", "product", "name", "sha256", "size", "media_type", "metadata", "provenance",
              "retain_until", "storage", "actor", "created", "log_idx"),
         )
+        # Schema v2 keys metadata rows by log index; the artifact id comes from the
+        # artifact row at that index (itself compared with its record).
         if "artifact" in self.tables:
             meta_sql = (
-                "SELECT coalesce(a.log_idx, -1), m.key, m.artifact_id, m.product, m.key, "
-                "m.value FROM artifact_meta m LEFT JOIN artifact a ON a.id = m.artifact_id "
-                "ORDER BY 1, 2"
+                "SELECT m.log_idx, m.key, a.id, m.product, m.key, m.value FROM artifact_meta m "
+                "LEFT JOIN artifact a ON a.log_idx = m.log_idx ORDER BY 1, 2"
             )
         else:
-            meta_sql = ("SELECT -1, key, artifact_id, product, key, value FROM artifact_meta "
+            meta_sql = ("SELECT log_idx, key, NULL, product, key, value FROM artifact_meta "
                         "ORDER BY 1, 2")
         self.t_meta = _Table(self, "artifact_meta", meta_sql,
                              ("artifact_id", "product", "key", "value"), keylen=2)
@@ -1603,9 +1621,9 @@ class _Replay:
         digest = bytes.fromhex(sha)
         file = row[9] == "file"
         self.arts[aid] = _ART.pack(idx, code, digest, file)
-        live = self.live_by_sha
-        live[digest] = live.get(digest, 0) + 1
-        if file:
+        if file:  # only files are shared (deduplicated); inline bytes are per artifact
+            live = self.live_by_sha
+            live[digest] = live.get(digest, 0) + 1
             self.file_shas.add(digest)
 
     def _extend(self, idx: int, product: str | None, aid: str, previous: str,
@@ -1704,13 +1722,15 @@ class _Replay:
                 f.add(CHECK_HOLD, f"{where}: disposed while under legal hold {hid} (matter "
                       f"{h.matter!r}, placed at record {h.idx}, not released): a hold "
                       "blocks disposal", index=idx, artifact_id=aid, table="log")
-        others = self.live_by_sha.get(art.digest, 0) - 1
+        inline = art.storage == "inline"
+        others = 0 if inline else self.live_by_sha.get(art.digest, 0) - 1
         if removed != (others == 0):
             f.add(CHECK_DISPOSAL, f"{where}: bytes_removed is {str(removed).lower()}, but "
                   f"{others} other live artifacts hold the same bytes", index=idx,
                   artifact_id=aid, table="log")
         self.gone[aid] = (idx, removed)
-        self.live_by_sha[art.digest] = others
+        if not inline:
+            self.live_by_sha[art.digest] = others
         self.disposed += 1
 
     def _governance(self, idx: int, typ: str, lock_reason: str | None,
@@ -1729,68 +1749,85 @@ class _Replay:
         self.locked = None
 
     # ---------------------------------------------------------------- blobs
+    def _inline_missing(self, aid: str, packed: bytes) -> None:
+        """An inline artifact without an inline_blob row: fine once disposed."""
+        art = _Art(self, aid, packed)
+        if art.storage != "inline":
+            return
+        if art.disposed >= 0:
+            self.removed_checked += 1
+            return
+        self.f.add(CHECK_BLOB, f"{art.where()}: its inline bytes are missing from table "
+                   "inline_blob although it was never disposed: they were deleted",
+                   index=art.idx, artifact_id=aid, table="inline_blob")
+
+    def _inline_row(self, idx: Any, got: str, size: int, art: _Art | None) -> None:
+        """One inline_blob row, and the artifact the log put at its index (if any)."""
+        f = self.f
+        if art is not None and art.storage == "inline" and art.disposed < 0:
+            self.blobs_checked += 1
+            if got != art.sha256:
+                f.add(CHECK_BLOB, f"{art.where()}: its inline bytes (table inline_blob) hash "
+                      f"to {got[:16]}…, not the recorded {art.sha256[:16]}…: the artifact's "
+                      "bytes were altered", index=art.idx, artifact_id=art.id,
+                      table="inline_blob")
+        elif art is not None and art.storage == "inline":
+            self.removed_checked += 1
+            f.add(CHECK_BLOB, f"{art.where()}: disposed bytes remain: table inline_blob "
+                  f"still holds its {size} bytes although record {art.disposed} disposed it "
+                  "and removed its bytes", index=art.disposed, artifact_id=art.id,
+                  table="inline_blob")
+        elif not self._in_snapshot(idx):
+            return  # written after this replay's snapshot (a live store)
+        else:
+            what = ("a file-backed artifact" if art is not None
+                    else "no artifact in the log")
+            f.add(CHECK_BLOB, f"table inline_blob has a row (log_idx {_show(idx)}, {size} "
+                  f"bytes, sha256 {got[:16]}…) for {what}: it was inserted, or the record "
+                  "that stored it was removed", index=idx if isinstance(idx, int) else None,
+                  artifact_id=art.id if art is not None else None, table="inline_blob")
+
     def _check_blobs(self) -> None:
         f = self.f
         live = self.live_by_sha
         files = self.file_shas
-        # Bytes whose every artifact is disposed, and whose last disposal removed them.
+        # File bytes whose every artifact is disposed, and whose last disposal removed them.
         dead: dict[bytes, _Art] = {}
         for aid, (_, removed) in self.gone.items():
             art = self.art(aid)
-            if art is not None and removed and live.get(art.digest, 0) == 0:
+            if (art is not None and removed and art.digest in files
+                    and live.get(art.digest, 0) == 0):
                 dead.setdefault(art.digest, art)
-        # Inline bytes: the blob table, hashed in ranges of sha256.
-        inline_live = sum(1 for d, n in live.items() if n > 0 and d not in files)
-        inline_seen = 0
-        if "blob" in self.tables:
-            ranges = list(itertools.pairwise(_BLOB_BOUNDS))
+        # Inline bytes: table inline_blob, one row per live inline artifact at its log
+        # index, hashed in ranges of log index and merged with the artifacts in log order.
+        if "inline_blob" in self.tables:
+            ranges = _blob_bounds(self.n, max(1, self.jobs) * 4)
+            parts: Iterable[list[tuple[Any, str, int]]]
             if self.pool is not None:
                 parts = self.pool.map(_hash_blob_rows_worker, [str(self.db)] * len(ranges),
                                       [r[0] for r in ranges], [r[1] for r in ranges])
             else:
                 parts = (_hash_blob_rows(self.conn, lo, hi) for lo, hi in ranges)
+            arts = iter(self.arts.items())  # log order: puts are replayed in order
+            cur = next(arts, None)
             for part in parts:
-                for sha, got, size in part:
-                    digest = bytes.fromhex(sha) if _HEX64.match(sha) else None
-                    if digest is not None and live.get(digest, 0) > 0 and digest not in files:
-                        inline_seen += 1
-                        self.blobs_checked += 1
-                        if got != sha:
-                            owner = self.owner(digest)
-                            f.add(CHECK_BLOB, f"{owner.where()}: its inline bytes (table blob) "
-                                  f"hash to {got[:16]}…, not the recorded {sha[:16]}…: the "
-                                  "artifact's bytes were altered", index=owner.idx,
-                                  artifact_id=owner.id, table="blob")
-                    elif not self._in_snapshot(sha):
-                        continue  # written after this replay's snapshot (a live store)
-                    elif digest is not None and digest in dead:
-                        d = dead[digest]
-                        f.add(CHECK_BLOB, f"{d.where()}: disposed bytes remain: table blob "
-                              f"still holds its {size} bytes although record {d.disposed} "
-                              "disposed it and removed its bytes", index=d.disposed,
-                              artifact_id=d.id, table="blob")
-                    elif digest is None or digest not in live:
-                        f.add(CHECK_BLOB, f"table blob has a row (sha256 {sha[:16]}…, {size} "
-                              "bytes) that no artifact in the log references: it was "
-                              "inserted, or the record that stored it was removed",
-                              table="blob")
-        if inline_seen < inline_live:
-            # Some live inline bytes are missing: find which (only on this failure path).
-            has = "blob" in self.tables
-            reported: set[bytes] = set()
+                for idx, got, size in part:
+                    while cur is not None and isinstance(idx, int) and (
+                            _ART.unpack(cur[1])[0] < idx):
+                        self._inline_missing(*cur)
+                        cur = next(arts, None)
+                    art = None
+                    if cur is not None and isinstance(idx, int) and (
+                            _ART.unpack(cur[1])[0] == idx):
+                        art = _Art(self, *cur)
+                        cur = next(arts, None)
+                    self._inline_row(idx, got, size, art)
+            while cur is not None:
+                self._inline_missing(*cur)
+                cur = next(arts, None)
+        else:
             for aid, packed in self.arts.items():
-                digest = packed[10:42]
-                if (aid in self.gone or digest in files or digest in reported
-                        or live.get(digest, 0) == 0):
-                    continue
-                if has and self.conn.execute("SELECT 1 FROM blob WHERE sha256 = ?",
-                                             (digest.hex(),)).fetchone() is not None:
-                    continue
-                reported.add(digest)
-                art = _Art(self, aid, packed)
-                f.add(CHECK_BLOB, f"{art.where()}: its inline bytes are missing from table "
-                      "blob although it was never disposed: they were deleted",
-                      index=art.idx, artifact_id=aid, table="blob")
+                self._inline_missing(aid, packed)
         # File bytes: objects/ab/cd/<sha256>.
         objects = self.root / OBJECTS_DIR
         shas = sorted(d.hex() for d in files if live.get(d, 0) > 0)

@@ -53,7 +53,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -459,19 +459,37 @@ def ingest(
                         samples)
 
 
-def ingest_many(store: Store, n: int, *, tag: str) -> IngestResult:
+def ingest_many(store: Store, n: int, *, tag: str, progress_every: float = 0.0,
+                budget: float | None = None) -> IngestResult:
     """Push ``n`` small artifacts through ``Store.iter_put_many`` from one thread (the
     library's bulk call: encoded in the caller, one writer op per 2,000 items)."""
-    items = (PutItem(PRODUCTS[i % 4], f"{tag}/{i}", body_for(tag, i), metadata=meta_for(i))
-             for i in range(n))
+    stop = False
     done = errs = 0
-    t0 = time.perf_counter()
-    for r in store.iter_put_many(items, actor="bench"):
+
+    def items() -> Iterator[PutItem]:
+        for i in range(n):
+            if stop:
+                return
+            yield PutItem(PRODUCTS[i % 4], f"{tag}/{i}", body_for(tag, i), metadata=meta_for(i))
+
+    t0 = last = time.perf_counter()
+    samples: list[tuple[float, int]] = []
+    for r in store.iter_put_many(items(), actor="bench"):
         if isinstance(r, Exception):
             errs += 1
         else:
             done += 1
-    return IngestResult(done, time.perf_counter() - t0, errs)
+        if progress_every and (done + errs) % 10_000 == 0:
+            now = time.perf_counter()
+            if budget is not None and now - t0 > budget and not stop:
+                log(f"build budget of {budget:g} s reached at {done:,} records; stopping")
+                stop = True
+            if now - last >= progress_every:
+                last = now
+                samples.append((round(now - t0, 1), done))
+                log(f"ingest {done:,}/{n:,} ({100 * done / n:.1f}%) {done / (now - t0):,.0f}/s "
+                    f"elapsed {now - t0:,.0f} s")
+    return IngestResult(done, time.perf_counter() - t0, errs, stop, samples)
 
 
 def bulk_pymerkle(work: Path, n: int, tag: str) -> float:
@@ -620,8 +638,12 @@ def build_store(args: argparse.Namespace, work: Path) -> Built:
     log(f"building a store of {n:,} records at {path} (checkpoint every "
         f"{args.checkpoint_every})")
     store = Store.init(path, config=bench_config(args.checkpoint_every))
-    res = ingest(store, n - 1, tag="big", progress_every=args.progress,
-                 budget=args.max_build_seconds)
+    if args.build_with == "put_many":
+        res = ingest_many(store, n - 1, tag="big", progress_every=args.progress,
+                          budget=args.max_build_seconds)
+    else:
+        res = ingest(store, n - 1, tag="big", progress_every=args.progress,
+                     budget=args.max_build_seconds)
     t0 = time.perf_counter()
     store.close()
     log(f"built {res.records:,} records in {res.seconds:,.1f} s ({res.rate:,.0f}/s); "
@@ -637,7 +659,9 @@ def build_rows(b: Built, args: argparse.Namespace) -> list[Row]:
     r = b.build
     db = b.path / "depository.db"
     mb = db.stat().st_size / 1e6
-    note = (f"{r.records:,} put_async records into one store, 4 producers; "
+    how = ("Store.iter_put_many from one thread" if args.build_with == "put_many"
+           else "put_async, 4 producers")
+    note = (f"{r.records:,} records into one store through {how}; "
             f"{r.seconds:,.0f} s wall; database {mb:,.0f} MB"
             + (f"; STOPPED by --max-build-seconds at {b.size:,} (target was "
                f"{args.records:,})" if r.stopped_early else ""))
@@ -1070,6 +1094,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--query-seconds", type=float, default=300.0,
                    help="time box per query kind (queries past it are skipped, and said)")
     p.add_argument("--verify-rounds", type=int, default=1)
+    p.add_argument("--build-with", choices=["put_many", "put_async"], default="put_many",
+                   help="library call that builds the big store (default: the bulk call)")
     p.add_argument("--store", help="reuse this already-built store for proofs/verify/query")
     p.add_argument("--max-build-seconds", type=float,
                    help="stop the big build after this long and benchmark what was built")

@@ -3,10 +3,11 @@
 Small bodies (up to the store's ``inline_max``) are read whole on the event loop and
 handed to ``put_async`` there: hashing them is cheap and their bytes go into the
 database with their record. Larger bodies go through a :class:`BodyPipe`: the event
-loop pushes blocks of about 1 MiB into a bounded queue, and a worker thread runs
-``put_async``, which reads the pipe like a file while hashing and writing the temporary
-blob. At most ``max_blocks`` blocks wait in the pipe, and uvicorn stops reading the
-socket while the loop waits, so a 5 GB upload uses a few MiB of memory.
+loop pushes the chunks it receives into a bounded queue, and a worker thread runs
+``put_async``, which takes the queued chunks about a MiB at a time (no copy) and writes
+them to the temporary blob while another thread hashes them. At most 8 MiB wait in the
+pipe, and uvicorn stops reading the socket while the loop waits, so a 5 GB upload uses a
+few tens of MiB of memory.
 
 The size limit is enforced as bytes arrive (413 as soon as it is passed). A client that
 disconnects, stalls longer than the idle timeout, or sends too much makes the pipe raise
@@ -32,6 +33,10 @@ from depository.service._problems import Problem, from_store_error
 from depository.store import StoreError
 
 BLOCK = 1024 * 1024
+# A queued piece counts this much beyond its bytes, so a client dribbling tiny pieces
+# cannot pile up millions of objects inside the byte bound.
+_PIECE_COST = 64
+_MAX_PARTS = 256  # pieces handed over at once (one writev; IOV_MAX is 1024)
 
 
 class UploadAborted(Exception):
@@ -41,28 +46,37 @@ class UploadAborted(Exception):
 class BodyPipe(io.RawIOBase):
     """A byte-bounded queue of body chunks: the loop writes, a worker thread reads.
 
-    Chunks pass through as the server received them (no copy); a read joins queued
-    chunks up to the size asked for, so the store makes few, large writes.
+    Chunks pass through as the server received them: :meth:`read_parts` hands the
+    reader the queued pieces themselves (no copy to join them), about a block at a time.
+    The reader is woken only once a block has queued (or at the end), so a 64 KiB chunk
+    costs the loop a lock and an append, not a thread switch.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_bytes: int = 8 * BLOCK) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_bytes: int = 8 * BLOCK,
+                 wake_at: int = BLOCK) -> None:
         super().__init__()
         self._loop = loop
         self._max = max_bytes
+        self._wake_at = min(wake_at, max_bytes)
         self._chunks: deque[bytes] = deque()
         self._queued = 0
-        self._cv = threading.Condition()
+        self._lock = threading.Lock()
+        # Released (once) to wake the reader; a plain lock is the cheapest semaphore.
+        self._wake = threading.Lock()
+        self._wake.acquire()
+        self._reader_waiting = False
         self._eof = False
         self._error: BaseException | None = None
         self._consumer_done = False
         self._producer_waiting = False
         self._space = asyncio.Event()
+        self._carry = b""  # read(): the rest of a piece longer than the caller asked for
 
     # ----------------------------------------------------------------- loop side
     def try_push(self, chunk: bytes) -> bool | None:
         """Queue a chunk if there is room: True; None if full; False if the reader
         has stopped."""
-        with self._cv:
+        with self._lock:
             if self._consumer_done:
                 return False
             if self._queued >= self._max:
@@ -70,9 +84,13 @@ class BodyPipe(io.RawIOBase):
                 self._producer_waiting = True
                 return None
             self._chunks.append(chunk)
-            self._queued += len(chunk)
-            self._cv.notify()
-            return True
+            self._queued += len(chunk) + _PIECE_COST
+            wake = self._reader_waiting and self._queued >= self._wake_at
+            if wake:
+                self._reader_waiting = False
+        if wake:
+            self._wake.release()
+        return True
 
     async def push(self, chunk: bytes) -> bool:
         """Queue a chunk, waiting for room; False if the reader has stopped."""
@@ -82,52 +100,76 @@ class BodyPipe(io.RawIOBase):
                 return done
             await self._space.wait()
 
+    def _end(self, error: BaseException | None) -> None:
+        with self._lock:
+            if error is None:
+                self._eof = True
+            elif self._error is None and not self._eof:
+                self._error = error
+            wake = self._reader_waiting
+            self._reader_waiting = False
+        if wake:
+            self._wake.release()
+
     def finish(self) -> None:
-        with self._cv:
-            self._eof = True
-            self._cv.notify_all()
+        """The whole body has been pushed."""
+        self._end(None)
 
     def fail(self, exc: BaseException) -> None:
-        with self._cv:
-            if self._error is None and not self._eof:
-                self._error = exc
-            self._cv.notify_all()
+        """The body will not complete: the reader raises :class:`UploadAborted`."""
+        self._end(exc)
 
     # --------------------------------------------------------------- thread side
     def readable(self) -> bool:
         return True
 
+    def read_parts(self, size: int) -> list[bytes]:
+        """The queued pieces, about ``size`` bytes or more (whole pieces); [] at the end.
+
+        Waits for a block to queue, the end of the body or a failure; raises
+        :class:`UploadAborted` once the upload has failed.
+        """
+        if self._carry:
+            out, self._carry = [self._carry], b""
+            return out
+        while True:
+            with self._lock:
+                if self._error is not None:
+                    raise UploadAborted(str(self._error))
+                chunks = self._chunks
+                if chunks and (self._queued >= self._wake_at or self._eof):
+                    parts = [chunks.popleft()]
+                    n = len(parts[0])
+                    while chunks and n < size and len(parts) < _MAX_PARTS:
+                        c = chunks.popleft()
+                        parts.append(c)
+                        n += len(c)
+                    self._queued -= n + _PIECE_COST * len(parts)
+                    release = self._producer_waiting and self._queued < self._max
+                    if release:
+                        self._producer_waiting = False
+                    break
+                if self._eof:
+                    return []
+                self._reader_waiting = True
+            self._wake.acquire()
+        if release:
+            self._loop.call_soon_threadsafe(self._space.set)
+        return parts
+
     def read(self, size: int | None = -1) -> bytes:
         if size == 0:
             return b""
-        with self._cv:
-            while not self._chunks and not self._eof and self._error is None:
-                self._cv.wait()
-            if self._error is not None:
-                raise UploadAborted(str(self._error))
-            if not self._chunks:
-                return b""
-            limit = size if size is not None and size > 0 else self._queued
-            out = self._chunks.popleft()
-            if len(out) > limit:
-                self._chunks.appendleft(out[limit:])
-                out = out[:limit]
-            elif self._chunks and len(out) + len(self._chunks[0]) <= limit:
-                parts, n = [out], len(out)
-                while self._chunks and n + len(self._chunks[0]) <= limit:
-                    nxt = self._chunks.popleft()
-                    parts.append(nxt)
-                    n += len(nxt)
-                out = b"".join(parts)
-            self._queued -= len(out)
-            if self._producer_waiting and self._queued < self._max:
-                self._producer_waiting = False
-                self._loop.call_soon_threadsafe(self._space.set)
+        want = size if size is not None and size > 0 else self._max
+        parts = self.read_parts(want)
+        out = parts[0] if len(parts) == 1 else b"".join(parts)
+        if len(out) > want:
+            out, self._carry = out[:want], out[want:]
         return out
 
     def consumer_done(self) -> None:
         """The reader will read no more (it finished or failed): release the producer."""
-        with self._cv:
+        with self._lock:
             self._consumer_done = True
             self._chunks.clear()
             self._queued = 0

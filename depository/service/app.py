@@ -86,6 +86,8 @@ MONITOR_EVERY = 5.0  # seconds between background alert evaluations
 VIEWS = ("scale", "writes", "storage", "throughput", "queries", "alerts", "thresholds",
          "certification")
 _MEDIA_TYPE = re.compile(r"[\x21-\x7e]+/[\x21-\x7e]+( *;[\x20-\x7e]*)?\Z")
+# One encoder for every receipt: json.dumps with options builds a new one per call.
+_RECEIPT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _b64(h: bytes) -> str:
@@ -393,7 +395,7 @@ class _Service:
                     max_size=self.config.max_artifact_size,
                     inline_max=self.config.inline_max, idle_timeout=self.idle_timeout,
                     executor=self.upload_pool, streams=self.streams)
-                receipt: Receipt = await asyncio.wrap_future(fut)
+                receipt: Receipt = await _upload.result(fut)
             except StoreError as exc:
                 self.metrics.observe_write(product, "refused", 0)
                 if isinstance(exc, MetadataError):
@@ -408,8 +410,7 @@ class _Service:
             self.writes.add(time.monotonic(), 1, receipt.size)
         if wait == "checkpoint":
             receipt = await run_in_threadpool(store.with_proof, receipt)
-        body = json.dumps(receipt.to_json(), ensure_ascii=False,
-                          separators=(",", ":")).encode()
+        body = _RECEIPT_JSON(receipt.to_json()).encode()
         return (200 if receipt.duplicate else 201, body,
                 {"Location": f"/v1/products/{product}/artifacts/{quote(name)}"})
 

@@ -23,6 +23,7 @@ from depository.service._monitoring import (
     Figures,
     LatencyWindow,
     RateWindow,
+    ServiceMetrics,
     alert_level,
     level_name,
     scale_status,
@@ -770,6 +771,55 @@ def test_monitoring_views_and_metrics(env: Env) -> None:
                  "depository_writer_queue_depth", "depository_log_size",
                  'depository_storage_bytes{product="gurukul"} 6.0', "depository_alerts_active"):
         assert name in text, name
+
+
+def test_service_metrics_match_prometheus_client() -> None:
+    """The plain-number metrics expose exactly what prometheus_client's own instruments
+    would for the same observations (bucket edges included), _created aside."""
+    import random
+
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from depository.service._monitoring import _LATENCY_BUCKETS
+
+    ours = ServiceMetrics()
+    reg = CollectorRegistry(auto_describe=True)
+    req = Counter("depository_http_requests", "HTTP requests answered",
+                  ["route", "method", "status"], registry=reg)
+    lat = Histogram("depository_http_request_duration_seconds",
+                    "HTTP request latency by route", ["route"], buckets=_LATENCY_BUCKETS,
+                    registry=reg)
+    wr = Counter("depository_writes", "Artifact uploads by result", ["product", "result"],
+                 registry=reg)
+    wb = Counter("depository_write_bytes", "Bytes of newly stored artifacts", ["product"],
+                 registry=reg)
+    rng = random.Random(4)
+    edges = [*_LATENCY_BUCKETS, 0.0, 1e9]
+    for _ in range(2000):
+        route = rng.choice(["PUT /a", "GET /b", "(unmatched)"])
+        status = rng.choice([200, 201, 404])
+        secs = rng.choice(edges) if rng.random() < 0.3 else rng.expovariate(20)
+        ours.observe_request(route, "PUT", status, secs)
+        req.labels(route, "PUT", str(status)).inc()
+        lat.labels(route).observe(secs)
+        product, result = rng.choice(["g", "e"]), rng.choice(["created", "duplicate"])
+        n = rng.randrange(10_000)
+        ours.observe_write(product, result, n)
+        wr.labels(product, result).inc()
+        if result == "created":
+            wb.labels(product).inc(n)
+
+    def lines(r: CollectorRegistry) -> list[str]:
+        text = generate_latest(r).decode()
+        return sorted(x for x in text.splitlines() if "_created" not in x)
+
+    assert lines(ours.registry) == lines(reg)
+
+    def created(r: CollectorRegistry) -> list[str]:  # the series, not their timestamps
+        text = generate_latest(r).decode()
+        return sorted(x.rsplit(" ", 1)[0] for x in text.splitlines() if "_created{" in x)
+
+    assert created(ours.registry) == created(reg) and created(reg)
 
 
 def test_certification_status_reads_the_log(env: Env) -> None:

@@ -21,7 +21,8 @@ writes   durable single-artifact PUTs (300-byte bodies, unique names, a small me
          p99, errors (connect/read/write/timeout and non-2xx).
 large    one upload of each ``--large-sizes`` (500MB,5GB) with Content-Length from a raw
          socket client; MB/s (10^6 B/s) from first byte sent to the receipt, and the
-         server's RSS growth (peak VmRSS sampled every 20 ms, minus VmRSS before).
+         server's RSS growth (peak VmRSS sampled every 20 ms, minus VmRSS before), and
+         the server's CPU seconds per GB (whole process, and its event loop thread).
          Baseline: ``Store.put`` of the same size from an in-memory stream, no HTTP (the
          store's own ingest: SHA-256, write, fsync, rename).
 queries  builds (or reuses) a store of ``--query-artifacts`` artifacts in one product
@@ -190,6 +191,18 @@ class Proc:
                 return int(line.split()[1]) * 1024
         return 0
 
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds (user + system) of the main thread (the event loop) and of the
+        whole process, threads that have ended included."""
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def read(path: str) -> float:
+            f = Path(path).read_text().rsplit(")", 1)[1].split()
+            return (int(f[11]) + int(f[12])) / ticks
+
+        pid = self.p.pid
+        return read(f"/proc/{pid}/task/{pid}/stat"), read(f"/proc/{pid}/stat")
+
     def stop(self) -> None:
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
@@ -336,16 +349,22 @@ def bench_large(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
 
             th = threading.Thread(target=sample, daemon=True)
             th.start()
+            cpu0 = srv.cpu()
             secs, resp = raw_upload(srv.port, token, f"large-{size}", size)
+            cpu1 = srv.cpu()
             stop.set()
             th.join()
             ok = resp.startswith(b"HTTP/1.1 201")
             row = {"bytes": size, "seconds": secs, "mb_per_s": size / MB / secs,
                    "rss_before_mb": base / 2**20, "rss_growth_mb": (peak[0] - base) / 2**20,
+                   "loop_cpu_s_per_gb": (cpu1[0] - cpu0[0]) / (size / GB),
+                   "server_cpu_s_per_gb": (cpu1[1] - cpu0[1]) / (size / GB),
                    "status": resp.split(b"\r\n", 1)[0].decode(errors="replace"), "ok": ok}
             rows.append(row)
             log(f"large {size / MB:,.0f} MB: {row['mb_per_s']:,.0f} MB/s, RSS +"
-                f"{row['rss_growth_mb']:.1f} MiB, {row['status']}")
+                f"{row['rss_growth_mb']:.1f} MiB, server CPU "
+                f"{row['server_cpu_s_per_gb']:.2f} s/GB (event loop thread "
+                f"{row['loop_cpu_s_per_gb']:.2f}), {row['status']}")
     finally:
         srv.stop()
     # Baseline, same run: the store's own ingest (Store.put from a stream, no HTTP).
@@ -482,9 +501,10 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
                    "0 |")
     for r in res.get("large", []):
         base = r.get("store_put_mb_per_s")
-        out.append(f"| upload {r['bytes'] / MB:,.0f} MB | MB/s; RSS growth | "
-                   f"{r['mb_per_s']:,.0f}; +{r['rss_growth_mb']:.1f} MiB | Store.put of the "
-                   f"same size, no HTTP | {base or 0:,.0f} MB/s | "
+        out.append(f"| upload {r['bytes'] / MB:,.0f} MB | MB/s; RSS growth; server CPU s/GB "
+                   f"(loop) | {r['mb_per_s']:,.0f}; +{r['rss_growth_mb']:.1f} MiB; "
+                   f"{r['server_cpu_s_per_gb']:.2f} ({r['loop_cpu_s_per_gb']:.2f}) | "
+                   f"Store.put of the same size, no HTTP | {base or 0:,.0f} MB/s | "
                    f"{(r['mb_per_s'] / base) if base else 0:.2f}× | ≥ 300 MB/s; < 64 MiB |")
     q = res.get("queries")
     if q:

@@ -9,6 +9,7 @@ import json
 import time
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,14 @@ from depository.service._monitoring import (
     Figures,
     LatencyWindow,
     RateWindow,
+    ServiceMetrics,
     alert_level,
     level_name,
     scale_status,
     storage_alerts,
 )
-from depository.store import Store
+from depository.service._problems import Problem
+from depository.store import NotFoundError, Store
 from depository.store.config import parse_config
 from depository.verifier import merkle
 from depository.verifier.checkpoint import parse_checkpoint, verify_checkpoint, verify_proof_file
@@ -461,6 +464,99 @@ def test_tokens_created_and_revoked_over_http(env: Env) -> None:
     assert all("secret" not in t for t in listed)
 
 
+def test_revoke_through_the_store_beats_the_auth_cache(env: Env) -> None:
+    """The cache is warm (long TTL), the token is revoked by a direct store call (not a
+    service route, so no invalidate()): the very next request is refused."""
+    from depository.service._auth import Authenticator
+
+    secret, tok = env.store.create_token(role="writer", product="gurukul", actor="t")
+    auth = Authenticator(env.store, lambda: datetime.now(UTC), ttl=3600)
+    assert auth.authenticate(f"Bearer {secret}").token.id == tok.id
+    assert auth.authenticate(f"Bearer {secret}").token.id == tok.id  # from the cache
+    env.store.revoke_token(tok.id, reason="leaked", actor="t")
+    with pytest.raises(Problem) as exc:
+        auth.authenticate(f"Bearer {secret}")
+    assert exc.value.code == 401
+    # The same over HTTP, after warming the app's own cache with uploads.
+    secret, tok = env.store.create_token(role="writer", product="gurukul", actor="t")
+    for i in range(3):
+        assert env.c.put(f"/v1/products/gurukul/artifacts/rv/{i}", content=b"x",
+                         headers=bearer(secret)).status_code == 201
+    env.store.revoke_token(tok.id, reason="leaked", actor="t")
+    r = env.c.put("/v1/products/gurukul/artifacts/rv/after", content=b"x",
+                  headers=bearer(secret))
+    assert r.status_code == 401
+    assert env.c.get("/v1/products/gurukul/metadata/rv/after",
+                     headers=env.h("reader:gurukul")).status_code == 404
+
+
+def test_auth_cache_entry_from_before_a_revocation_is_not_used(env: Env) -> None:
+    """A lookup that raced a revocation (read the row before it committed) caches an
+    entry under the generation read before the lookup, which the revocation ends."""
+    from depository.service._auth import Authenticator
+
+    secret, tok = env.store.create_token(role="reader", product="gurukul", actor="t")
+    auth = Authenticator(env.store, lambda: datetime.now(UTC), ttl=3600)
+    real = env.store.authenticate
+
+    def racing(sec: str, now: datetime) -> Any:
+        found = real(sec, now)  # still valid here...
+        env.store.revoke_token(tok.id, reason="race", actor="t")  # ...revoked meanwhile
+        return found
+
+    env.store.authenticate = racing  # type: ignore[method-assign]
+    try:
+        auth.authenticate(f"Bearer {secret}")  # answered from the stale row, once
+    finally:
+        env.store.authenticate = real  # type: ignore[method-assign]
+    with pytest.raises(Problem):
+        auth.authenticate(f"Bearer {secret}")
+
+
+def test_stalled_small_upload_times_out(tmp_path: Path) -> None:
+    """The idle watchdog: a body that stops arriving is abandoned (408) and nothing is
+    stored; one that keeps coming slowly is not."""
+    import asyncio
+
+    store = make_store(tmp_path / "s")
+    secret = store.create_token(role="writer", product="gurukul", actor="t")[0]
+    app = create_app(store, upload_idle_timeout=0.3)
+
+    async def call(name: str, parts: list[tuple[float, bytes, bool]]) -> tuple[int, bytes]:
+        sent: list[Any] = []
+        queue = list(parts)
+
+        async def receive() -> Any:
+            if not queue:
+                await asyncio.sleep(3600)
+            delay, body, more = queue.pop(0)
+            await asyncio.sleep(delay)
+            return {"type": "http.request", "body": body, "more_body": more}
+
+        async def send(msg: Any) -> None:
+            sent.append(msg)
+
+        scope = {"type": "http", "method": "PUT",
+                 "path": f"/v1/products/gurukul/artifacts/{name}",
+                 "headers": [(b"authorization", f"Bearer {secret}".encode())],
+                 "query_string": b""}
+        await app(scope, receive, send)
+        return sent[0]["status"], sent[1]["body"]
+
+    async def main() -> None:
+        status, body = await call("s1", [(0, b"a" * 10, True)])  # then silence
+        assert status == 408 and b"upload-timeout" in body
+        slow = [(0.15, b"b" * 100, True)] * 6 + [(0.15, b"c", False)]  # 1 s in total
+        status, body = await call("s2", slow)
+        assert status == 201, body
+
+    asyncio.run(main())
+    assert store.get("gurukul", "s2").size == 601
+    with pytest.raises(NotFoundError):
+        store.get("gurukul", "s1")
+    store.close()
+
+
 def test_expired_token_is_401(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
@@ -675,6 +771,55 @@ def test_monitoring_views_and_metrics(env: Env) -> None:
                  "depository_writer_queue_depth", "depository_log_size",
                  'depository_storage_bytes{product="gurukul"} 6.0', "depository_alerts_active"):
         assert name in text, name
+
+
+def test_service_metrics_match_prometheus_client() -> None:
+    """The plain-number metrics expose exactly what prometheus_client's own instruments
+    would for the same observations (bucket edges included), _created aside."""
+    import random
+
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from depository.service._monitoring import _LATENCY_BUCKETS
+
+    ours = ServiceMetrics()
+    reg = CollectorRegistry(auto_describe=True)
+    req = Counter("depository_http_requests", "HTTP requests answered",
+                  ["route", "method", "status"], registry=reg)
+    lat = Histogram("depository_http_request_duration_seconds",
+                    "HTTP request latency by route", ["route"], buckets=_LATENCY_BUCKETS,
+                    registry=reg)
+    wr = Counter("depository_writes", "Artifact uploads by result", ["product", "result"],
+                 registry=reg)
+    wb = Counter("depository_write_bytes", "Bytes of newly stored artifacts", ["product"],
+                 registry=reg)
+    rng = random.Random(4)
+    edges = [*_LATENCY_BUCKETS, 0.0, 1e9]
+    for _ in range(2000):
+        route = rng.choice(["PUT /a", "GET /b", "(unmatched)"])
+        status = rng.choice([200, 201, 404])
+        secs = rng.choice(edges) if rng.random() < 0.3 else rng.expovariate(20)
+        ours.observe_request(route, "PUT", status, secs)
+        req.labels(route, "PUT", str(status)).inc()
+        lat.labels(route).observe(secs)
+        product, result = rng.choice(["g", "e"]), rng.choice(["created", "duplicate"])
+        n = rng.randrange(10_000)
+        ours.observe_write(product, result, n)
+        wr.labels(product, result).inc()
+        if result == "created":
+            wb.labels(product).inc(n)
+
+    def lines(r: CollectorRegistry) -> list[str]:
+        text = generate_latest(r).decode()
+        return sorted(x for x in text.splitlines() if "_created" not in x)
+
+    assert lines(ours.registry) == lines(reg)
+
+    def created(r: CollectorRegistry) -> list[str]:  # the series, not their timestamps
+        text = generate_latest(r).decode()
+        return sorted(x.rsplit(" ", 1)[0] for x in text.splitlines() if "_created{" in x)
+
+    assert created(ours.registry) == created(reg) and created(reg)
 
 
 def test_certification_status_reads_the_log(env: Env) -> None:

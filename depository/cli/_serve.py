@@ -84,6 +84,7 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
 
     from depository.service import create_app
     from depository.service._exports import EXPORTS_DIR, ExportSettings
+    from depository.service._protocol import http_protocol
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
@@ -98,7 +99,7 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
         app = create_app(store, public_tiles=public_tiles, upload_idle_timeout=upload_timeout,
                          exports=exports)
         config = uvicorn.Config(
-            app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
+            app, host=host, port=port, loop="uvloop", http=http_protocol(), lifespan="on",
             access_log=access_log, log_level=log_level, timeout_graceful_shutdown=30,
             backlog=4096, server_header=False, proxy_headers=False,
         )

@@ -30,7 +30,7 @@ from depository.store import Store, Token
 
 WRITER, READER, AUDITOR, LEGAL, ADMIN = "writer", "reader", "auditor", "legal", "admin"
 _MAX_SECRET = 512
-_CACHE_TTL = 1.0  # seconds; revocations through this service invalidate at once
+_CACHE_TTL = 1.0  # seconds; revocations through the store invalidate at once
 _CACHE_MAX = 10_000
 
 
@@ -71,11 +71,14 @@ def _unauthorized(detail: str) -> Problem:
 
 
 class Authenticator:
-    """Resolves ``Authorization: Bearer`` headers to principals, with a short cache.
+    """Resolves ``Authorization: Bearer`` headers to principals, with a cache.
 
-    Expiry is checked against the injected clock on every request; the cache only saves
-    the database lookup, and :meth:`invalidate` (called on every token change made
-    through the service) makes a revocation effective at once.
+    The cache, keyed by the secret's SHA-256, only saves the database lookup: expiry is
+    checked against the injected clock on every request, and an entry is used only
+    while the store's :attr:`~Store.token_generation` is the one read before its lookup,
+    so a token revoked through the store (by this service or any other caller in the
+    process) stops working as soon as the revocation returns. The short TTL bounds
+    staleness for changes the store instance cannot see.
     """
 
     def __init__(self, store: Store, clock: Callable[[], datetime],
@@ -83,7 +86,7 @@ class Authenticator:
         self._store = store
         self._clock = clock
         self._ttl = ttl
-        self._cache: dict[str, tuple[Token, float]] = {}
+        self._cache: dict[bytes, tuple[Token, int, float]] = {}
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
@@ -99,11 +102,13 @@ class Authenticator:
             raise _unauthorized("the Authorization header must be 'Bearer <token>'")
         if len(secret) > _MAX_SECRET or not secret.isascii() or not secret.isprintable():
             raise _unauthorized("the bearer token is unknown, expired or revoked")
-        key = hashlib.sha256(secret.encode()).hexdigest()
+        key = hashlib.sha256(secret.encode()).digest()
+        # Read before the lookup: a change committed meanwhile makes the entry stale.
+        gen = self._store.token_generation
         now_mono = time.monotonic()
         cached = self._cache.get(key)
         token: Token | None
-        if cached is not None and cached[1] > now_mono:
+        if cached is not None and cached[1] == gen and cached[2] > now_mono:
             token = cached[0]
         else:
             token = self._store.authenticate(secret, self._clock())
@@ -111,7 +116,7 @@ class Authenticator:
                 with self._lock:
                     if len(self._cache) >= _CACHE_MAX:
                         self._cache.clear()
-                    self._cache[key] = (token, now_mono + self._ttl)
+                    self._cache[key] = (token, gen, now_mono + self._ttl)
         if token is None or (token.expires is not None and not token.valid_at(self._clock())):
             raise _unauthorized("the bearer token is unknown, expired or revoked")
         return Principal(token)

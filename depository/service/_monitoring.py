@@ -8,15 +8,24 @@ without a server. The trackers (:class:`RateWindow`, :class:`LatencyWindow`,
 
 from __future__ import annotations
 
+import bisect
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from depository.store.config import DEFAULT_SCALE_LIMITS, Config
 
@@ -262,42 +271,93 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 
 class ServiceMetrics:
-    """Prometheus instruments on a registry of the app's own (not the global one)."""
+    """Request and write metrics on a registry of the app's own (not the global one).
+
+    Kept as plain numbers updated on the event loop (a dict update and a bisect per
+    observation, where prometheus_client's instruments take a lock per counter) and
+    turned into the same Prometheus families, ``_created`` samples included, at scrape
+    time. Scrapes may run on another thread: they read copies taken without yielding
+    the GIL.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("depository_http_requests", "HTTP requests answered",
-                                ["route", "method", "status"], registry=self.registry)
-        self.request_seconds = Histogram(
-            "depository_http_request_duration_seconds", "HTTP request latency by route",
-            ["route"], buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self.writes = Counter("depository_writes", "Artifact uploads by result",
-                              ["product", "result"], registry=self.registry)
-        self.write_bytes = Counter("depository_write_bytes",
-                                   "Bytes of newly stored artifacts", ["product"],
-                                   registry=self.registry)
-        self._children: dict[tuple[str, ...], Any] = {}
+        self._bounds = _LATENCY_BUCKETS
+        # (route, method, status) -> count; route -> [per-bucket counts..., +Inf], sum
+        self._requests: dict[tuple[str, str, str], int] = {}
+        self._latency: dict[str, list[int]] = {}
+        self._latency_sum: dict[str, float] = {}
+        self._writes: dict[tuple[str, str], int] = {}
+        self._write_bytes: dict[str, int] = {}
+        self._created: dict[tuple[str, ...], float] = {}
+        self.registry.register(_FnCollector(self._families))
+
+    def _first(self, key: tuple[str, ...]) -> None:
+        self._created.setdefault(key, time.time())
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, str(status))
-        c = self._children.get(key)
-        if c is None:
-            c = (self.requests.labels(route, method, str(status)),
-                 self.request_seconds.labels(route))
-            self._children[key] = c
-        c[0].inc()
-        c[1].observe(seconds)
+        n = self._requests.get(key)
+        if n is None:
+            self._first(("requests", *key))
+            n = 0
+        self._requests[key] = n + 1
+        buckets = self._latency.get(route)
+        if buckets is None:
+            self._first(("latency", route))
+            buckets = self._latency[route] = [0] * (len(self._bounds) + 1)
+            self._latency_sum[route] = 0.0
+        buckets[bisect.bisect_left(self._bounds, seconds)] += 1  # le: bound >= seconds
+        self._latency_sum[route] += seconds
 
     def observe_write(self, product: str, result: str, nbytes: int) -> None:
         """Upload latency is the upload route's request histogram."""
-        key = ("write", product, result)
-        c = self._children.get(key)
-        if c is None:
-            c = (self.writes.labels(product, result), self.write_bytes.labels(product))
-            self._children[key] = c
-        c[0].inc()
+        key = (product, result)
+        n = self._writes.get(key)
+        if n is None:
+            self._first(("writes", *key))
+            n = 0
+        self._writes[key] = n + 1
         if result == "created":
-            c[1].inc(nbytes)
+            b = self._write_bytes.get(product)
+            if b is None:
+                self._first(("bytes", product))
+                b = 0
+            self._write_bytes[product] = b + nbytes
+
+    def _families(self) -> Iterator[Metric]:
+        created = dict(self._created)
+        requests = CounterMetricFamily("depository_http_requests", "HTTP requests answered",
+                                       labels=["route", "method", "status"])
+        for key, n in dict(self._requests).items():
+            requests.add_metric(list(key), n, created=created.get(("requests", *key)))
+        yield requests
+        name = "depository_http_request_duration_seconds"
+        latency = HistogramMetricFamily(name, "HTTP request latency by route",
+                                        labels=["route"])
+        sums = dict(self._latency_sum)
+        for route, counts in dict(self._latency).items():
+            counts = list(counts)
+            cumulative, acc = [], 0
+            bounds = (*map(floatToGoString, self._bounds), "+Inf")
+            for bound, n in zip(bounds, counts, strict=True):
+                acc += n
+                cumulative.append((bound, float(acc)))
+            latency.add_metric([route], cumulative, sums.get(route, 0.0))
+            when = created.get(("latency", route))
+            if when is not None:
+                latency.samples.append(Sample(f"{name}_created", {"route": route}, when))
+        yield latency
+        writes = CounterMetricFamily("depository_writes", "Artifact uploads by result",
+                                     labels=["product", "result"])
+        for wkey, n in dict(self._writes).items():
+            writes.add_metric(list(wkey), n, created=created.get(("writes", *wkey)))
+        yield writes
+        wbytes = CounterMetricFamily("depository_write_bytes",
+                                     "Bytes of newly stored artifacts", labels=["product"])
+        for product, n in dict(self._write_bytes).items():
+            wbytes.add_metric([product], n, created=created.get(("bytes", product)))
+        yield wbytes
 
     def add_gauges(self, fn: Callable[[], Iterable[Metric]]) -> None:
         self.registry.register(_FnCollector(fn))

@@ -87,6 +87,14 @@ MONITOR_EVERY = 5.0  # seconds between background alert evaluations
 VIEWS = ("scale", "writes", "storage", "throughput", "queries", "alerts", "thresholds",
          "certification")
 _MEDIA_TYPE = re.compile(r"[\x21-\x7e]+/[\x21-\x7e]+( *;[\x20-\x7e]*)?\Z")
+# One encoder for every receipt: json.dumps with options builds a new one per call.
+_RECEIPT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# The request headers the upload reads (ASGI names are lower case): only these are decoded.
+_UPLOAD_HEADERS = {k.encode(): k for k in (
+    "authorization", "content-type", "content-length", "depository-metadata",
+    "depository-provenance", "depository-retain-until")}
+# Names that need no percent-encoding in the Location header (the usual ones).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._~/-]*\Z")
 
 
 def _b64(h: bytes) -> str:
@@ -132,8 +140,8 @@ def _time_param(raw: str | None, field: str) -> str | None:
 
 def _header_text(headers: Mapping[str, str], name: str) -> str | None:
     raw = headers.get(name.lower())
-    if raw is None:
-        return None
+    if raw is None or raw.isascii():  # ASCII: latin-1 and UTF-8 agree
+        return raw
     try:
         return raw.encode("latin-1").decode("utf-8")
     except UnicodeError:
@@ -176,8 +184,9 @@ def _json_header(headers: Mapping[str, str], name: str) -> dict[str, Any]:
     text = _header_text(headers, name)
     if text is None or not text.strip():
         return {}
-    if len(text.encode()) > HEADER_MAX:
-        raise Problem("header-too-large", f"{name} is {len(text.encode())} bytes; the limit "
+    size = len(text) if text.isascii() else len(text.encode())
+    if size > HEADER_MAX:
+        raise Problem("header-too-large", f"{name} is {size} bytes; the limit "
                       f"is {HEADER_MAX}", field=f"header:{name}")
     return _strict_object(text, f"header:{name}")
 
@@ -441,7 +450,7 @@ class _Service:
                     max_size=self.config.max_artifact_size,
                     inline_max=self.config.inline_max, idle_timeout=self.idle_timeout,
                     executor=self.upload_pool, streams=self.streams)
-                receipt: Receipt = await asyncio.wrap_future(fut)
+                receipt: Receipt = await _upload.result(fut)
             except StoreError as exc:
                 self.metrics.observe_write(product, "refused", 0)
                 if isinstance(exc, MetadataError):
@@ -456,17 +465,18 @@ class _Service:
             self.writes.add(time.monotonic(), 1, receipt.size)
         if wait == "checkpoint":
             receipt = await run_in_threadpool(store.with_proof, receipt)
-        body = json.dumps(receipt.to_json(), ensure_ascii=False,
-                          separators=(",", ":")).encode()
+        body = _RECEIPT_JSON(receipt.to_json()).encode()
         return (200 if receipt.duplicate else 201, body,
-                {"Location": f"/v1/products/{product}/artifacts/{quote(name)}"})
+                {"Location": f"/v1/products/{product}/artifacts/"
+                             f"{name if _PLAIN_NAME.match(name) else quote(name)}"})
 
     async def put_asgi(self, scope: Scope, receive: Receive, send: Send, product: str,
                        name: str) -> None:
         """The upload route as a bare ASGI handler: the hot path skips the framework's
         request objects and routing (same behaviour, same answers)."""
         t0 = time.perf_counter()
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = {_UPLOAD_HEADERS[k]: v.decode("latin-1") for k, v in scope["headers"]
+                   if k in _UPLOAD_HEADERS}
         ctype = b"application/json"
         try:
             status, body, extra = await self.upload(headers, scope.get("query_string", b""),

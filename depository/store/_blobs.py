@@ -8,12 +8,15 @@ into place, and the directory is fsynced before the log record is written.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import io
 import os
+import queue
 import secrets
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
     from depository.store._store import Store
 
 CHUNK = 1024 * 1024
+WRITEBACK_EVERY = 8 * CHUNK  # start writing the file out after each this many bytes
+THREAD_AFTER = 4 * CHUNK  # hash in line up to here; a thread only pays off beyond
+HASH_QUEUE = 8  # batches (about CHUNK each) waiting for the hashing thread at most
 
 
 @dataclass
@@ -78,39 +84,51 @@ class BlobDir:
         """Stream ``stream`` in constant memory, hashing it; store it if large.
 
         Raises :class:`TooLargeError` as soon as more than ``max_size`` bytes arrive,
-        leaving nothing behind.
+        leaving nothing behind. A large body is hashed on a second thread while this one
+        writes it (see :class:`_Hasher`), and the kernel is asked to start writing it out
+        as it goes, so the final fsync has little left to do.
         """
-        h = hashlib.sha256()
-        buf = bytearray()
+        batches = read_batches(stream, max_size=max_size, what=what)
+        head: list[bytes] = []
         size = 0
         tmp_path: Path | None = None
         fd = -1
+        hasher = _Hasher()
         try:
-            for chunk in read_limited(stream, max_size=max_size, what=what):
-                size += len(chunk)
-                h.update(chunk)
-                if fd < 0 and size <= inline_max:
-                    buf += chunk
-                    continue
-                if fd < 0:
-                    tmp_path = self.tmp / f"upload-{secrets.token_hex(8)}"
-                    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                    _write_all(fd, bytes(buf))
-                    buf = bytearray()
-                _write_all(fd, chunk)
-            if fd < 0:
-                return Ingested(sha256=h.hexdigest(), size=size, data=bytes(buf))
+            for batch, n in batches:
+                head += batch
+                size += n
+                if size > inline_max:
+                    break
+            else:
+                # Small: inline bytes, hashed here, no file.
+                data = b"".join(head)
+                return Ingested(sha256=hashlib.sha256(data).hexdigest(), size=size,
+                                data=data)
+            tmp_path = self.tmp / f"upload-{secrets.token_hex(8)}"
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            hasher.feed(head, size)
+            _writev_all(fd, head)
+            head = []
+            flushed = 0
+            for batch, n in batches:
+                hasher.feed(batch, n)
+                _writev_all(fd, batch)
+                size += n
+                if size - flushed >= WRITEBACK_EVERY:
+                    _start_writeback(fd, flushed, size - flushed)
+                    flushed = size
+            digest = hasher.hexdigest()
             os.fsync(fd)
             os.close(fd)
             fd = -1
-            assert tmp_path is not None
-            digest = h.hexdigest()
             self._place(tmp_path, digest)
             tmp_path = None
             return Ingested(sha256=digest, size=size, data=None)
         except OSError as exc:
             raise _disk_error(exc, what) from exc
         finally:
+            hasher.close()
             if fd >= 0:
                 os.close(fd)
             if tmp_path is not None:
@@ -197,11 +215,38 @@ def read_limited(stream: BinaryIO, *, max_size: int, what: str) -> Iterator[byte
     while chunk := stream.read(CHUNK):
         size += len(chunk)
         if size > max_size:
-            raise TooLargeError(
-                f"{what}: larger than the configured maximum artifact size "
-                f"({max_size} bytes); nothing was stored"
-            )
+            raise _too_large(what, max_size)
         yield chunk
+
+
+def read_batches(stream: BinaryIO, *, max_size: int, what: str
+                 ) -> Iterator[tuple[list[bytes], int]]:
+    """The stream's bytes as (pieces, their total length), about :data:`CHUNK` at a time;
+    :class:`TooLargeError` as soon as more than ``max_size`` bytes have arrived.
+
+    A stream with a ``read_parts(n)`` method (the HTTP body pipe) hands over the pieces
+    it holds as they are, so nothing is copied to join them; any other is ``read()``.
+    """
+    read_parts: Callable[[int], list[bytes]] | None = getattr(stream, "read_parts", None)
+    size = 0
+    while True:
+        if read_parts is not None:
+            parts = read_parts(CHUNK)
+            n = sum(map(len, parts))
+        else:
+            chunk = stream.read(CHUNK)
+            parts, n = [chunk], len(chunk)
+        if not n:
+            return
+        size += n
+        if size > max_size:
+            raise _too_large(what, max_size)
+        yield parts, n
+
+
+def _too_large(what: str, max_size: int) -> TooLargeError:
+    return TooLargeError(f"{what}: larger than the configured maximum artifact size "
+                         f"({max_size} bytes); nothing was stored")
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -209,6 +254,115 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _writev_all(fd: int, parts: list[bytes]) -> None:
+    """Write every piece, in order, in as few system calls as the kernel allows."""
+    if len(parts) == 1:
+        _write_all(fd, parts[0])
+        return
+    if len(parts) > _IOV_MAX:
+        for i in range(0, len(parts), _IOV_MAX):
+            _writev_all(fd, parts[i:i + _IOV_MAX])
+        return
+    n = os.writev(fd, parts)
+    if n == sum(map(len, parts)):
+        return
+    for part in parts:  # a short write (rare): finish piece by piece
+        if n >= len(part):
+            n -= len(part)
+            continue
+        _write_all(fd, part[n:])
+        n = 0
+
+
+_IOV_MAX = 512  # pieces per writev (POSIX guarantees 16, Linux allows 1024)
+
+
+def _load_sync_file_range() -> Callable[[int, int, int], int] | None:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # not Linux: the final fsync does all the work
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    fn.restype = ctypes.c_int
+    return lambda fd, off, n: int(fn(fd, off, n, _SYNC_FILE_RANGE_WRITE))
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+_sync_file_range = _load_sync_file_range()
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a range out now (asynchronously).
+
+    Only a hint for speed: without it the whole file waits in the page cache for the
+    final fsync, which then takes as long as writing it did. Durability still comes
+    from that fsync, so a failure here is ignored.
+    """
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, length)
+
+
+class _Hasher:
+    """SHA-256 of the pieces fed to it, in order; on a second thread once it is big.
+
+    hashlib releases the GIL on large buffers, so hashing on one core while the caller
+    writes on the other nearly doubles a large ingest's speed. The first
+    :data:`THREAD_AFTER` bytes are hashed in line (a thread costs more than they do), and
+    at most :data:`HASH_QUEUE` batches wait, which bounds the memory held.
+    """
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self._inline = 0
+        self._queue: queue.Queue[list[bytes] | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._stop = False
+
+    def feed(self, parts: list[bytes], n: int) -> None:
+        if self._queue is None:
+            if self._inline + n <= THREAD_AFTER:
+                self._inline += n
+                for p in parts:
+                    self._h.update(p)
+                return
+            self._queue = queue.Queue(HASH_QUEUE)
+            self._thread = threading.Thread(target=self._run, name="depository-hash",
+                                            daemon=True)
+            self._thread.start()
+        self._queue.put(parts)
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        update = self._h.update
+        while (parts := self._queue.get()) is not None:
+            if self._stop or self._error is not None:
+                continue  # drain so the feeder never blocks
+            try:
+                for p in parts:
+                    update(p)
+            except BaseException as exc:  # re-raised by hexdigest() on the caller
+                self._error = exc
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            assert self._queue is not None
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def hexdigest(self) -> str:
+        self._join()
+        if self._error is not None:
+            raise self._error
+        return self._h.hexdigest()
+
+    def close(self) -> None:
+        """Stop the thread without hashing what is still queued (the ingest failed)."""
+        self._stop = True
+        self._join()
 
 
 class _Limited(io.RawIOBase):

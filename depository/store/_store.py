@@ -465,6 +465,8 @@ class Store:
         self._cp_waiters: list[tuple[int, Future[bytes]]] = []
         self._bypass_attempt: str | None = None
         self._removed: set[str] = set()
+        self._token_generation = 0
+        self._token_lock = threading.Lock()
         self._lock_fd = -1
         if not readonly:
             self._lock_fd = _take_writer_lock(path)
@@ -1473,6 +1475,7 @@ class Store:
                                  txn.now_text)
 
         result: tuple[str, Token] = self._submit(op).result()
+        self._tokens_changed()
         return result
 
     def revoke_token(self, token_id: str, *, reason: str, actor: str) -> int:
@@ -1495,7 +1498,23 @@ class Store:
                              (token_id, reason, actor, seq, txn.now_text))
             return seq
 
-        return int(self._submit(op).result())
+        try:
+            return int(self._submit(op).result())
+        finally:
+            self._tokens_changed()
+
+    @property
+    def token_generation(self) -> int:
+        """Changes after every token issued or revoked through this instance (committed).
+
+        A cache of :meth:`authenticate` answers stays correct by reading this *before*
+        each lookup and dropping entries whose generation is no longer current.
+        """
+        return self._token_generation
+
+    def _tokens_changed(self) -> None:
+        with self._token_lock:  # two revocations at once must both move it
+            self._token_generation += 1
 
     def tokens(self) -> list[Token]:
         return [_token(r) for r in self._reader().execute(f"{_TOKEN_SELECT} ORDER BY t.issued_idx")]

@@ -40,7 +40,7 @@ import re
 import sqlite3
 import struct
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -57,7 +57,13 @@ from depository.verifier._errors import (
 )
 from depository.verifier.checkpoint import verify_checkpoint
 from depository.verifier.note import parse_verifier_key
-from depository.verifier.record import Record, canonical_json, parse_record
+from depository.verifier.record import (
+    Record,
+    canonical_json,
+    parse_record,
+    parse_record_json,
+    quick_encode,
+)
 
 __all__ = [
     "CHECKS",
@@ -434,7 +440,7 @@ def _scan_chunk(
         lh = merkle.leaf_hash(leaf)
         tainted = False
         try:
-            rec = parse_record(leaf, index=idx)
+            rec = parse_record_json(leaf, index=idx)
         except RecordError as exc:
             rec = None
             hint, aid = _leaf_hint(leaf)
@@ -676,8 +682,6 @@ def _artifact_id(product: str, name: str) -> str:
 _Context = tuple[frozenset[str] | None, timedelta | None]
 _Item = tuple[int, str, str | None, str, Any]  # (index, type, product, time, payload)
 
-_ENC = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                        allow_nan=False)
 
 
 def _canonical_in(value: Any, leaf: bytes) -> str:
@@ -689,7 +693,7 @@ def _canonical_in(value: Any, leaf: bytes) -> str:
     astral-plane keys) take the exact path.
     """
     try:
-        text = _ENC.encode(value)
+        text = quick_encode(value)
     except (TypeError, ValueError):
         text = ""
     if text and text.encode() in leaf:
@@ -712,18 +716,19 @@ def _scalar_text(v: Any) -> str | None:
     return None
 
 
-def _prepare(rec: Record, leaf: bytes, ctx: _Context, out: list[Finding]) -> _Item | None:
+def _prepare(rec: dict[str, Any], leaf: bytes, ctx: _Context, out: list[Finding]
+             ) -> _Item | None:
     """The stateless part of a record's replay: validate its body and product, check what
     needs no history (id derivation, minimum retention), and compute the derived rows it
     implies. Findings go to ``out``; None means there is nothing more to replay."""
-    idx, typ, product = rec.seq, rec.type, rec.product
+    idx, typ, product = rec["seq"], rec["type"], rec["product"]
     products, min_retention = ctx
-    body = rec.body
+    body = rec["body"]
     if typ not in _BODIES:
         out.append(Finding(CHECK_RECORD, f"record {idx} has type {typ!r}, which the store "
                            "never writes: it was forged or inserted", index=idx, table="log"))
         return None
-    problem = _body_problem(rec)
+    problem = _body_problem(typ, body)
     if problem:
         aid = body.get("artifact_id")
         out.append(Finding(CHECK_RECORD, f"record {idx} ({typ}): {problem}; the store never "
@@ -738,7 +743,7 @@ def _prepare(rec: Record, leaf: bytes, ctx: _Context, out: list[Finding]) -> _It
         out.append(Finding(CHECK_RECORD, f"record {idx} ({typ}) names a product "
                            f"({product!r}); this record type is store-wide", index=idx,
                            table="log"))
-    t, actor = rec.time, rec.actor
+    t, actor = rec["time"], rec["actor"]
     payload: Any
     if typ == "store.init":
         if idx != 0:
@@ -1142,7 +1147,7 @@ class _Replay:
                   index=0, table="log")
             return
         body = dict(rec.body)
-        problem = _body_problem(rec)
+        problem = _body_problem(rec.type, body)
         if problem:
             f.add(CHECK_INIT, f"record 0 (store.init): {problem}", index=0, table="log")
             return
@@ -1900,11 +1905,10 @@ class _Replay:
         )
 
 
-def _body_problem(rec: Record) -> str | None:
-    spec = _BODIES.get(rec.type)
+def _body_problem(typ: str, body: Mapping[str, Any]) -> str | None:
+    spec = _BODIES.get(typ)
     if spec is None:
-        return f"unknown record type {rec.type!r}"
-    body = rec.body
+        return f"unknown record type {typ!r}"
     for key, (ok, what) in spec.items():
         v = body.get(key, _ABSENT)
         if v is _ABSENT:

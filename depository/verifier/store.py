@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -556,14 +557,30 @@ _TIME_RE = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z\Z
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
+# Each put's times are parsed by the body check and again by the retention checks, and
+# a batch of records shares one time: a small memo halves the parsing.
+_TS_MEMO: dict[str, datetime | None] = {}
+_TS_MEMO_MAX = 4096
+
+
 def _ts(text: Any) -> datetime | None:
     """An RFC 3339 UTC time as the records carry it (``...Z``), or None."""
-    if not isinstance(text, str) or _TIME_RE.match(text) is None:
+    if type(text) is not str:
         return None
     try:
-        return datetime.fromisoformat(text)  # 3.11+: takes the Z, truncates past µs
-    except ValueError:
-        return None
+        return _TS_MEMO[text]
+    except KeyError:
+        pass
+    got: datetime | None = None
+    if _TIME_RE.match(text) is not None:
+        try:
+            got = datetime.fromisoformat(text)  # 3.11+: takes the Z, truncates past µs
+        except ValueError:
+            got = None
+    if len(_TS_MEMO) >= _TS_MEMO_MAX:
+        _TS_MEMO.clear()
+    _TS_MEMO[text] = got
+    return got
 
 
 def _is_str(v: Any) -> bool:
@@ -924,13 +941,21 @@ class _Table:
         if row is None:
             self._pending = None
         else:
-            self._pending = (tuple(row[:self.keylen]), tuple(row[self.keylen:]))
+            self._pending = (row[:self.keylen], row[self.keylen:])  # rows are tuples
 
-    def expect(self, key: tuple[Any, ...], row: tuple[Any, ...], where: str, *,
-               index: int, artifact_id: str | None = None) -> None:
+    def expect(self, key: tuple[Any, ...], row: tuple[Any, ...],
+               where: str | Callable[[], str], *, index: int,
+               artifact_id: str | None = None) -> None:
+        """``where`` names the record for a message (a callable: only built if needed)."""
         if not self.exists:
             return
         self.rows += 1
+        pending = self._pending
+        if pending is not None and pending[0] == key and pending[1] == row:
+            self._advance()  # the common case, before any message is worded
+            return
+        if not isinstance(where, str):
+            where = where()
         while self._pending is not None and self._pending[0] < key:
             self._extra(self._pending)
             self._advance()
@@ -975,6 +1000,10 @@ class _Table:
         while self._pending is not None:
             self._extra(self._pending)
             self._advance()
+
+
+def _meta_where(where: Callable[[], str], key: str) -> str:
+    return f"{where()}, metadata field {key!r}"
 
 
 def _show(v: Any) -> str:
@@ -1587,17 +1616,20 @@ class _Replay:
     def _put(self, idx: int, product: str | None, t: str, row: tuple[Any, ...],
              meta_rows: list[tuple[str, str, str, str]]) -> None:
         aid, name, sha = row[0], row[2], row[3]
-        where = f"record {idx} (artifact {aid}, {product}/{name})"
+
+        def where() -> str:  # worded only when something is wrong
+            return f"record {idx} (artifact {aid}, {product}/{name})"
+
         self.t_artifact.expect((idx,), row, where, index=idx, artifact_id=aid)
         meta = self.t_meta
         for mrow in meta_rows:
-            meta.expect((idx, mrow[2]), mrow, f"{where}, metadata field {mrow[2]!r}",
+            meta.expect((idx, mrow[2]), mrow, partial(_meta_where, where, mrow[2]),
                         index=idx, artifact_id=aid)
         if self.locked is not None:
-            self._while_locked(idx, where, aid)
+            self._while_locked(idx, where(), aid)
         old = self.arts.get(aid)
         if old is not None:
-            self.f.add(CHECK_NAME, f"{where}: {product}/{name} was already stored by record "
+            self.f.add(CHECK_NAME, f"{where()}: {product}/{name} was already stored by record "
                        f"{_ART.unpack(old)[0]}; names are write-once, so a second put under "
                        "the same name was forged", index=idx, artifact_id=aid, table="log")
             return

@@ -551,6 +551,9 @@ def test_edit_the_metadata_index(built: Built, copy: Path) -> None:
     hits = found(res, "derived", index=built.idx["lesson"], artifact_id=aid,
                  table="artifact_meta")
     assert len(hits) == 2
+    # The edited value is reported against its record and field (worded lazily).
+    assert any(f"row of record {built.idx['lesson']} (artifact {aid}, " in h.message
+               and "metadata field" in h.message and "geometry" in h.message for h in hits)
 
 
 def test_drop_a_trigger(built: Built, copy: Path) -> None:

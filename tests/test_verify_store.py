@@ -652,3 +652,30 @@ def test_cli_since_checkpoint_catches_a_rollback(built: Built, copy: Path,
     res = _verifier(str(copy), "--key", str(keyfile), "--since-checkpoint", str(saved))
     assert res.returncode == 1
     assert "FAIL [since-checkpoint] rolled back or forked" in res.stdout
+
+
+# ----------------------------------------------------------------- quick checks agree
+_GOOD_PUT = {
+    "artifact_id": "art_x", "name": "n", "sha256": "ab" * 32, "size": 3,
+    "media_type": "text/plain", "metadata": {}, "provenance": {"a": 1},
+    "retain_until": "2030-01-01T00:00:00Z", "received": "2026-01-01T00:00:00.5Z",
+    "storage": "inline",
+}
+_ODD_VALUES = [None, "", "x", 0, -1, 1, True, False, [], {}, 1.5, "AB" * 32, "ab" * 31,
+               "2030-01-01T00:00:00+00:00", "2030-01-01", "file", "inline",
+               "2030-13-01T00:00:00Z"]
+
+
+@pytest.mark.parametrize("key", sorted(_GOOD_PUT))
+def test_quick_put_check_agrees_with_the_spec(key: str) -> None:
+    assert vstore._put_body_ok(_GOOD_PUT)
+    assert vstore._spec_problem("artifact.put", _GOOD_PUT) is None
+    for odd in [*_ODD_VALUES, vstore._ABSENT]:
+        body = dict(_GOOD_PUT)
+        if odd is vstore._ABSENT:
+            del body[key]
+        else:
+            body[key] = odd
+        slow = vstore._spec_problem("artifact.put", body)
+        assert vstore._put_body_ok(body) is (slow is None), (key, odd, slow)
+        assert vstore._body_problem("artifact.put", body) == slow

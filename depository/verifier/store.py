@@ -1947,7 +1947,7 @@ def _put_body_ok(b: Mapping[str, Any]) -> bool:
     return (
         type(g("artifact_id")) is str and g("artifact_id") != ""
         and type(g("name")) is str and g("name") != ""
-        and type(g("sha256")) is str and _HEX64.match(g("sha256")) is not None
+        and type(g("sha256")) is str and _HEX64.match(g("sha256", "")) is not None
         and type(size) is int and size >= 0
         and type(g("media_type")) is str
         and type(g("metadata")) is dict and type(g("provenance")) is dict

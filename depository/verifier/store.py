@@ -1270,14 +1270,18 @@ class _Replay:
         return sorted(set(sizes))
 
     def _chunks(self) -> Iterator[_Chunk]:
+        """The scanned chunks in log order. With a pool the first ones are submitted
+        here, before the caller iterates, so workers scan while the parent opens the
+        derived tables (SQLite sorts some of them before the first row)."""
         level = CHUNK_LEVEL
         step = 1 << level
         starts = range(0, self.n, step)
         if self.pool is None:
-            for s in starts:
-                e = min(s + step, self.n)
-                yield _scan_chunk(self.conn, s, e, level, self._sizes(s, e), self.ctx)
-            return
+            return (
+                _scan_chunk(self.conn, s, min(s + step, self.n), level,
+                            self._sizes(s, min(s + step, self.n)), self.ctx)
+                for s in starts
+            )
         pool = self.pool
         it = iter(starts)
         pending: deque[Future[_Chunk]] = deque()
@@ -1291,12 +1295,17 @@ class _Replay:
 
         for _ in range(self.jobs * 3):
             submit()
-        while pending:
-            res = pending.popleft().result()
-            submit()
-            yield res
+
+        def results() -> Iterator[_Chunk]:
+            while pending:
+                res = pending.popleft().result()
+                submit()
+                yield res
+
+        return results()
 
     def _replay(self) -> None:
+        chunks = self._chunks()
         self._open_tables()
         cps = self.conn.execute(
             "SELECT size, root, note FROM checkpoint WHERE size <= 0 ORDER BY size"
@@ -1307,7 +1316,7 @@ class _Replay:
             self.since_root = merkle.EMPTY_ROOT
         level = CHUNK_LEVEL
         glob: list[_StackEntry] = []
-        for ch in self._chunks():
+        for ch in chunks:
             for fnd in ch.findings:
                 self.f.append(fnd)
             self.nodes_checked += ch.nodes_checked

@@ -176,10 +176,10 @@ def _canonical_value(leaf: bytes, where: str) -> Any:
     """Decode ``leaf`` and check it is the RFC 8785 encoding of the decoded value.
 
     The quick path compares the leaf with Python's sorted, compact encoding of what
-    ``json.loads`` made of it. For a value of strings, integers below 2^53 in magnitude,
-    booleans, null, arrays and objects whose keys hold no character from U+E000 up, that
-    encoding *is* RFC 8785 (same escapes, same key order, same integer spelling), so
-    equality proves canonical form. Duplicate keys need no separate check: the decoded
+    ``json.loads`` made of it. For a value of strings, integers of at most 15 digits
+    (below 2^53), booleans, null, arrays and objects whose keys hold no character from
+    U+E000 up, that encoding *is* RFC 8785 (same escapes, same key order, same integer
+    spelling), so equality proves canonical form. Duplicate keys need no separate check: the decoded
     object keeps one member per key, so its encoding is shorter than the leaf and the
     comparison fails. Anything else (floats, big numbers, high code points) goes through
     ``rfc8785`` itself.

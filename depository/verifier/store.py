@@ -700,7 +700,6 @@ _Context = tuple[frozenset[str] | None, timedelta | None]
 _Item = tuple[int, str, str | None, str, Any]  # (index, type, product, time, payload)
 
 
-
 def _canonical_in(value: Any, leaf: bytes) -> str:
     """RFC 8785 text of ``value``, a JSON object inside the canonical ``leaf``.
 

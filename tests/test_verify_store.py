@@ -570,6 +570,9 @@ def test_edit_the_metadata_index(built: Built, copy: Path) -> None:
     hits = found(res, "derived", index=built.idx["lesson"], artifact_id=aid,
                  table="artifact_meta")
     assert len(hits) == 2
+    # The edited value is reported against its record and field (worded lazily).
+    assert any(f"row of record {built.idx['lesson']} (artifact {aid}, " in h.message
+               and "metadata field" in h.message and "geometry" in h.message for h in hits)
 
 
 def test_drop_a_trigger(built: Built, copy: Path) -> None:
@@ -685,3 +688,30 @@ def test_a_schema_v1_store_is_refused_with_a_clear_error(built: Built, copy: Pat
     with pytest.raises(StoreVerificationError, match="schema version 1; this verifier "
                        "reads schema version 2 only"):
         verify(copy, built)
+
+
+# ----------------------------------------------------------------- quick checks agree
+_GOOD_PUT = {
+    "artifact_id": "art_x", "name": "n", "sha256": "ab" * 32, "size": 3,
+    "media_type": "text/plain", "metadata": {}, "provenance": {"a": 1},
+    "retain_until": "2030-01-01T00:00:00Z", "received": "2026-01-01T00:00:00.5Z",
+    "storage": "inline",
+}
+_ODD_VALUES = [None, "", "x", 0, -1, 1, True, False, [], {}, 1.5, "AB" * 32, "ab" * 31,
+               "2030-01-01T00:00:00+00:00", "2030-01-01", "file", "inline",
+               "2030-13-01T00:00:00Z"]
+
+
+@pytest.mark.parametrize("key", sorted(_GOOD_PUT))
+def test_quick_put_check_agrees_with_the_spec(key: str) -> None:
+    assert vstore._put_body_ok(_GOOD_PUT)
+    assert vstore._spec_problem("artifact.put", _GOOD_PUT) is None
+    for odd in [*_ODD_VALUES, vstore._ABSENT]:
+        body = dict(_GOOD_PUT)
+        if odd is vstore._ABSENT:
+            del body[key]
+        else:
+            body[key] = odd
+        slow = vstore._spec_problem("artifact.put", body)
+        assert vstore._put_body_ok(body) is (slow is None), (key, odd, slow)
+        assert vstore._body_problem("artifact.put", body) == slow

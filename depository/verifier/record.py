@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,35 @@ _TYPE_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
 )
+
+
+def _no_default(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _make_quick_encode() -> Callable[[Any], str]:
+    """``_ENCODER.encode`` without its per-call set-up (one C encoder, built once).
+
+    Only for values decoded from JSON: there are no cycles to guard against (no markers),
+    and anything not JSON raises TypeError as ``encode`` would.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or basestring is None:  # an interpreter without the C accelerator
+        return _ENCODER.encode
+    enc = make(None, _no_default, basestring, None, ":", ",", True, False, False)
+
+    def quick(value: Any) -> str:
+        if isinstance(value, str):  # the C encoder wants a container at the top
+            return _ENCODER.encode(value)
+        return "".join(enc(value, 0))
+
+    return quick
+
+
+quick_encode = _make_quick_encode()
+"""Python's sorted compact JSON text of a decoded JSON value (RFC 8785 only when
+:func:`canonical_json`'s quick-path conditions hold; callers must check them)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +127,7 @@ def canonical_json(value: Any) -> bytes:
     2^53 - 1, non-string keys).
     """
     if _fast_path_ok(value):
-        return _ENCODER.encode(value).encode("utf-8")
+        return quick_encode(value).encode("utf-8")
     try:
         out: bytes = rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError) as exc:
@@ -115,30 +144,103 @@ def encode_record(record: Record) -> bytes:
         raise RecordError(f"record {record.seq}: {exc}") from exc
 
 
+class _SlowPath(Exception):
+    """A token the quick comparison cannot judge: a float (Python's float repr is not
+    RFC 8785's), NaN/Infinity, or an integer of 16 or more digits (2^53 and beyond,
+    which RFC 8785 cannot carry exactly but Python would print)."""
+
+
+def _refuse_float(text: str) -> Any:
+    raise _SlowPath(text)
+
+
+def _small_int(text: str) -> int:
+    # A str's length is the digit count (plus a sign): 15 digits stay below 2^53.
+    if len(text) > 15:
+        raise _SlowPath(text)
+    return int(text)
+
+
+# Decodes like json.loads but stops at the first token only the exact path may judge.
+_FAST_DECODER = json.JSONDecoder(
+    parse_float=_refuse_float, parse_int=_small_int, parse_constant=_refuse_float
+)
+
+# A UTF-8 lead byte of U+E000 or above: object keys sort by UTF-16 code unit in RFC 8785
+# and by code point in Python, and the two orders agree below U+E000. (Checked only on
+# non-ASCII leaves; a match inside a string value only costs the exact path.)
+_HIGH = re.compile(rb"[\xee-\xff]")
+
+
+def _canonical_value(leaf: bytes, where: str) -> Any:
+    """Decode ``leaf`` and check it is the RFC 8785 encoding of the decoded value.
+
+    The quick path compares the leaf with Python's sorted, compact encoding of what
+    ``json.loads`` made of it. For a value of strings, integers of at most 15 digits
+    (below 2^53), booleans, null, arrays and objects whose keys hold no character from
+    U+E000 up, that encoding *is* RFC 8785 (same escapes, same key order, same integer
+    spelling), so equality proves canonical form. Duplicate keys need no separate check: the decoded
+    object keeps one member per key, so its encoding is shorter than the leaf and the
+    comparison fails. Anything else (floats, big numbers, high code points) goes through
+    ``rfc8785`` itself.
+    """
+    try:
+        text = leaf.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{where}: leaf is not UTF-8 JSON: {exc}") from exc
+    if leaf.isascii() or _HIGH.search(leaf) is None:
+        try:
+            obj = _FAST_DECODER.decode(text)
+            again = quick_encode(obj)
+        except (_SlowPath, ValueError, RecursionError):
+            pass  # the exact path decides, and words the error
+        else:
+            if again == text:
+                return obj
+            canon = again.encode("utf-8", "surrogatepass")  # a decoded lone surrogate
+            raise RecordError(
+                f"{where}: leaf bytes are not the RFC 8785 canonical encoding of themselves "
+                f"(first difference at byte {_first_difference(canon, leaf)})"
+            )
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise RecordError(f"{where}: leaf is not UTF-8 JSON: {exc}") from exc
+    try:
+        canon = canonical_json(obj)
+    except (ValueError, RecursionError) as exc:
+        raise RecordError(f"{where}: {exc}") from exc
+    if canon != leaf:
+        raise RecordError(
+            f"{where}: leaf bytes are not the RFC 8785 canonical encoding of themselves "
+            f"(first difference at byte {_first_difference(canon, leaf)})"
+        )
+    return obj
+
+
+def parse_record_json(leaf: bytes, *, index: int | None = None) -> dict[str, Any]:
+    """Like :func:`parse_record`, but return the checked envelope as a dict.
+
+    The store replay's hot path: it spares building a :class:`Record` per leaf.
+    """
+    where = f"record {index}" if index is not None else "record"
+    if not isinstance(leaf, bytes):
+        if not isinstance(leaf, bytearray | memoryview):
+            raise RecordError(f"{where}: leaf must be bytes, got {type(leaf).__name__}")
+        leaf = bytes(leaf)
+    obj = _canonical_value(leaf, where)
+    _check_envelope(obj, expected_seq=index)
+    out: dict[str, Any] = obj
+    return out
+
+
 def parse_record(leaf: bytes, *, index: int | None = None) -> Record:
     """Decode a leaf, checking it is canonical and a valid version-1 envelope.
 
     ``index``, when given, is the leaf's position in the log and must equal ``seq``.
     Raises :class:`RecordError` naming the index and what is wrong.
     """
-    where = f"record {index}" if index is not None else "record"
-    if not isinstance(leaf, bytes | bytearray | memoryview):
-        raise RecordError(f"{where}: leaf must be bytes, got {type(leaf).__name__}")
-    leaf = bytes(leaf)
-    try:
-        obj = json.loads(leaf.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise RecordError(f"{where}: leaf is not UTF-8 JSON: {exc}") from exc
-    try:
-        again = canonical_json(obj)
-    except ValueError as exc:
-        raise RecordError(f"{where}: {exc}") from exc
-    if again != leaf:
-        raise RecordError(
-            f"{where}: leaf bytes are not the RFC 8785 canonical encoding of themselves "
-            f"(first difference at byte {_first_difference(again, leaf)})"
-        )
-    _check_envelope(obj, expected_seq=index)
+    obj = parse_record_json(leaf, index=index)
     return Record(
         v=obj["v"],
         seq=obj["seq"],
@@ -158,6 +260,21 @@ def _first_difference(a: bytes, b: bytes) -> int:
 
 
 def _check_envelope(obj: Any, *, expected_seq: int | None) -> None:
+    # One expression for the envelope every valid record has; the checks below only run
+    # to word what is wrong (and must agree with this one).
+    if (
+        type(obj) is dict
+        and obj.keys() == ENVELOPE_KEYS
+        and type(obj["v"]) is int and obj["v"] == RECORD_VERSION
+        and type(obj["seq"]) is int and obj["seq"] >= 0
+        and (expected_seq is None or obj["seq"] == expected_seq)
+        and type(obj["time"]) is str and _TIME_RE.match(obj["time"]) is not None
+        and type(obj["type"]) is str and _TYPE_RE.match(obj["type"]) is not None
+        and type(obj["actor"]) is str and obj["actor"] != ""
+        and (obj["product"] is None or (type(obj["product"]) is str and obj["product"] != ""))
+        and type(obj["body"]) is dict
+    ):
+        return
     where = f"record {expected_seq}" if expected_seq is not None else "record"
     if not isinstance(obj, dict):
         raise RecordError(f"{where}: must be a JSON object, got {type(obj).__name__}")

@@ -40,10 +40,11 @@ import re
 import sqlite3
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -57,7 +58,13 @@ from depository.verifier._errors import (
 )
 from depository.verifier.checkpoint import verify_checkpoint
 from depository.verifier.note import parse_verifier_key
-from depository.verifier.record import Record, canonical_json, parse_record
+from depository.verifier.record import (
+    Record,
+    canonical_json,
+    parse_record,
+    parse_record_json,
+    quick_encode,
+)
 
 __all__ = [
     "CHECKS",
@@ -434,7 +441,7 @@ def _scan_chunk(
         lh = merkle.leaf_hash(leaf)
         tainted = False
         try:
-            rec = parse_record(leaf, index=idx)
+            rec = parse_record_json(leaf, index=idx)
         except RecordError as exc:
             rec = None
             hint, aid = _leaf_hint(leaf)
@@ -560,14 +567,30 @@ _TIME_RE = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z\Z
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
+# Each put's times are parsed by the body check and again by the retention checks, and
+# a batch of records shares one time: a small memo halves the parsing.
+_TS_MEMO: dict[str, datetime | None] = {}
+_TS_MEMO_MAX = 4096
+
+
 def _ts(text: Any) -> datetime | None:
     """An RFC 3339 UTC time as the records carry it (``...Z``), or None."""
-    if not isinstance(text, str) or _TIME_RE.match(text) is None:
+    if type(text) is not str:
         return None
     try:
-        return datetime.fromisoformat(text)  # 3.11+: takes the Z, truncates past µs
-    except ValueError:
-        return None
+        return _TS_MEMO[text]
+    except KeyError:
+        pass
+    got: datetime | None = None
+    if _TIME_RE.match(text) is not None:
+        try:
+            got = datetime.fromisoformat(text)  # 3.11+: takes the Z, truncates past µs
+        except ValueError:
+            got = None
+    if len(_TS_MEMO) >= _TS_MEMO_MAX:
+        _TS_MEMO.clear()
+    _TS_MEMO[text] = got
+    return got
 
 
 def _is_str(v: Any) -> bool:
@@ -686,9 +709,6 @@ def _artifact_id(product: str, name: str) -> str:
 _Context = tuple[frozenset[str] | None, timedelta | None]
 _Item = tuple[int, str, str | None, str, Any]  # (index, type, product, time, payload)
 
-_ENC = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                        allow_nan=False)
-
 
 def _canonical_in(value: Any, leaf: bytes) -> str:
     """RFC 8785 text of ``value``, a JSON object inside the canonical ``leaf``.
@@ -698,8 +718,10 @@ def _canonical_in(value: Any, leaf: bytes) -> str:
     sub-value of a canonical document, which is itself canonical. Otherwise (floats,
     astral-plane keys) take the exact path.
     """
+    if type(value) is dict and not value:
+        return "{}"  # the one spelling of an empty object (most provenance)
     try:
-        text = _ENC.encode(value)
+        text = quick_encode(value)
     except (TypeError, ValueError):
         text = ""
     if text and text.encode() in leaf:
@@ -722,18 +744,19 @@ def _scalar_text(v: Any) -> str | None:
     return None
 
 
-def _prepare(rec: Record, leaf: bytes, ctx: _Context, out: list[Finding]) -> _Item | None:
+def _prepare(rec: dict[str, Any], leaf: bytes, ctx: _Context, out: list[Finding]
+             ) -> _Item | None:
     """The stateless part of a record's replay: validate its body and product, check what
     needs no history (id derivation, minimum retention), and compute the derived rows it
     implies. Findings go to ``out``; None means there is nothing more to replay."""
-    idx, typ, product = rec.seq, rec.type, rec.product
+    idx, typ, product = rec["seq"], rec["type"], rec["product"]
     products, min_retention = ctx
-    body = rec.body
+    body = rec["body"]
     if typ not in _BODIES:
         out.append(Finding(CHECK_RECORD, f"record {idx} has type {typ!r}, which the store "
                            "never writes: it was forged or inserted", index=idx, table="log"))
         return None
-    problem = _body_problem(rec)
+    problem = _body_problem(typ, body)
     if problem:
         aid = body.get("artifact_id")
         out.append(Finding(CHECK_RECORD, f"record {idx} ({typ}): {problem}; the store never "
@@ -748,7 +771,7 @@ def _prepare(rec: Record, leaf: bytes, ctx: _Context, out: list[Finding]) -> _It
         out.append(Finding(CHECK_RECORD, f"record {idx} ({typ}) names a product "
                            f"({product!r}); this record type is store-wide", index=idx,
                            table="log"))
-    t, actor = rec.time, rec.actor
+    t, actor = rec["time"], rec["actor"]
     payload: Any
     if typ == "store.init":
         if idx != 0:
@@ -929,13 +952,21 @@ class _Table:
         if row is None:
             self._pending = None
         else:
-            self._pending = (tuple(row[:self.keylen]), tuple(row[self.keylen:]))
+            self._pending = (row[:self.keylen], row[self.keylen:])  # rows are tuples
 
-    def expect(self, key: tuple[Any, ...], row: tuple[Any, ...], where: str, *,
-               index: int, artifact_id: str | None = None) -> None:
+    def expect(self, key: tuple[Any, ...], row: tuple[Any, ...],
+               where: str | Callable[[], str], *, index: int,
+               artifact_id: str | None = None) -> None:
+        """``where`` names the record for a message (a callable: only built if needed)."""
         if not self.exists:
             return
         self.rows += 1
+        pending = self._pending
+        if pending is not None and pending[0] == key and pending[1] == row:
+            self._advance()  # the common case, before any message is worded
+            return
+        if not isinstance(where, str):
+            where = where()
         while self._pending is not None and self._pending[0] < key:
             self._extra(self._pending)
             self._advance()
@@ -980,6 +1011,10 @@ class _Table:
         while self._pending is not None:
             self._extra(self._pending)
             self._advance()
+
+
+def _meta_where(where: Callable[[], str], key: str) -> str:
+    return f"{where()}, metadata field {key!r}"
 
 
 def _show(v: Any) -> str:
@@ -1159,7 +1194,7 @@ class _Replay:
                   index=0, table="log")
             return
         body = dict(rec.body)
-        problem = _body_problem(rec)
+        problem = _body_problem(rec.type, body)
         if problem:
             f.add(CHECK_INIT, f"record 0 (store.init): {problem}", index=0, table="log")
             return
@@ -1251,14 +1286,18 @@ class _Replay:
         return sorted(set(sizes))
 
     def _chunks(self) -> Iterator[_Chunk]:
+        """The scanned chunks in log order. With a pool the first ones are submitted
+        here, before the caller iterates, so workers scan while the parent opens the
+        derived tables (SQLite sorts some of them before the first row)."""
         level = CHUNK_LEVEL
         step = 1 << level
         starts = range(0, self.n, step)
         if self.pool is None:
-            for s in starts:
-                e = min(s + step, self.n)
-                yield _scan_chunk(self.conn, s, e, level, self._sizes(s, e), self.ctx)
-            return
+            return (
+                _scan_chunk(self.conn, s, min(s + step, self.n), level,
+                            self._sizes(s, min(s + step, self.n)), self.ctx)
+                for s in starts
+            )
         pool = self.pool
         it = iter(starts)
         pending: deque[Future[_Chunk]] = deque()
@@ -1272,12 +1311,17 @@ class _Replay:
 
         for _ in range(self.jobs * 3):
             submit()
-        while pending:
-            res = pending.popleft().result()
-            submit()
-            yield res
+
+        def results() -> Iterator[_Chunk]:
+            while pending:
+                res = pending.popleft().result()
+                submit()
+                yield res
+
+        return results()
 
     def _replay(self) -> None:
+        chunks = self._chunks()
         self._open_tables()
         cps = self.conn.execute(
             "SELECT size, root, note FROM checkpoint WHERE size <= 0 ORDER BY size"
@@ -1288,7 +1332,7 @@ class _Replay:
             self.since_root = merkle.EMPTY_ROOT
         level = CHUNK_LEVEL
         glob: list[_StackEntry] = []
-        for ch in self._chunks():
+        for ch in chunks:
             for fnd in ch.findings:
                 self.f.append(fnd)
             self.nodes_checked += ch.nodes_checked
@@ -1600,17 +1644,20 @@ class _Replay:
     def _put(self, idx: int, product: str | None, t: str, row: tuple[Any, ...],
              meta_rows: list[tuple[str, str, str, str]]) -> None:
         aid, name, sha = row[0], row[2], row[3]
-        where = f"record {idx} (artifact {aid}, {product}/{name})"
+
+        def where() -> str:  # worded only when something is wrong
+            return f"record {idx} (artifact {aid}, {product}/{name})"
+
         self.t_artifact.expect((idx,), row, where, index=idx, artifact_id=aid)
         meta = self.t_meta
         for mrow in meta_rows:
-            meta.expect((idx, mrow[2]), mrow, f"{where}, metadata field {mrow[2]!r}",
+            meta.expect((idx, mrow[2]), mrow, partial(_meta_where, where, mrow[2]),
                         index=idx, artifact_id=aid)
         if self.locked is not None:
-            self._while_locked(idx, where, aid)
+            self._while_locked(idx, where(), aid)
         old = self.arts.get(aid)
         if old is not None:
-            self.f.add(CHECK_NAME, f"{where}: {product}/{name} was already stored by record "
+            self.f.add(CHECK_NAME, f"{where()}: {product}/{name} was already stored by record "
                        f"{_ART.unpack(old)[0]}; names are write-once, so a second put under "
                        "the same name was forged", index=idx, artifact_id=aid, table="log")
             return
@@ -1937,11 +1984,34 @@ class _Replay:
         )
 
 
-def _body_problem(rec: Record) -> str | None:
-    spec = _BODIES.get(rec.type)
+def _put_body_ok(b: Mapping[str, Any]) -> bool:
+    """``_body_problem`` for an artifact.put, in one expression (most records are puts);
+    False only means the loop below must find and word the problem."""
+    g = b.get
+    size = g("size")
+    return (
+        type(g("artifact_id")) is str and g("artifact_id") != ""
+        and type(g("name")) is str and g("name") != ""
+        and type(g("sha256")) is str and _HEX64.match(g("sha256", "")) is not None
+        and type(size) is int and size >= 0
+        and type(g("media_type")) is str
+        and type(g("metadata")) is dict and type(g("provenance")) is dict
+        and _ts(g("retain_until")) is not None and _ts(g("received")) is not None
+        and g("storage") in ("inline", "file")
+    )
+
+
+def _body_problem(typ: str, body: Mapping[str, Any]) -> str | None:
+    if typ == "artifact.put" and _put_body_ok(body):
+        return None
+    return _spec_problem(typ, body)
+
+
+def _spec_problem(typ: str, body: Mapping[str, Any]) -> str | None:
+    """What is wrong with ``body`` for a record of type ``typ`` (None: nothing)."""
+    spec = _BODIES.get(typ)
     if spec is None:
-        return f"unknown record type {rec.type!r}"
-    body = rec.body
+        return f"unknown record type {typ!r}"
     for key, (ok, what) in spec.items():
         v = body.get(key, _ABSENT)
         if v is _ABSENT:

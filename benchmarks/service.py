@@ -58,7 +58,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from depository.store import Store, artifact_id  # noqa: E402
+from depository.store import PutItem, Store, artifact_id  # noqa: E402
+from depository.store._schema import SCHEMA_VERSION  # noqa: E402
 from depository.store.config import default_config_dict  # noqa: E402
 
 PY = sys.executable
@@ -399,7 +400,8 @@ class _Pattern(io.RawIOBase):
 
 # ----------------------------------------------------------------------- queries
 def build_query_store(path: Path, n: int) -> tuple[Path, str]:
-    done_flag = path / "bench-built"
+    # The flag names the schema too: a store built by an older schema is rebuilt.
+    done_flag = path / f"bench-built-v{SCHEMA_VERSION}"
     if done_flag.exists() and int(done_flag.read_text()) == n:
         tok = (path / "bench-writer.token").read_text()
         return path, tok
@@ -409,19 +411,13 @@ def build_query_store(path: Path, n: int) -> tuple[Path, str]:
     (path / "bench-writer.token").write_text(token)
     t0 = time.monotonic()
     with Store.open(path) as s:
-        window: list[Any] = []
-        for i in range(n):
-            window.append(s.put_async("gurukul", f"q/{i:07d}", f"body {i}".encode(),
-                                      metadata={"k": i % 1000, "batch": i // 10_000},
-                                      actor="bench"))
-            if len(window) >= 20_000:
-                for f in window[:10_000]:
-                    f.result()
-                del window[:10_000]
-            if i and i % 100_000 == 0:
+        items = (PutItem("gurukul", f"q/{i:07d}", f"body {i}".encode(),
+                         metadata={"k": i % 1000, "batch": i // 10_000}) for i in range(n))
+        for i, r in enumerate(s.iter_put_many(items, actor="bench"), 1):
+            if isinstance(r, Exception):
+                raise SystemExit(f"query store build failed at item {i}: {r}")
+            if i % 100_000 == 0:
                 log(f"query store: {i:,} artifacts, {i / (time.monotonic() - t0):,.0f}/s")
-        for f in window:
-            f.result()
         s.checkpoint()
     done_flag.write_text(str(n))
     log(f"query store built: {n:,} in {time.monotonic() - t0:,.0f} s")

@@ -729,7 +729,8 @@ class Store:
                 where.append("m0.log_idx > ?")
                 args.append(after)
             order = "m0.log_idx"
-        elif product is not None and (since or until):
+        elif product is not None:
+            # Log order too, without a sort even when nothing narrows the product.
             order = "a.created, a.log_idx"
             if after is not None:
                 # Everything after the cursor was created no earlier than the last

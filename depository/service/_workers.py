@@ -357,6 +357,7 @@ class _Channel:
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[Future[Any], Callable[[bytes], Any]]] = {}
         self._lost = False
+        self._closing = False  # our own close: not the parent's death
         self._reader = threading.Thread(target=self._read_loop, daemon=True,
                                         name="depository-channel")
         self._reader.start()
@@ -410,11 +411,13 @@ class _Channel:
                 pending, self._pending = self._pending, {}
             for fut, _ in pending.values():
                 fut.set_exception(_gone())
-            self._on_lost()
+            if not self._closing:
+                self._on_lost()
 
     def close(self) -> None:
         with self._lock:
             self._lost = True
+            self._closing = True
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._reader.join(5)
@@ -581,13 +584,17 @@ def run_parent(store: Store, *, host: str, port: int, workers: int,
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs = [_spawn(spec, listener.fileno()) for _ in range(workers)]
+        started = [time.monotonic()] * workers
         on_listening(int(listener.getsockname()[1]))
         while not stop.wait(0.2):
             for i, p in enumerate(procs):
-                if p.poll() is not None and not stop.is_set():
+                # At most one restart a second per slot: a worker that cannot start
+                # (e.g. a bad setting) must not spin the machine.
+                if p.poll() is not None and time.monotonic() - started[i] >= 1.0:
                     log.warning("HTTP worker %d (pid %d) exited with status %s; restarting",
                                 i, p.pid, p.returncode)
                     procs[i] = _spawn(spec, listener.fileno())
+                    started[i] = time.monotonic()
     finally:
         # Workers stop accepting and finish their requests (their writes are answered
         # by the op server, still running); then the caller drains the writer.

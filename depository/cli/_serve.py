@@ -88,6 +88,7 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
       curl -X PUT -H "Authorization: Bearer $TOKEN" \\
           -H 'Depository-Metadata: {"course": "algebra"}' \\
           --data-binary @l1.pdf http://127.0.0.1:8000/v1/products/gurukul/artifacts/l1.pdf
+      # the same with 2 HTTP worker processes in front of the one writer:
       depository serve --store ./store --port 8000 --workers 2
     """
     import uvicorn

@@ -182,6 +182,15 @@ def _frame(kind: int, rid: int, payload: bytes) -> bytes:
     return _FRAME.pack(len(payload) + _FRAME.size - 4, kind, rid) + payload
 
 
+def _sock_path(path: Path) -> str:
+    """A name ``bind``/``connect`` accept: AF_UNIX paths are limited to 107 bytes, so a
+    deep store directory is reached through a descriptor of it (Linux /proc)."""
+    if len(os.fsencode(path)) < 100:
+        return str(path)
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)  # kept open: the name uses it
+    return f"/proc/self/fd/{fd}/{path.name}"
+
+
 # ------------------------------------------------------------- parent: op server
 # The mutations a worker may ask for: explicit, no arbitrary calls.
 _METHODS: dict[str, Callable[[Store, dict[str, Any]], Any]] = {
@@ -308,7 +317,7 @@ class OpServer:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)  # created 0600: only the store's owner may write through it
         try:
-            self._sock.bind(str(self.path))
+            self._sock.bind(_sock_path(self.path))
         finally:
             os.umask(old)
         self._sock.listen(64)
@@ -351,7 +360,7 @@ class _Channel:
 
     def __init__(self, path: Path, on_lost: Callable[[], None]) -> None:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.connect(str(path))
+        self._sock.connect(_sock_path(path))
         self._on_lost = on_lost
         self._lock = threading.Lock()
         self._ids = itertools.count(1)

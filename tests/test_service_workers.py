@@ -279,3 +279,42 @@ def test_sigterm_drains_and_signs_a_final_checkpoint(store_dir: Path) -> None:
     _check_acked(store_dir, acked)
     with Store.open(store_dir, readonly=True) as s:
         assert s.latest_checkpoint()[0] == s.size()
+
+
+def test_the_op_channel_codec_round_trips_errors_records_and_prepared_puts(
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from depository.service import _workers as w
+    from depository.store import _errors
+    from depository.store._store import Hold, Token, decode_prepared, encode_prepared
+
+    for name, cls in w._ERRORS.items():
+        exc = (cls("m", kind="bytes", used=1, limit=2) if cls is _errors.QuotaError
+               else cls("msg é"))
+        back = w._error_from(w._error_payload(exc))
+        assert type(back) is cls and str(back) == str(exc), name
+    q = w._error_from(w._error_payload(_errors.QuotaError("q", kind="artifacts", used=3,
+                                                         limit=4)))
+    assert isinstance(q, _errors.QuotaError) and (q.kind, q.used, q.limit) == (
+        "artifacts", 3, 4)
+    assert type(w._error_from(w._error_payload(KeyError("x")))) is RuntimeError
+
+    hold = Hold("hold-1", "m", "r", "a", None, {"from": None, "to": "t"}, 1, "t", False)
+    tok = Token("tok-1", "auditor", None, None, "", "a", 2, "t")
+    value = {"h": hold, "t": (b"\x00\xff", tok), "when": datetime(2030, 1, 2, tzinfo=UTC),
+             "list": [1, "two", None], "$b": "not a tag"}
+    assert w._dec(json_round(w._enc(value))) == value
+
+    with Store.init(tmp_path / "s", config=store_config()) as s:
+        for body in (b"small", os.urandom(200 * 1024)):
+            pp = s._prepare_put("gurukul", "n/é", body, metadata={"k": "v", "n": 1},
+                                provenance={"p": 1}, media_type="text/plain",
+                                retain_until=None, actor="x")
+            assert decode_prepared(s, encode_prepared(pp)) == pp
+
+
+def json_round(v: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(v))

@@ -8,6 +8,7 @@ which is kept and reused because it takes minutes to build.
 
     .venv/bin/python benchmarks/service.py --quick                 # smoke run, ~1 min
     .venv/bin/python benchmarks/service.py --only writes --duration 15 --rounds 3
+    .venv/bin/python benchmarks/service.py --only writes --workers 1,2
     .venv/bin/python benchmarks/service.py --only large --large-sizes 500MB,5GB
     .venv/bin/python benchmarks/service.py --only queries --query-artifacts 1000000
 
@@ -18,7 +19,9 @@ writes   durable single-artifact PUTs (300-byte bodies, unique names, a small me
          (100,1000). Baseline: a bare Starlette + uvicorn endpoint doing one SQLite INSERT
          per request (WAL, synchronous=FULL: as durable as ours), and, for reference, the
          same with synchronous=NORMAL (no fsync per request). Figures: requests/s, p50,
-         p99, errors (connect/read/write/timeout and non-2xx).
+         p99, errors (connect/read/write/timeout and non-2xx). ``--workers 1,2`` runs
+         ours once per ``serve --workers`` count (1 = one process), each against the
+         same run's baselines.
 large    one upload of each ``--large-sizes`` (500MB,5GB) with Content-Length from a raw
          socket client; MB/s (10^6 B/s) from first byte sent to the receipt, and the
          server's RSS growth (peak VmRSS sampled every 20 ms, minus VmRSS before), and
@@ -266,17 +269,24 @@ def new_store(path: Path, **over: Any) -> tuple[Path, str]:
 
 
 # ------------------------------------------------------------------------ writes
+def _ours_kind(workers: int) -> str:
+    return "ours" if workers == 1 else f"ours-w{workers}"
+
+
 def bench_writes(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     rows = []
+    ours_kinds = {_ours_kind(n): n for n in args.workers}
     for conns in args.connections:
-        figs: dict[str, list[dict[str, Any]]] = {"ours": [], "bare-full": [], "bare-normal": []}
+        figs: dict[str, list[dict[str, Any]]] = {
+            **{k: [] for k in ours_kinds}, "bare-full": [], "bare-normal": []}
         for rnd in range(args.rounds):
-            for kind in ("ours", "bare-full", "bare-normal"):
+            for kind in figs:
                 d = tmp / f"w-{kind}-{conns}-{rnd}"
                 d.mkdir()
-                if kind == "ours":
+                if kind in ours_kinds:
                     store, token = new_store(d / "store")
-                    srv = ours(store)
+                    n = ours_kinds[kind]
+                    srv = ours(store, *(("--workers", str(n)) if n > 1 else ()))
                 else:
                     token = "none"
                     srv = bare(d, "FULL" if kind == "bare-full" else "NORMAL")
@@ -293,9 +303,12 @@ def bench_writes(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
                     f"p50 {r['p50_us'] / 1000:.1f} ms p99 {r['p99_us'] / 1000:.1f} ms "
                     f"errors {r['errors']}")
         med = {k: _median(v) for k, v in figs.items()}
-        rows.append({"connections": conns, **med,
-                     "ratio_vs_bare_full": med["ours"]["rate"] / med["bare-full"]["rate"],
-                     "ratio_vs_bare_normal": med["ours"]["rate"] / med["bare-normal"]["rate"]})
+        row: dict[str, Any] = {"connections": conns, "ours_kinds": list(ours_kinds), **med}
+        for k in ours_kinds:
+            sfx = "" if k == "ours" else f"_{k}"
+            row[f"ratio_vs_bare_full{sfx}"] = med[k]["rate"] / med["bare-full"]["rate"]
+            row[f"ratio_vs_bare_normal{sfx}"] = med[k]["rate"] / med["bare-normal"]["rate"]
+        rows.append(row)
     return rows
 
 
@@ -484,17 +497,23 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
            "|---|---|---:|---|---:|---:|---|"]
     for r in res.get("writes", []):
         c = r["connections"]
-        o, bf, bn = r["ours"], r["bare-full"], r["bare-normal"]
+        bf, bn = r["bare-full"], r["bare-normal"]
         tgt = "≥ 0.6× and ≥ 5,000/s" + (", p99 < 100 ms" if c >= 1000 else "")
-        out.append(f"| writes c={c} | writes/s (median of {o['rounds']}) | {o['rate']:,.0f} | "
-                   f"bare Starlette + 1 INSERT, synchronous=FULL | {bf['rate']:,.0f} | "
-                   f"{r['ratio_vs_bare_full']:.2f}× | {tgt} |")
-        out.append(f"| writes c={c} | writes/s | {o['rate']:,.0f} | same, synchronous=NORMAL "
-                   f"(no fsync) | {bn['rate']:,.0f} | {r['ratio_vs_bare_normal']:.2f}× | |")
-        out.append(f"| writes c={c} | p50 / p99 ms | {o['p50_ms']:.1f} / {o['p99_ms']:.1f} | "
-                   f"bare FULL | {bf['p50_ms']:.1f} / {bf['p99_ms']:.1f} | | |")
-        out.append(f"| writes c={c} | errors | {o['errors']} | bare FULL | {bf['errors']} | | "
-                   "0 |")
+        for k in r.get("ours_kinds", ["ours"]):
+            o = r[k]
+            sfx = "" if k == "ours" else f"_{k}"
+            who = "writes" if k == "ours" else f"writes --workers {k.removeprefix('ours-w')}"
+            out.append(f"| {who} c={c} | writes/s (median of {o['rounds']}) | "
+                       f"{o['rate']:,.0f} | bare Starlette + 1 INSERT, synchronous=FULL | "
+                       f"{bf['rate']:,.0f} | {r['ratio_vs_bare_full' + sfx]:.2f}× | {tgt} |")
+            out.append(f"| {who} c={c} | writes/s | {o['rate']:,.0f} | same, "
+                       f"synchronous=NORMAL (no fsync) | {bn['rate']:,.0f} | "
+                       f"{r['ratio_vs_bare_normal' + sfx]:.2f}× | |")
+            out.append(f"| {who} c={c} | p50 / p99 ms | {o['p50_ms']:.1f} / "
+                       f"{o['p99_ms']:.1f} | bare FULL | {bf['p50_ms']:.1f} / "
+                       f"{bf['p99_ms']:.1f} | | |")
+            out.append(f"| {who} c={c} | errors | {o['errors']} | bare FULL | "
+                       f"{bf['errors']} | | 0 |")
     for r in res.get("large", []):
         base = r.get("store_put_mb_per_s")
         out.append(f"| upload {r['bytes'] / MB:,.0f} MB | MB/s; RSS growth; server CPU s/GB "
@@ -521,6 +540,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--connections", default="100,1000")
+    ap.add_argument("--workers", default="1",
+                    help="writes: run ours with each of these `serve --workers` counts "
+                         "(e.g. 1,2), all against the same run's bare baselines")
     ap.add_argument("--large-sizes", default="500MB,5GB")
     ap.add_argument("--query-artifacts", type=int, default=1_000_000)
     ap.add_argument("--query-store", default="/tmp/depository-bench-service-query")
@@ -537,6 +559,7 @@ def main() -> None:
         args.query_artifacts = 20_000
         args.query_store = "/tmp/depository-bench-service-query-quick"
     args.connections = [int(x) for x in str(args.connections).split(",")]
+    args.workers = [int(x) for x in str(args.workers).split(",")]
     args.large_sizes = [_size(x) for x in str(args.large_sizes).split(",")]
     only = set(args.only.split(","))
     t0 = time.monotonic()

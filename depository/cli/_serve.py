@@ -59,18 +59,27 @@ def _server_class() -> type:
 @click.option("--organisation", envvar="DEPOSITORY_ORGANISATION", default=None,
               help="Source organisation named in exported packages' bag-info.txt (or "
                    "DEPOSITORY_ORGANISATION).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="HTTP worker processes. 1 serves everything in this process; N >= 2 "
+                   "runs N workers on the same port that parse, authenticate, validate and "
+                   "hash, and hand each write to this process's single writer (a 2xx still "
+                   "means durable). See docs/adr/0005-serve-workers.md.")
 @click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public_tiles: bool,
           upload_timeout: float, exports_dir: Path | None, evidence_key: Path | None,
-          tsa_url: str | None, organisation: str | None, access_log: bool,
+          tsa_url: str | None, organisation: str | None, workers: int, access_log: bool,
           log_level: str) -> None:
     """Serve the store over HTTP until interrupted (SIGINT or SIGTERM).
 
     The store's writer runs in this process, which holds the store's writer lock: stop
     the server before running CLI commands that write. Shutdown is graceful: requests
     in progress finish, the writer drains, and a final checkpoint is signed.
+
+    With --workers N (N >= 2) this process keeps the writer and N worker processes
+    serve HTTP on the same port; a worker that dies is restarted, and workers exit when
+    this process does. Writes reach the writer over STORE/.writer.sock (mode 0600).
 
     \b
     Example:
@@ -79,6 +88,8 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
       curl -X PUT -H "Authorization: Bearer $TOKEN" \\
           -H 'Depository-Metadata: {"course": "algebra"}' \\
           --data-binary @l1.pdf http://127.0.0.1:8000/v1/products/gurukul/artifacts/l1.pdf
+      # the same with 2 HTTP worker processes in front of the one writer:
+      depository serve --store ./store --port 8000 --workers 2
     """
     import uvicorn
 
@@ -91,6 +102,15 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
         store = Store.open(store_dir, signer_key_file=signer_key)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
+    if workers > 1:
+        _serve_workers(store, store_dir, host=host, port=port, workers=workers,
+                       options={"public_tiles": public_tiles, "upload_timeout": upload_timeout,
+                                "exports_dir": str(exports_dir or store_dir / EXPORTS_DIR),
+                                "evidence_key": str(evidence_key) if evidence_key else None,
+                                "tsa_url": tsa_url or None,
+                                "organisation": organisation or None,
+                                "access_log": access_log, "log_level": log_level})
+        return
     _Server = _server_class()
     try:
         exports = ExportSettings(directory=exports_dir or store_dir / EXPORTS_DIR,
@@ -107,5 +127,20 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
         click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{port}",
                    err=True)
         server.run()
+    finally:
+        store.close()  # drains the writer and signs a final checkpoint
+
+
+def _serve_workers(store: Store, store_dir: Path, *, host: str, port: int, workers: int,
+                   options: dict[str, object]) -> None:
+    from depository.service._workers import run_parent
+
+    def listening(bound: int) -> None:
+        click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{bound} "
+                   f"with {workers} worker processes", err=True)
+
+    try:
+        run_parent(store, host=host, port=port, workers=workers, worker_options=options,
+                   on_listening=listening)
     finally:
         store.close()  # drains the writer and signs a final checkpoint

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import sqlite3
+import struct
 import threading
 import time
 from collections import deque
@@ -1039,6 +1040,17 @@ class Store:
 
         return self._submit(op, bulk=True, aids=[p.aid for p in todo])
 
+    def submit_prepared(self, pp: _Prepared) -> Future[Receipt]:
+        """Queue a put already prepared elsewhere (:meth:`_prepare_put`, e.g. in an HTTP
+        worker process): exactly what :meth:`put_async` does after preparing. The
+        writer re-checks everything that depends on the log (write-once, quota, lock)."""
+        self._require_writable()
+
+        def op(txn: _Txn) -> Receipt | StoreError:
+            return self._apply_put(txn, pp)
+
+        return self._submit(op, bulk=True, aids=(pp.aid,))
+
     def _prepare_put(
         self, product: str, name: str, stream: BinaryIO | bytes, *,
         metadata: Mapping[str, Any] | None, provenance: Mapping[str, Any] | None,
@@ -1988,3 +2000,39 @@ __all__ = [
     "utc_now",
     "verifier_key_from_signer",
 ]
+
+
+# A prepared put on the wire (serve --workers): a JSON header, then the encoded record
+# head and the inline bytes as raw bytes (no base64 on the hot path).
+_WIRE_LEN = struct.Struct("!III")
+
+
+def encode_prepared(pp: _Prepared) -> bytes:
+    """``pp`` as bytes for another process; see :func:`decode_prepared`."""
+    header = json.dumps([
+        pp.prod.id, pp.name, pp.aid, pp.sha256, pp.size, pp.media_type, pp.meta_json,
+        pp.prov_json, pp.meta_rows, pp.retain, pp.actor, pp.data is not None,
+    ], ensure_ascii=False, separators=(",", ":")).encode()
+    data = pp.data if pp.data is not None else b""
+    return b"".join((_WIRE_LEN.pack(len(header), len(pp.head), len(data)), header, pp.head,
+                     data))
+
+
+def decode_prepared(store: Store, buf: bytes | memoryview) -> _Prepared:
+    """The :class:`_Prepared` that :func:`encode_prepared` encoded, for ``store``.
+
+    The product comes from this store's configuration (the same file both processes
+    read), so an unknown product id fails here rather than at the writer."""
+    mv = memoryview(buf)
+    n_header, n_head, n_data = _WIRE_LEN.unpack_from(mv)
+    at = _WIRE_LEN.size
+    h = json.loads(bytes(mv[at:at + n_header]))
+    at += n_header
+    head = bytes(mv[at:at + n_head])
+    at += n_head
+    data = bytes(mv[at:at + n_data]) if h[11] else None
+    return _Prepared(
+        prod=store.product(h[0]), name=h[1], aid=h[2], sha256=h[3], size=int(h[4]),
+        data=data, media_type=h[5], meta_json=h[6], prov_json=h[7],
+        meta_rows=tuple((str(a), str(b), str(c)) for a, b, c in h[8]), retain=h[9],
+        actor=h[10], head=head)

@@ -5,7 +5,7 @@ handed to ``put_async`` there: hashing them is cheap and their bytes go into the
 database with their record. Larger bodies go through a :class:`BodyPipe`: the event
 loop pushes the chunks it receives into a bounded queue, and a worker thread runs
 ``put_async``, which takes the queued chunks about a MiB at a time (no copy) and writes
-them to the temporary blob while another thread hashes them. At most 8 MiB wait in the
+them to the temporary blob while another thread hashes them. At most 4 MiB wait in the
 pipe, and uvicorn stops reading the socket while the loop waits, so a 5 GB upload uses a
 few tens of MiB of memory.
 
@@ -51,7 +51,7 @@ class BodyPipe(io.RawIOBase):
     costs the loop a lock and an append, not a thread switch.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_bytes: int = 8 * BLOCK,
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_bytes: int = 4 * BLOCK,
                  wake_at: int = BLOCK) -> None:
         super().__init__()
         self._loop = loop

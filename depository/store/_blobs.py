@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 CHUNK = 1024 * 1024
 WRITEBACK_EVERY = 8 * CHUNK  # start writing the file out after each this many bytes
 THREAD_AFTER = 4 * CHUNK  # hash in line up to here; a thread only pays off beyond
-HASH_QUEUE = 8  # batches (about CHUNK each) waiting for the hashing thread at most
+HASH_QUEUE = 4  # batches (about CHUNK each) waiting for the hashing thread at most
 
 
 @dataclass

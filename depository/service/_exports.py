@@ -47,7 +47,6 @@ ROUTE = "/v1/evidence/exports"
 _ID = re.compile(r"export-(\d{1,19})\Z")
 _AID = re.compile(r"art_[a-z2-7]{24}\Z")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -126,11 +125,8 @@ def _package_name(matter: str, now: datetime) -> str:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class Exports:

@@ -739,3 +739,19 @@ def test_record_times_never_go_back_along_the_log(store: Store) -> None:
     with pytest.raises(RetentionError, match="catches up"):
         store.dispose(actor="ops", artifact_ids=[first.artifact_id])
     assert not store.get("gurukul", "t/0").disposed
+
+
+@pytest.mark.parametrize("field", ["name", "actor", "media_type"])
+def test_a_lone_surrogate_is_refused_clearly_and_writes_nothing(store: Store,
+                                                                 field: str) -> None:
+    size = store.size()
+    kw: dict[str, Any] = {"actor": "cli", "media_type": "text/plain"}
+    name = "ok.txt"
+    if field == "name":
+        name = "bad\ud800.txt"
+    else:
+        kw[field] = "x\udc00"
+    with pytest.raises(MetadataError, match="lone surrogate"):
+        store.put("gurukul", name, b"bytes", **kw)
+    assert store.size() == size
+    assert store.ls(product="gurukul") == []

@@ -1066,6 +1066,10 @@ class Store:
             raise MetadataError(f"{what}: the actor must be a non-empty string")
         if not isinstance(media_type, str):
             raise MetadataError(f"{what}: media type must be a string")
+        for field_, text in (("name", name), ("actor", actor), ("media type", media_type)):
+            if not _is_utf8(text):
+                raise MetadataError(f"{what}: the {field_} holds a lone surrogate (not valid "
+                                    "Unicode text); give it as proper UTF-8")
         meta = dict(metadata or {})
         meta_json = self._validate_json(meta, prod, what)
         if not isinstance(provenance or {}, Mapping):
@@ -1857,6 +1861,17 @@ def _chunk_results(chunk: list[_Prepared | StoreError], fut: Future[Any] | None
     done = iter(results)
     for p in chunk:
         yield next(done) if isinstance(p, _Prepared) else p
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (no lone surrogates): records are UTF-8 JSON."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _hold_covers(product: str | None, scope: Mapping[str, Any], art: Artifact) -> bool:

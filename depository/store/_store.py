@@ -242,7 +242,11 @@ ROLES = ("writer", "reader", "auditor", "legal", "admin")
 # Roles that act within one product; the others are store-wide (legal may be either).
 PRODUCT_ROLES = ("writer", "reader")
 # Events with no derived table that other parts of the toolkit may append.
-INFORMATIONAL_EVENTS = frozenset({"evidence.export", "certification.run"})
+INFORMATIONAL_EVENTS = frozenset({"evidence.export", "certification.run", "alert.delivery",
+                                  "alert.ack"})
+# Informational events a governance lock does not refuse: telling people about the lock
+# (and their acknowledgement) must still be recorded while writes are halted.
+UNDER_LOCK_EVENTS = frozenset({"alert.delivery", "alert.ack"})
 
 
 @dataclass(frozen=True)
@@ -1558,7 +1562,7 @@ class Store:
         data = dict(body)
 
         def op(txn: _Txn) -> tuple[int, bytes] | StoreError:
-            if txn.state.locked:
+            if txn.state.locked and type_ not in UNDER_LOCK_EVENTS:
                 return GovernanceLockedError(self._lock_message(txn.state.locked))
             seq = txn.append(type_, actor, product, data)
             return seq, txn.leaves[-1][2]

@@ -34,6 +34,7 @@ always passed in; retries are bounded.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -44,7 +45,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -352,7 +353,8 @@ def compute_alerts(inp: AlertInputs, settings: AlertingSettings) -> list[Alert]:
         out.append(_alert("DepositoryVerificationFailed", "critical",
                           "a scheduled verification found a problem",
                           inp.verification_detail or "see the schedule view"))
-    if inp.unsigned_records and inp.unsigned_age_seconds > settings.checkpoint_stale.total_seconds():
+    stale = settings.checkpoint_stale.total_seconds()
+    if inp.unsigned_records and inp.unsigned_age_seconds > stale:
         out.append(_alert(
             "DepositoryCheckpointStale", "high",
             f"{inp.unsigned_records} records wait for a signed checkpoint",
@@ -428,7 +430,7 @@ def post_webhook(url: str, payload: Mapping[str, Any], *, timeout: float) -> Non
     req = urllib.request.Request(url, data=data, method="POST",
                                  headers={"Content-Type": "application/json",
                                           "User-Agent": "depository-alerts"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) only
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         if not 200 <= resp.status < 300:
             raise OSError(f"webhook answered HTTP {resp.status}")
 
@@ -626,8 +628,8 @@ class AlertDispatcher:
                                  "ack_deadline": format_time(esc.deadline() or now
                                                              + route.deadline)}
         for url in route.webhook:
-            deliver("webhook", url, lambda url=url: self._webhook(
-                url, payload, timeout=self.settings.timeout))
+            deliver("webhook", url, functools.partial(
+                self._webhook, url, payload, timeout=self.settings.timeout))
         smtp = self.settings.smtp
         if route.email and smtp is not None:
             subject, text = _email_text(esc, status, attempt, overdue, now)

@@ -40,14 +40,23 @@ from depository.service import _auth, _tiles, _upload
 from depository.service._auth import ADMIN, AUDITOR, LEGAL, Authenticator, Principal
 from depository.service._exports import ExportRequest, Exports, ExportSettings
 from depository.service._monitoring import (
+    VALIDATE_FIELDS,
     AlertTracker,
     Figures,
     LatencyWindow,
     RateWindow,
     ServiceMetrics,
+    does_not_scale,
     gauge,
+    latency_buckets,
+    never_assume,
+    query_latency_view,
+    read_load_results,
     scale_status,
+    scales_safely,
     storage_alerts,
+    validate_operation,
+    what_scales,
 )
 from depository.service._problems import (
     MEDIA_TYPE,
@@ -58,6 +67,8 @@ from depository.service._problems import (
     problem_catalogue,
 )
 from depository.service._reads import CertificationScanner, StoreReads, UsageTracker
+from depository.service.alerts import AlertError
+from depository.service.operations import Operations
 from depository.store import (
     Artifact,
     MetadataError,
@@ -85,7 +96,8 @@ ENTRIES_MAX = 1000
 HOLD_IDS_MAX = 1000
 MONITOR_EVERY = 5.0  # seconds between background alert evaluations
 VIEWS = ("scale", "writes", "storage", "throughput", "queries", "alerts", "thresholds",
-         "certification")
+         "certification", "query-latency", "what-scales", "scales-safely", "does-not-scale",
+         "never-assume", "schedule", "escalations")
 _MEDIA_TYPE = re.compile(r"[\x21-\x7e]+/[\x21-\x7e]+( *;[\x20-\x7e]*)?\Z")
 # One encoder for every receipt: json.dumps with options builds a new one per call.
 _RECEIPT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -333,7 +345,8 @@ class _Service:
     """Everything the routes share: the store, auth, metrics and monitoring state."""
 
     def __init__(self, store: Store, clock: Clock, *, public_tiles: bool,
-                 upload_idle_timeout: float, max_streaming_uploads: int) -> None:
+                 upload_idle_timeout: float, max_streaming_uploads: int,
+                 run_checks: bool = True) -> None:
         self.store = store
         self.config: Config = store.config
         self.clock = clock
@@ -356,6 +369,11 @@ class _Service:
         self._oldest: str | None = None
         self._last_views: dict[str, Any] | None = None
         self._monitor_task: asyncio.Task[None] | None = None
+        self._checks_task: asyncio.Task[None] | None = None
+        self.run_checks = run_checks
+        self.ops = Operations(store)
+        self._last_scale: list[dict[str, Any]] = []
+        self._last_storage: list[dict[str, Any]] = []
 
     @property
     def upload_pool(self) -> ThreadPoolExecutor:
@@ -374,12 +392,17 @@ class _Service:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self._monitor_task = asyncio.create_task(self._monitor_loop())
+        if self.run_checks:
+            self._checks_task = asyncio.create_task(self._checks_loop())
         try:
             yield
         finally:
-            self._monitor_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor_task
+            for task in (self._monitor_task, self._checks_task):
+                if task is None:
+                    continue
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             pool, self._upload_pool = self._upload_pool, None
             if pool is not None:  # waits for uploads still being written
                 await run_in_threadpool(pool.shutdown, True)
@@ -390,8 +413,23 @@ class _Service:
             await asyncio.sleep(MONITOR_EVERY)
             try:
                 await run_in_threadpool(self.compute_views)
+                if self.run_checks:
+                    await run_in_threadpool(self.dispatch_alerts)
             except Exception:  # the next round retries; monitoring never stops serving
                 log.exception("monitoring evaluation failed")
+
+    async def _checks_loop(self) -> None:
+        while True:
+            await asyncio.sleep(MONITOR_EVERY)
+            try:
+                await run_in_threadpool(self.ops.run_checks, self.clock())
+            except Exception:  # the next round retries
+                log.exception("scheduled checks failed")
+
+    def dispatch_alerts(self, now: datetime | None = None) -> list[Any]:
+        """Deliver the alerts firing now (from the latest views)."""
+        return self.ops.dispatch(now or self.clock(), scale=self._last_scale,
+                                 storage=self._last_storage)
 
     # ------------------------------------------------------------------ plumbing
     def principal(self, request: Request) -> Principal:
@@ -534,6 +572,7 @@ class _Service:
             disk, disk_json = None, None
         quota = storage_alerts(usage.per_product, self.config, disk)
         self.alerts.evaluate([*scale, *quota], now_text)
+        self._last_scale, self._last_storage = scale, quota
         try:
             cp_size, _ = self.store.latest_checkpoint()
         except NotFoundError:
@@ -589,8 +628,65 @@ class _Service:
                 {"status": "recorded", "runs": len(runs), "last": runs[-1],
                  "detail": "the latest certification.run record in the log"}),
         }
+        views.update(self._scale_views(views, fig, scale, q, now_text))
         self._last_views = views
         return views
+
+    def _scale_views(self, views: dict[str, Any], fig: Figures, scale: list[dict[str, Any]],
+                     q: dict[str, Any], now_text: str) -> dict[str, Any]:
+        """The seed's remaining views, from measurements (see _monitoring)."""
+        limits = self.config.scale_limits
+        load = read_load_results(self._load_results_path())
+        ws = what_scales(scale, load)
+        ops = self.ops.snapshot(self.clock())
+        sched = ops["schedule"]
+        esc = ops["escalation"]
+        total = next(s for s in scale if s["id"] == "total-storage")
+        disk = views["storage"]["disk"]
+        return {
+            "query-latency": query_latency_view(
+                latency_buckets(self.metrics), q, limits.get("query-response", {}).get(
+                    "target")),
+            "what-scales": ws,
+            "scales-safely": scales_safely(ws, self.config.alert_levels[0]),
+            "does-not-scale": does_not_scale(
+                log_size=fig.log_size, oldest_record=fig.oldest_record_time,
+                now_text=now_text, storage_bytes=fig.storage_bytes,
+                storage_target=limits.get("total-storage", {}).get("target"),
+                writes_peak=float(views["writes"]["peak_60s"]),
+                write_limit=limits.get("write-throughput", {}).get("target"),
+                queue_depth=views["writes"]["queue_depth"],
+                artifact_count=fig.artifact_count, query_p99=q["p99"],
+                query_limit=limits.get("query-response", {}).get("target"),
+                full_verify_seconds=sched["last_full_seconds"],
+                verified_size=sched["verified_size"],
+                retention_years=int(limits.get("audit-trail", {}).get("retention_years")
+                                    or 7)),
+            "never-assume": never_assume(
+                storage_percent=total["percent"],
+                disk_free=disk["free"] if disk else None, load=load, now_text=now_text,
+                live_p99=q["p99"], unverified_records=max(0, fig.log_size
+                                                          - sched["verified_size"]),
+                last_verification=next((j["last_run"] for j in sched["jobs"]
+                                        if j["name"] == "verify"), None),
+                certification_days=sched["certification"]["days_left"],
+                routes_without_contact=[r["scenario"] for r in esc["routes"]
+                                        if not r["contacts"]],
+                failed_deliveries=sum(1 for d in esc["deliveries"]
+                                      if d["result"] != "delivered"),
+                unacked_overdue=sum(1 for e in esc["open"] if e["overdue"])),
+            "schedule": sched,
+            "escalations": {"firing": ops["firing"], **esc},
+        }
+
+    def _load_results_path(self) -> Any:
+        raw = self.config.monitoring.get("loadtest_results")
+        if not raw:
+            return None
+        from pathlib import Path
+
+        p = Path(str(raw))
+        return p if p.is_absolute() else self.store.path / p
 
     def _gauges(self) -> Iterator[Metric]:
         views = self._last_views or self.compute_views()
@@ -619,6 +715,37 @@ class _Service:
                     labels=["alert"])
         yield gauge("depository_alerts_active", "Number of active alerts",
                     len(views["alerts"]["active"]))
+        # What alerts.rules.yaml evaluates (the same figures the service alerts on).
+        inp = self.ops.alert_inputs(self.clock(), scale=self._last_scale,
+                                    storage=self._last_storage)
+        used: dict[tuple[str, ...], float] = {
+            (str(c["id"]),): float(c["percent"]) for c in self._last_storage
+            if c["percent"] is not None}
+        for s in self._last_scale:
+            if s["id"] == "total-storage" and s["percent"] is not None:
+                used[("total-storage",)] = float(s["percent"])
+        yield gauge("depository_storage_used_percent",
+                    "Storage use, percent of quota, disk or the total-storage limit",
+                    labelled=used, labels=["scope"])
+        yield gauge("depository_governance_locked", "1 while the store is under a "
+                    "governance lock", 1 if inp.locked else 0)
+        yield gauge("depository_verification_failed", "1 while a scheduled check's "
+                    "violation stands (until a full replay passes)",
+                    1 if inp.verification_failed else 0)
+        sched = self.ops.checks.jobs["verify"]
+        if sched.last_run is not None:
+            yield gauge("depository_verification_last_run_timestamp_seconds",
+                        "When the scheduled verification last ran (Unix time)",
+                        parse_time(sched.last_run).timestamp())
+        yield gauge("depository_checkpoint_unsigned_records",
+                    "Records not yet covered by a signed checkpoint", inp.unsigned_records)
+        yield gauge("depository_checkpoint_unsigned_age_seconds",
+                    "Age of the oldest record not covered by a signed checkpoint (0: none)",
+                    round(inp.unsigned_age_seconds, 3))
+        if inp.certification_days_left is not None:
+            yield gauge("depository_certification_days_left",
+                        "Days until the certification expires (negative: expired)",
+                        inp.certification_days_left)
 
     def note_query(self, seconds: float) -> None:
         self.queries.add(time.monotonic(), seconds)
@@ -675,7 +802,7 @@ def _endpoint(svc: _Service, route: str, *, query: bool = False
 def create_app(
     store: Store, *, clock: Clock = utc_now, public_tiles: bool = False,
     upload_idle_timeout: float = 30.0, max_streaming_uploads: int = 32,
-    exports: ExportSettings | None = None,
+    exports: ExportSettings | None = None, run_checks: bool = True,
 ) -> Starlette:
     """The ASGI app serving ``store`` (opened for writing by the caller, who closes it).
 
@@ -685,7 +812,7 @@ def create_app(
     """
     svc = _Service(store, clock, public_tiles=public_tiles,
                    upload_idle_timeout=upload_idle_timeout,
-                   max_streaming_uploads=max_streaming_uploads)
+                   max_streaming_uploads=max_streaming_uploads, run_checks=run_checks)
     ep = functools.partial(_endpoint, svc)
     evidence = Exports(store, exports or ExportSettings.from_env(store.path))
 
@@ -1213,6 +1340,41 @@ def create_app(
         views = await run_in_threadpool(svc.compute_views)
         return _json({"time": views["time"], view: views[view]})
 
+    @ep("POST /v1/governance/scale/validate")
+    async def scale_validate(request: Request) -> Response:
+        _auth.require_role(svc.principal(request), (ADMIN, AUDITOR), "validate operations")
+        body = await _json_body(request)
+        op = body.get("operation")
+        if not isinstance(op, dict) or not op:
+            raise Problem("invalid-body", "operation must be an object with at least one of "
+                          f"{', '.join(VALIDATE_FIELDS)}", field="body:operation")
+        for k, v in op.items():
+            if k not in VALIDATE_FIELDS:
+                raise Problem("invalid-body", f"unknown figure {k!r}; figures: "
+                              f"{', '.join(VALIDATE_FIELDS)}", field=f"body:operation.{k}")
+            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v < 1e18:
+                raise Problem("invalid-body", f"{k} must be a non-negative number",
+                              field=f"body:operation.{k}")
+        views = await run_in_threadpool(svc.compute_views)
+        load = read_load_results(svc._load_results_path())
+        return _json({"time": views["time"],
+                      **validate_operation(op, views["scale"]["limits"], load)})
+
+    @ep("POST /v1/alerts/{fingerprint}/ack")
+    async def alert_ack(request: Request) -> Response:
+        p = svc.principal(request)
+        _auth.require_role(p, (ADMIN,), "acknowledge alerts")
+        body = await _json_body(request)
+        reason = _str_field(body, "reason")
+        assert reason is not None
+        fp = request.path_params["fingerprint"]
+        try:
+            esc = await run_in_threadpool(functools.partial(
+                svc.ops.ack, fp, actor=p.actor, reason=reason, now=svc.clock()))
+        except AlertError as exc:
+            raise Problem("not-found", str(exc), field="path:fingerprint") from None
+        return _json(esc.to_json(svc.clock()))
+
     @ep("GET /metrics")
     async def metrics(request: Request) -> Response:
         _auth.require_role(svc.principal(request), (ADMIN, AUDITOR), "read metrics")
@@ -1246,6 +1408,8 @@ def create_app(
         Route("/v1/evidence/exports/{export_id}", get_export, methods=["GET"]),
         Route("/v1/governance", governance, methods=["GET"]),
         Route("/v1/governance/{action}", governance_change, methods=["POST"]),
+        Route("/v1/governance/scale/validate", scale_validate, methods=["POST"]),
+        Route("/v1/alerts/{fingerprint}/ack", alert_ack, methods=["POST"]),
         Route("/v1/tokens", list_tokens, methods=["GET"]),
         Route("/v1/tokens", create_token, methods=["POST"]),
         Route("/v1/tokens/{token_id}/revoke", revoke_token, methods=["POST"]),

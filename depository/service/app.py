@@ -1352,8 +1352,8 @@ def create_app(
             if k not in VALIDATE_FIELDS:
                 raise Problem("invalid-body", f"unknown figure {k!r}; figures: "
                               f"{', '.join(VALIDATE_FIELDS)}", field=f"body:operation.{k}")
-            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v < 1e18:
-                raise Problem("invalid-body", f"{k} must be a non-negative number",
+            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1e17:
+                raise Problem("invalid-body", f"{k} must be a number from 0 to 1e17",
                               field=f"body:operation.{k}")
         views = await run_in_threadpool(svc.compute_views)
         load = read_load_results(svc._load_results_path())

@@ -448,7 +448,11 @@ class ContinuousChecks:
             return Outcome("certification", False, f"certification report {path} not found")
         from depository.certification.verify import report_status
 
-        st = report_status(path, today=now.date())
+        try:
+            st = report_status(path, today=now.date())
+        except Exception as exc:  # a report that cannot be read is itself the finding
+            self.certification = CertificationState(state="unreadable", source=str(path))
+            return Outcome("certification", False, f"certification report {path}: {exc}")
         self.certification = CertificationState(
             days_left=int(st["days_to_expiry"]), until=str(st["valid_until"]),
             report_id=str(st["report_id"]), state=str(st["state"]),

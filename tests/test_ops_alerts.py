@@ -436,9 +436,9 @@ def test_rules_evaluated_on_real_metrics_fire_what_the_service_fires(
 
 # ----------------------------------------------------------------------- units
 def test_alerting_config_errors_name_the_key() -> None:
-    with pytest.raises(ConfigError, match="alerting.escalation.ceo-mood"):
+    with pytest.raises(ConfigError, match=r"alerting\.escalation\.ceo-mood"):
         parse_alerting({"escalation": {"ceo-mood": {}}})
-    with pytest.raises(ConfigError, match="alerting.escalation.product-urgency.deadline"):
+    with pytest.raises(ConfigError, match=r"alerting\.escalation\.product-urgency\.deadline"):
         parse_alerting({"escalation": {"product-urgency": {"deadline": "soon"}}})
     with pytest.raises(ConfigError, match="webhook"):
         parse_alerting({"escalation": {"product-urgency": {"webhook": "ftp://x"}}})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from depository.signing import add_signatures, cosign_checkpoint, key_from_seed, sign_note
-from depository.verifier import (
+from depository.tlog import (
     CheckpointError,
     InclusionProofError,
     MalformedInputError,
@@ -19,7 +19,7 @@ from depository.verifier import (
     SignatureError,
     VerificationError,
 )
-from depository.verifier.checkpoint import (
+from depository.tlog.checkpoint import (
     Checkpoint,
     ProofFile,
     format_checkpoint,
@@ -29,8 +29,8 @@ from depository.verifier.checkpoint import (
     verify_checkpoint,
     verify_proof_file,
 )
-from depository.verifier.merkle import leaf_hash, verify_inclusion
-from depository.verifier.note import SIG_TYPE_COSIGNATURE_V1
+from depository.tlog.merkle import leaf_hash, verify_inclusion
+from depository.tlog.note import SIG_TYPE_COSIGNATURE_V1
 
 ORIGIN = "log.example/depository"
 ROOT = hashlib.sha256(b"root").digest()
@@ -47,7 +47,7 @@ W1_S, W1_V = _key("witness.example/w1", witness=True)
 W2_S, W2_V = _key("witness.example/w2", witness=True)
 
 
-# A small RFC 6962 tree, built independently of depository.verifier.merkle.
+# A small RFC 6962 tree, built independently of depository.tlog.merkle.
 def _node(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 

@@ -31,6 +31,7 @@ from depository.evidence import EvidenceError, export_package
 from depository.evidence._dat import FIELDS, QUOTE, SEPARATOR
 from depository.store import RetentionError, Store, WriteOnceError, parse_time
 from depository.store.config import default_config_dict
+from depository.tlog.record import parse_record
 from depository.verifier.package import (
     PackageInputError,
     PackageVerificationError,
@@ -38,7 +39,6 @@ from depository.verifier.package import (
     package_result,
     verify_package,
 )
-from depository.verifier.record import parse_record
 
 ORIGIN = "evidence.example/log"
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
@@ -595,7 +595,7 @@ def test_cli_export_and_package_outcome(built: Built, tmp_path: Path) -> None:
     outcome = package_outcome(str(bad), [built.vkey])
     assert not outcome.ok and outcome.exit_code == 1
     assert "data/loadfile.dat" in (outcome.error or "")
-    from depository.verifier._commands import UsageError
+    from depository.verifier.commands import UsageError
 
     with pytest.raises(UsageError):
         package_outcome(str(tmp_path / "nope.zip"), [built.vkey])

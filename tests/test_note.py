@@ -18,8 +18,8 @@ from depository.signing import (
     sign_note,
     verifier_key_from_signer,
 )
-from depository.verifier import MalformedInputError, SignatureError, VerificationError
-from depository.verifier.note import (
+from depository.tlog import MalformedInputError, SignatureError, VerificationError
+from depository.tlog.note import (
     MAX_SIGNATURES,
     SIG_TYPE_COSIGNATURE_V1,
     Signature,

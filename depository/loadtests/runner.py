@@ -620,7 +620,7 @@ def _alerts(tgt: Target) -> dict[str, Any]:
 def _level_names(n: int) -> list[str]:
     """The alert level names of levels 1..n, as the service names them."""
     try:
-        from depository.service._monitoring import level_name
+        from depository.service import level_name
     except ImportError:  # the service is not installed: its documented naming
         def level_name(level: int, n_levels: int) -> str:
             if level >= n_levels:

@@ -18,13 +18,14 @@ import subprocess
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import bagit
 import pytest
 from click.testing import CliRunner
+from conftest import Clock
 
 from depository.cli._evidence import evidence
 from depository.evidence import EvidenceError, export_package
@@ -43,17 +44,6 @@ from depository.verifier.package import (
 ORIGIN = "evidence.example/log"
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
 EXPORT_TIME = datetime(2100, 3, 1, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    """A clock that moves 1 ms per reading, so record times differ and are reproducible."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
 
 
 @dataclass

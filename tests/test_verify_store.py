@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Clock
 
 import depository.verifier.store as vstore
 from depository.signing import generate_key
@@ -39,17 +40,6 @@ from depository.verifier.store import Finding, StoreResult, store_result, verify
 ORIGIN = "drill.example/depository"
 DAY = timedelta(days=1)
 SEVEN_YEARS = timedelta(days=7 * 365 + 2)
-
-
-class Clock:
-    """A settable clock that moves 1 ms per reading (so record times differ)."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
 
 
 @dataclass

@@ -352,3 +352,28 @@ def test_known_list_excuses_listed_and_fails_on_stale_entries(tmp_path: Path) ->
     new, gone = check(root, {stale})
     assert [v.key for v in new] == [listed]
     assert gone == [stale]
+
+
+def test_the_verifier_runs_from_its_two_folders_alone(tmp_path: Path) -> None:
+    # What the auditor guide promises: depository/__init__.py, tlog/ and verifier/ suffice.
+    import json
+    import shutil
+    import subprocess
+
+    dest = tmp_path / "depository"
+    dest.mkdir()
+    shutil.copy(PACKAGE / "__init__.py", dest)
+    for pkg in STANDALONE:
+        shutil.copytree(PACKAGE / pkg, dest / pkg,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    mods = sorted(_dotted(dest.parent / "depository", p) for p in dest.rglob("*.py"))
+    code = ("import importlib, json, sys; import depository; "
+            f"assert depository.__file__.startswith({str(dest)!r}), depository.__file__; "
+            f"[importlib.import_module(m) for m in {mods!r}]; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('depository'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    loaded = json.loads(out.stdout)
+    assert {m.split(".")[1] for m in loaded if "." in m} <= set(STANDALONE)
+    assert "depository.verifier.store" in loaded and "depository.tlog.merkle" in loaded

@@ -38,7 +38,7 @@ from depository.service.alerts import (
     parse_alerting,
 )
 from depository.store import ConfigError, Store, parse_time
-from depository.verifier.record import canonical_json
+from depository.tlog.record import canonical_json
 from depository.verifier.store import store_result
 
 with warnings.catch_warnings():

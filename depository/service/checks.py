@@ -42,9 +42,9 @@ from typing import Any
 
 from depository.service.alerts import parse_duration
 from depository.store import ConfigError, NotFoundError, Store, StoreError, format_time
-from depository.verifier import VerificationError, merkle
-from depository.verifier.checkpoint import verify_checkpoint
-from depository.verifier.record import parse_record
+from depository.tlog import VerificationError, merkle
+from depository.tlog.checkpoint import verify_checkpoint
+from depository.tlog.record import parse_record
 from depository.verifier.store import CHECK_UNSIGNED, store_result
 
 JOBS = ("verify", "blob_sample", "anchor", "certification")

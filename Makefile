@@ -15,7 +15,7 @@ help:
 
 # Debian packages: Pango/HarfBuzz and fonts for WeasyPrint (PDF reports), poppler-utils
 # for independent PDF checks in tests. Installed only when one is missing.
-SYSTEM_PACKAGES := fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils openssl
+SYSTEM_PACKAGES := fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils openssl prometheus
 # A throwaway single-node Ceph cluster with the RADOS Gateway (S3 Object Lock) for the S3
 # backend's tests; the tests start and stop it themselves (scripts/ceph-rgw-local.sh).
 CEPH_PACKAGES := ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl

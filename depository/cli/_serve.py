@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from depository.store import Store, StoreError
+from depository.store import ConfigError, Store, StoreError
 
 
 def _server_class() -> type:
@@ -116,8 +116,11 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
         exports = ExportSettings(directory=exports_dir or store_dir / EXPORTS_DIR,
                                  evidence_key_file=evidence_key, tsa_url=tsa_url or None,
                                  organisation=organisation or None)
-        app = create_app(store, public_tiles=public_tiles, upload_idle_timeout=upload_timeout,
-                         exports=exports)
+        try:
+            app = create_app(store, public_tiles=public_tiles,
+                             upload_idle_timeout=upload_timeout, exports=exports)
+        except ConfigError as exc:  # alerting / schedule / monitoring settings
+            raise click.UsageError(f"{store_dir}/depository.yaml: {exc}") from exc
         config = uvicorn.Config(
             app, host=host, port=port, loop="uvloop", http=http_protocol(), lifespan="on",
             access_log=access_log, log_level=log_level, timeout_graceful_shutdown=30,
@@ -139,8 +142,16 @@ def _serve_workers(store: Store, store_dir: Path, *, host: str, port: int, worke
         click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{bound} "
                    f"with {workers} worker processes", err=True)
 
+    from depository.service.operations import start_background
+
+    try:
+        stop_checks = start_background(store)  # scheduled checks and alerts, here, once
+    except ConfigError as exc:
+        store.close()
+        raise click.UsageError(f"{store_dir}/depository.yaml: {exc}") from exc
     try:
         run_parent(store, host=host, port=port, workers=workers, worker_options=options,
                    on_listening=listening)
     finally:
+        stop_checks()
         store.close()  # drains the writer and signs a final checkpoint

@@ -14,11 +14,12 @@ JSON-lines file, and :attr:`Delivery.log_index` stays None.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,17 @@ from depository.service.alerts import (
     parse_alerting,
 )
 from depository.service.checks import ContinuousChecks, LockFn, Outcome, parse_schedule
-from depository.store import NotFoundError, Store, StoreError, format_time, parse_time
+from depository.store import (
+    NotFoundError,
+    Store,
+    StoreError,
+    format_time,
+    parse_time,
+    utc_now,
+)
 
 _ACK_NEEDLE = b'"type":"alert.ack"'
+log = logging.getLogger("depository.operations")
 
 
 class Operations:
@@ -180,3 +189,30 @@ def record_ack_offline(store: Store, fingerprint: str, *, actor: str, reason: st
         "alertname": alertname, "fingerprint": fingerprint, "reason": reason})
     return idx
 
+
+
+def start_background(store: Store, *, clock: Callable[[], datetime] = utc_now,
+                     every: float = 5.0) -> Callable[[], None]:
+    """Run the scheduled checks and deliver alerts every ``every`` seconds in a daemon
+    thread (``depository serve --workers N``: the parent holds the writer, so the checks
+    and deliveries run there, once, not in each HTTP worker). Returns ``stop``."""
+    ops = Operations(store)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                now = clock()
+                ops.run_checks(now)
+                ops.dispatch(now)
+            except Exception:  # the next round retries; serving goes on
+                log.exception("scheduled checks or alert delivery failed")
+
+    t = threading.Thread(target=loop, name="depository-operations", daemon=True)
+    t.start()
+
+    def halt() -> None:
+        stop.set()
+        t.join(timeout=30)
+
+    return halt

@@ -14,7 +14,8 @@ help:
 	@echo "make bench  - run the long benchmarks in benchmarks/"
 
 # Debian packages: Pango/HarfBuzz and fonts for WeasyPrint (PDF reports), poppler-utils
-# for independent PDF checks in tests. Installed only when one is missing.
+# for independent PDF checks in tests, prometheus for promtool (checks the shipped alerting
+# rules). Installed only when one is missing.
 SYSTEM_PACKAGES := fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils openssl prometheus
 # A throwaway single-node Ceph cluster with the RADOS Gateway (S3 Object Lock) for the S3
 # backend's tests; the tests start and stop it themselves (scripts/ceph-rgw-local.sh).

@@ -489,3 +489,93 @@ def test_failed_webhook_is_retried_a_bounded_number_of_times_and_recorded(
     assert slept == [0.5, 1.0]
     assert records[0][0] == "alert.delivery" and records[0][1]["result"] == "failed"
     assert parse_time("2026-12-04T12:00:00Z") == T0
+
+
+def test_serve_runs_the_schedule_and_delivers_in_the_background(
+        tmp_path: Path, smtp: Smtp, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from depository.service import app as app_module
+
+    monkeypatch.setattr(app_module, "MONITOR_EVERY", 0.05)
+    store = make_store(tmp_path / "store", **ops_config(smtp, hook))
+    try:
+        store.lock("drill", check="manual", actor="test")
+        app = create_app(store)
+        with TestClient(app, raise_server_exceptions=False):
+            deadline = time.monotonic() + 10
+            while "DepositoryGovernanceLocked" not in hook.alertnames() or \
+                    app.state.service.ops.checks.jobs["verify"].runs == 0:
+                assert time.monotonic() < deadline, "the background loops did not run"
+                time.sleep(0.05)
+        assert app.state.service.ops.checks.jobs["verify"].last_ok is True
+        assert any(r["type"] == "alert.delivery" for r in alert_records(store))
+    finally:
+        store.close()
+
+
+def test_incremental_verification_checks_new_records_and_catches_rewrites(
+        tmp_path: Path) -> None:
+    from depository.service.checks import ContinuousChecks, ScheduleSettings
+
+    store = make_store(tmp_path / "store")
+    store.put("gurukul", "first.txt", b"1", actor="test")
+    store.close()
+    settings = ScheduleSettings(record_sample=0, enabled=("verify",))
+    locks: list[str] = []
+    ro = Store.open(tmp_path / "store", readonly=True)
+    checks = ContinuousChecks(ro, settings, lock=lambda r, c: locks.append(r) or True)
+    [full] = checks.run_all(T0)
+    assert full.ok and full.summary.startswith("full replay"), full
+    size0 = checks.verified_size
+    ro.close()
+    with Store.open(tmp_path / "store") as w:
+        for i in range(3):
+            w.put("gurukul", f"new-{i}-QJXV.txt", b"n", actor="test")
+    checks.store = Store.open(tmp_path / "store", readonly=True)
+    try:
+        [inc] = checks.run_due(T0 + timedelta(minutes=10))
+        assert inc.ok and inc.summary.startswith("incremental: 3 new records"), inc
+        assert checks.verified_size == size0 + 3
+    finally:
+        checks.store.close()
+    with Store.open(tmp_path / "store") as w:
+        w.put("gurukul", "later-KZWQ.txt", b"l", actor="test")
+    db = tmp_path / "store" / "depository.db"
+    data = bytearray(db.read_bytes())
+    at = data.find(b'"name":"later-KZWQ.txt"')
+    assert at > 0
+    data[at + len(b'"name":"later-')] = ord("Y")
+    db.write_bytes(bytes(data))
+    checks.store = Store.open(tmp_path / "store", readonly=True)
+    try:
+        [bad] = checks.run_due(T0 + timedelta(minutes=20))
+        assert not bad.ok and "history was rewritten" in bad.problems[0], bad
+        assert locks and "scheduled verify" in locks[0]
+        assert checks.violation is not None
+    finally:
+        checks.store.close()
+
+
+def test_an_http_worker_records_an_ack_for_the_parent(tmp_path: Path, smtp: Smtp,
+                                                     hook: Hook) -> None:
+    from depository.service.operations import Operations
+
+    store = make_store(tmp_path / "store", **ops_config(smtp, hook))
+    secrets = issue_tokens(store)
+    try:
+        store.lock("drill", check="manual", actor="test")
+        parent = Operations(store, sleep=no_sleep)
+        fp = parent.dispatch(T0)[0].fingerprint
+        worker = create_app(store, run_checks=False, alerts_elsewhere=True)
+        with TestClient(worker, raise_server_exceptions=False) as c:
+            r = c.post(f"/v1/alerts/{fp}/ack", json={"reason": "on it"},
+                       headers=bearer(secrets["admin"]))
+            assert r.status_code == 200, r.text
+            assert c.post("/v1/alerts/not-a-fingerprint/ack", json={"reason": "x"},
+                          headers=bearer(secrets["admin"])).status_code == 404
+        later = parent.dispatch(T0 + timedelta(hours=5))
+        assert fp not in {d.fingerprint for d in later}  # read back: no re-send
+        assert parent.dispatcher.open[fp].ack_reason == "on it"
+    finally:
+        store.close()

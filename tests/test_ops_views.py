@@ -158,3 +158,18 @@ def test_histogram_quantile_interpolates_like_prometheus() -> None:
     assert histogram_quantile(0.5, bounds, [0, 10, 0, 0]) == 1.5
     assert histogram_quantile(0.99, bounds, [0, 0, 0, 5]) == 4.0  # in +Inf: top bound
     assert histogram_quantile(0.5, bounds, [0, 0, 0, 0]) is None
+
+
+def test_recorded_query_latencies_are_shown_apart(env: Env) -> None:
+    h = bearer(env.s["reader:gurukul"])
+    for secs in (0.2, 0.4, 4.0):
+        r = env.c.post("/v1/monitoring/query-latency", headers=h, json={"seconds": secs})
+        assert r.status_code == 200, r.text
+    bad = env.c.post("/v1/monitoring/query-latency", headers=h, json={"seconds": -1})
+    assert bad.status_code == 400
+    assert env.c.post("/v1/monitoring/query-latency", json={"seconds": 1}).status_code == 401
+    v = env.view("query-latency")
+    assert v["reported"]["count"] == 3 and v["reported"]["max"] == 4.0
+    assert v["reported"]["source"].startswith("reported by clients")
+    # the service's own window does not include them
+    assert all(r["route"] != "POST /v1/monitoring/query-latency" for r in v["routes"])

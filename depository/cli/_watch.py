@@ -115,7 +115,7 @@ def watch(store_dir: Path, signer_key: Path | None, once: bool, interval: float,
             if where == "local":
                 for d in deliveries:
                     if d.log_index is None:
-                        ops.record_locally("alert.delivery", d.record_body())
+                        ops.record_locally("alert.delivery", d.record_body(), d.time)
             writer.close()
             failed = failed or any(not o.ok for o in outcomes)
             _report(ops.snapshot(now), outcomes=[o.__dict__ for o in outcomes],

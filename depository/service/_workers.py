@@ -653,7 +653,7 @@ def worker_main() -> None:
             tsa_url=spec["tsa_url"], organisation=spec["organisation"])
         app = create_app(store, public_tiles=spec["public_tiles"],
                          upload_idle_timeout=spec["upload_timeout"], exports=exports,
-                         run_checks=False)  # the parent runs checks and alerts, once
+                         run_checks=False, alerts_elsewhere=True)  # the parent runs them
         config = uvicorn.Config(
             app, loop="uvloop", http=http_protocol(), lifespan="on",
             access_log=spec["access_log"], log_level=spec["log_level"],

@@ -68,7 +68,7 @@ from depository.service._problems import (
 )
 from depository.service._reads import CertificationScanner, StoreReads, UsageTracker
 from depository.service.alerts import AlertError
-from depository.service.operations import Operations
+from depository.service.operations import Operations, record_ack_offline
 from depository.store import (
     Artifact,
     MetadataError,
@@ -346,7 +346,7 @@ class _Service:
 
     def __init__(self, store: Store, clock: Clock, *, public_tiles: bool,
                  upload_idle_timeout: float, max_streaming_uploads: int,
-                 run_checks: bool = True) -> None:
+                 run_checks: bool = True, alerts_elsewhere: bool = False) -> None:
         self.store = store
         self.config: Config = store.config
         self.clock = clock
@@ -371,6 +371,8 @@ class _Service:
         self._monitor_task: asyncio.Task[None] | None = None
         self._checks_task: asyncio.Task[None] | None = None
         self.run_checks = run_checks
+        self.alerts_elsewhere = alerts_elsewhere
+        self.reported = LatencyWindow(maxlen=10_000)  # client-reported query latencies
         self.ops = Operations(store)
         self._last_scale: list[dict[str, Any]] = []
         self._last_storage: list[dict[str, Any]] = []
@@ -646,7 +648,11 @@ class _Service:
         return {
             "query-latency": query_latency_view(
                 latency_buckets(self.metrics), q, limits.get("query-response", {}).get(
-                    "target")),
+                    "target"), reported={
+                    "source": "reported by clients with POST /v1/monitoring/query-latency "
+                              "(their own measurement, not the service's)",
+                    "window_seconds": 3600,
+                    **self.reported.percentiles(time.monotonic(), 3600.0)}),
             "what-scales": ws,
             "scales-safely": scales_safely(ws, self.config.alert_levels[0]),
             "does-not-scale": does_not_scale(
@@ -803,6 +809,7 @@ def create_app(
     store: Store, *, clock: Clock = utc_now, public_tiles: bool = False,
     upload_idle_timeout: float = 30.0, max_streaming_uploads: int = 32,
     exports: ExportSettings | None = None, run_checks: bool = True,
+    alerts_elsewhere: bool = False,
 ) -> Starlette:
     """The ASGI app serving ``store`` (opened for writing by the caller, who closes it).
 
@@ -812,7 +819,8 @@ def create_app(
     """
     svc = _Service(store, clock, public_tiles=public_tiles,
                    upload_idle_timeout=upload_idle_timeout,
-                   max_streaming_uploads=max_streaming_uploads, run_checks=run_checks)
+                   max_streaming_uploads=max_streaming_uploads, run_checks=run_checks,
+                   alerts_elsewhere=alerts_elsewhere)
     ep = functools.partial(_endpoint, svc)
     evidence = Exports(store, exports or ExportSettings.from_env(store.path))
 
@@ -1372,8 +1380,29 @@ def create_app(
             esc = await run_in_threadpool(functools.partial(
                 svc.ops.ack, fp, actor=p.actor, reason=reason, now=svc.clock()))
         except AlertError as exc:
-            raise Problem("not-found", str(exc), field="path:fingerprint") from None
+            if not svc.alerts_elsewhere or not re.fullmatch(r"[0-9a-f]{16}", fp):
+                raise Problem("not-found", str(exc), field="path:fingerprint") from None
+            # An HTTP worker: alerts run in the parent process, which reads this record
+            # back on its next pass and stops re-sending.
+            idx = await run_in_threadpool(functools.partial(
+                record_ack_offline, store, fp, actor=p.actor, reason=reason))
+            return _json({"alertname": "", "fingerprint": fp, "acknowledged": True,
+                          "acked_at": format_time(svc.clock()), "acked_by": p.actor,
+                          "ack_log_index": idx})
         return _json(esc.to_json(svc.clock()))
+
+    @ep("POST /v1/monitoring/query-latency")
+    async def record_query_latency(request: Request) -> Response:
+        svc.principal(request)  # any valid token: product teams report their own queries
+        body = await _json_body(request)
+        secs = body.get("seconds")
+        if not isinstance(secs, int | float) or isinstance(secs, bool) or not 0 <= secs <= 3600:
+            raise Problem("invalid-body", "seconds must be a number from 0 to 3600 (the "
+                          "query latency the client measured)", field="body:seconds")
+        svc.reported.add(time.monotonic(), float(secs))
+        return _json({"recorded": True, "seconds": float(secs),
+                      "source": "reported by the client; shown apart from the service's "
+                                "own measurements in the query-latency view"})
 
     @ep("GET /metrics")
     async def metrics(request: Request) -> Response:
@@ -1414,6 +1443,7 @@ def create_app(
         Route("/v1/tokens", create_token, methods=["POST"]),
         Route("/v1/tokens/{token_id}/revoke", revoke_token, methods=["POST"]),
         Route("/v1/monitoring", monitoring, methods=["GET"]),
+        Route("/v1/monitoring/query-latency", record_query_latency, methods=["POST"]),
         Route("/v1/monitoring/{view}", monitoring_view, methods=["GET"]),
     ]
 

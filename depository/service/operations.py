@@ -70,6 +70,7 @@ class Operations:
         self.firing: list[Alert] = []
         self.last_inputs: AlertInputs | None = None
         self._acks_scanned = 0
+        self._now: datetime | None = None  # the time of the pass being recorded
         self._lock = threading.Lock()
         self.refresh_acks()
 
@@ -83,17 +84,19 @@ class Operations:
                                                body=body)[0]
             except StoreError as exc:
                 body = {**body, "not_in_log": str(exc)}
-        self.record_locally(type_, body)
+        self.record_locally(type_, body,
+                            format_time(self._now) if self._now is not None else None)
         return None
 
-    def record_locally(self, type_: str, body: Mapping[str, Any]) -> None:
+    def record_locally(self, type_: str, body: Mapping[str, Any],
+                       when: str | None = None) -> None:
+        """Append a record that could not go to the store's log to ``local_log``."""
         if self.local_log is None:
             return
         self.local_log.parent.mkdir(parents=True, exist_ok=True)
         with self.local_log.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"time": format_time(datetime.now().astimezone()),
-                                "type": type_, "body": dict(body)}, ensure_ascii=False)
-                    + "\n")
+            f.write(json.dumps({"time": when or body.get("time"), "type": type_,
+                                "body": dict(body)}, ensure_ascii=False) + "\n")
 
     def refresh_acks(self) -> int:
         """Read ``alert.ack`` records appended since the last call (e.g. by `depository
@@ -162,6 +165,7 @@ class Operations:
                  storage: Sequence[Mapping[str, Any]] | None = None) -> list[Delivery]:
         """Compute the alerts firing now and deliver what is due."""
         with self._lock:
+            self._now = now
             self.refresh_acks()
             inputs = self.alert_inputs(now, scale=scale, storage=storage)
             self.last_inputs = inputs
@@ -169,6 +173,7 @@ class Operations:
             return self.dispatcher.process(self.firing, now)
 
     def ack(self, fingerprint: str, *, actor: str, reason: str, now: datetime) -> Escalation:
+        self._now = now
         return self.dispatcher.ack(fingerprint, actor=actor, reason=reason, now=now)
 
     def snapshot(self, now: datetime) -> dict[str, Any]:

@@ -36,27 +36,18 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from depository.service import _auth, _tiles, _upload
+from depository.service import _auth, _routes_ops, _tiles, _upload
 from depository.service._auth import ADMIN, AUDITOR, LEGAL, Authenticator, Principal
 from depository.service._exports import ExportRequest, Exports, ExportSettings
 from depository.service._monitoring import (
-    VALIDATE_FIELDS,
     AlertTracker,
     Figures,
     LatencyWindow,
     RateWindow,
     ServiceMetrics,
-    does_not_scale,
     gauge,
-    latency_buckets,
-    never_assume,
-    query_latency_view,
-    read_load_results,
     scale_status,
-    scales_safely,
     storage_alerts,
-    validate_operation,
-    what_scales,
 )
 from depository.service._problems import (
     MEDIA_TYPE,
@@ -67,8 +58,8 @@ from depository.service._problems import (
     problem_catalogue,
 )
 from depository.service._reads import CertificationScanner, StoreReads, UsageTracker
-from depository.service.alerts import AlertError
-from depository.service.operations import Operations, record_ack_offline
+from depository.service._routes_ops import OPS_VIEWS, ops_gauges, ops_views
+from depository.service.operations import Operations
 from depository.store import (
     Artifact,
     MetadataError,
@@ -96,8 +87,7 @@ ENTRIES_MAX = 1000
 HOLD_IDS_MAX = 1000
 MONITOR_EVERY = 5.0  # seconds between background alert evaluations
 VIEWS = ("scale", "writes", "storage", "throughput", "queries", "alerts", "thresholds",
-         "certification", "query-latency", "what-scales", "scales-safely", "does-not-scale",
-         "never-assume", "schedule", "escalations")
+         "certification", *OPS_VIEWS)
 _MEDIA_TYPE = re.compile(r"[\x21-\x7e]+/[\x21-\x7e]+( *;[\x20-\x7e]*)?\Z")
 # One encoder for every receipt: json.dumps with options builds a new one per call.
 _RECEIPT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -374,8 +364,8 @@ class _Service:
         self.alerts_elsewhere = alerts_elsewhere
         self.reported = LatencyWindow(maxlen=10_000)  # client-reported query latencies
         self.ops = Operations(store)
-        self._last_scale: list[dict[str, Any]] = []
-        self._last_storage: list[dict[str, Any]] = []
+        self.last_scale: list[dict[str, Any]] = []
+        self.last_storage: list[dict[str, Any]] = []
 
     @property
     def upload_pool(self) -> ThreadPoolExecutor:
@@ -430,8 +420,8 @@ class _Service:
 
     def dispatch_alerts(self, now: datetime | None = None) -> list[Any]:
         """Deliver the alerts firing now (from the latest views)."""
-        return self.ops.dispatch(now or self.clock(), scale=self._last_scale,
-                                 storage=self._last_storage)
+        return self.ops.dispatch(now or self.clock(), scale=self.last_scale,
+                                 storage=self.last_storage)
 
     # ------------------------------------------------------------------ plumbing
     def principal(self, request: Request) -> Principal:
@@ -574,7 +564,7 @@ class _Service:
             disk, disk_json = None, None
         quota = storage_alerts(usage.per_product, self.config, disk)
         self.alerts.evaluate([*scale, *quota], now_text)
-        self._last_scale, self._last_storage = scale, quota
+        self.last_scale, self.last_storage = scale, quota
         try:
             cp_size, _ = self.store.latest_checkpoint()
         except NotFoundError:
@@ -630,69 +620,9 @@ class _Service:
                 {"status": "recorded", "runs": len(runs), "last": runs[-1],
                  "detail": "the latest certification.run record in the log"}),
         }
-        views.update(self._scale_views(views, fig, scale, q, now_text))
+        views.update(ops_views(self, views, fig, scale, q, now_text))
         self._last_views = views
         return views
-
-    def _scale_views(self, views: dict[str, Any], fig: Figures, scale: list[dict[str, Any]],
-                     q: dict[str, Any], now_text: str) -> dict[str, Any]:
-        """The seed's remaining views, from measurements (see _monitoring)."""
-        limits = self.config.scale_limits
-        load = read_load_results(self._load_results_path())
-        ws = what_scales(scale, load)
-        ops = self.ops.snapshot(self.clock())
-        sched = ops["schedule"]
-        esc = ops["escalation"]
-        total = next(s for s in scale if s["id"] == "total-storage")
-        disk = views["storage"]["disk"]
-        return {
-            "query-latency": query_latency_view(
-                latency_buckets(self.metrics), q, limits.get("query-response", {}).get(
-                    "target"), reported={
-                    "source": "reported by clients with POST /v1/monitoring/query-latency "
-                              "(their own measurement, not the service's)",
-                    "window_seconds": 3600,
-                    **self.reported.percentiles(time.monotonic(), 3600.0)}),
-            "what-scales": ws,
-            "scales-safely": scales_safely(ws, self.config.alert_levels[0]),
-            "does-not-scale": does_not_scale(
-                log_size=fig.log_size, oldest_record=fig.oldest_record_time,
-                now_text=now_text, storage_bytes=fig.storage_bytes,
-                storage_target=limits.get("total-storage", {}).get("target"),
-                writes_peak=float(views["writes"]["peak_60s"]),
-                write_limit=limits.get("write-throughput", {}).get("target"),
-                queue_depth=views["writes"]["queue_depth"],
-                artifact_count=fig.artifact_count, query_p99=q["p99"],
-                query_limit=limits.get("query-response", {}).get("target"),
-                full_verify_seconds=sched["last_full_seconds"],
-                verified_size=sched["verified_size"],
-                retention_years=int(limits.get("audit-trail", {}).get("retention_years")
-                                    or 7)),
-            "never-assume": never_assume(
-                storage_percent=total["percent"],
-                disk_free=disk["free"] if disk else None, load=load, now_text=now_text,
-                live_p99=q["p99"], unverified_records=max(0, fig.log_size
-                                                          - sched["verified_size"]),
-                last_verification=next((j["last_run"] for j in sched["jobs"]
-                                        if j["name"] == "verify"), None),
-                certification_days=sched["certification"]["days_left"],
-                routes_without_contact=[r["scenario"] for r in esc["routes"]
-                                        if not r["contacts"]],
-                failed_deliveries=sum(1 for d in esc["deliveries"]
-                                      if d["result"] != "delivered"),
-                unacked_overdue=sum(1 for e in esc["open"] if e["overdue"])),
-            "schedule": sched,
-            "escalations": {"firing": ops["firing"], **esc},
-        }
-
-    def _load_results_path(self) -> Any:
-        raw = self.config.monitoring.get("loadtest_results")
-        if not raw:
-            return None
-        from pathlib import Path
-
-        p = Path(str(raw))
-        return p if p.is_absolute() else self.store.path / p
 
     def _gauges(self) -> Iterator[Metric]:
         views = self._last_views or self.compute_views()
@@ -721,37 +651,7 @@ class _Service:
                     labels=["alert"])
         yield gauge("depository_alerts_active", "Number of active alerts",
                     len(views["alerts"]["active"]))
-        # What alerts.rules.yaml evaluates (the same figures the service alerts on).
-        inp = self.ops.alert_inputs(self.clock(), scale=self._last_scale,
-                                    storage=self._last_storage)
-        used: dict[tuple[str, ...], float] = {
-            (str(c["id"]),): float(c["percent"]) for c in self._last_storage
-            if c["percent"] is not None}
-        for s in self._last_scale:
-            if s["id"] == "total-storage" and s["percent"] is not None:
-                used[("total-storage",)] = float(s["percent"])
-        yield gauge("depository_storage_used_percent",
-                    "Storage use, percent of quota, disk or the total-storage limit",
-                    labelled=used, labels=["scope"])
-        yield gauge("depository_governance_locked", "1 while the store is under a "
-                    "governance lock", 1 if inp.locked else 0)
-        yield gauge("depository_verification_failed", "1 while a scheduled check's "
-                    "violation stands (until a full replay passes)",
-                    1 if inp.verification_failed else 0)
-        sched = self.ops.checks.jobs["verify"]
-        if sched.last_run is not None:
-            yield gauge("depository_verification_last_run_timestamp_seconds",
-                        "When the scheduled verification last ran (Unix time)",
-                        parse_time(sched.last_run).timestamp())
-        yield gauge("depository_checkpoint_unsigned_records",
-                    "Records not yet covered by a signed checkpoint", inp.unsigned_records)
-        yield gauge("depository_checkpoint_unsigned_age_seconds",
-                    "Age of the oldest record not covered by a signed checkpoint (0: none)",
-                    round(inp.unsigned_age_seconds, 3))
-        if inp.certification_days_left is not None:
-            yield gauge("depository_certification_days_left",
-                        "Days until the certification expires (negative: expired)",
-                        inp.certification_days_left)
+        yield from ops_gauges(self)
 
     def note_query(self, seconds: float) -> None:
         self.queries.add(time.monotonic(), seconds)
@@ -1350,59 +1250,15 @@ def create_app(
 
     @ep("POST /v1/governance/scale/validate")
     async def scale_validate(request: Request) -> Response:
-        _auth.require_role(svc.principal(request), (ADMIN, AUDITOR), "validate operations")
-        body = await _json_body(request)
-        op = body.get("operation")
-        if not isinstance(op, dict) or not op:
-            raise Problem("invalid-body", "operation must be an object with at least one of "
-                          f"{', '.join(VALIDATE_FIELDS)}", field="body:operation")
-        for k, v in op.items():
-            if k not in VALIDATE_FIELDS:
-                raise Problem("invalid-body", f"unknown figure {k!r}; figures: "
-                              f"{', '.join(VALIDATE_FIELDS)}", field=f"body:operation.{k}")
-            if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1e17:
-                raise Problem("invalid-body", f"{k} must be a number from 0 to 1e17",
-                              field=f"body:operation.{k}")
-        views = await run_in_threadpool(svc.compute_views)
-        load = read_load_results(svc._load_results_path())
-        return _json({"time": views["time"],
-                      **validate_operation(op, views["scale"]["limits"], load)})
+        return await _routes_ops.scale_validate(request, svc)
 
     @ep("POST /v1/alerts/{fingerprint}/ack")
     async def alert_ack(request: Request) -> Response:
-        p = svc.principal(request)
-        _auth.require_role(p, (ADMIN,), "acknowledge alerts")
-        body = await _json_body(request)
-        reason = _str_field(body, "reason")
-        assert reason is not None
-        fp = request.path_params["fingerprint"]
-        try:
-            esc = await run_in_threadpool(functools.partial(
-                svc.ops.ack, fp, actor=p.actor, reason=reason, now=svc.clock()))
-        except AlertError as exc:
-            if not svc.alerts_elsewhere or not re.fullmatch(r"[0-9a-f]{16}", fp):
-                raise Problem("not-found", str(exc), field="path:fingerprint") from None
-            # An HTTP worker: alerts run in the parent process, which reads this record
-            # back on its next pass and stops re-sending.
-            idx = await run_in_threadpool(functools.partial(
-                record_ack_offline, store, fp, actor=p.actor, reason=reason))
-            return _json({"alertname": "", "fingerprint": fp, "acknowledged": True,
-                          "acked_at": format_time(svc.clock()), "acked_by": p.actor,
-                          "ack_log_index": idx})
-        return _json(esc.to_json(svc.clock()))
+        return await _routes_ops.alert_ack(request, svc)
 
     @ep("POST /v1/monitoring/query-latency")
     async def record_query_latency(request: Request) -> Response:
-        svc.principal(request)  # any valid token: product teams report their own queries
-        body = await _json_body(request)
-        secs = body.get("seconds")
-        if not isinstance(secs, int | float) or isinstance(secs, bool) or not 0 <= secs <= 3600:
-            raise Problem("invalid-body", "seconds must be a number from 0 to 3600 (the "
-                          "query latency the client measured)", field="body:seconds")
-        svc.reported.add(time.monotonic(), float(secs))
-        return _json({"recorded": True, "seconds": float(secs),
-                      "source": "reported by the client; shown apart from the service's "
-                                "own measurements in the query-latency view"})
+        return await _routes_ops.record_query_latency(request, svc)
 
     @ep("GET /metrics")
     async def metrics(request: Request) -> Response:

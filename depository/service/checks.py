@@ -20,8 +20,9 @@ are due at the ``now`` it is given (``depository serve`` ticks it from its clock
     Where WORM anchors are configured: sign (and so anchor) a checkpoint when records
     wait, and report anchor writes that failed.
 ``certification``
-    Days left on the certification (the signed report named by
-    ``monitoring.certification_report``).
+    Days left on the certification: from the newest ``certification.result`` record in
+    the log (the verdict and validity `certify run` records), else from the signed
+    report named by ``monitoring.certification_report``.
 
 A violation locks governance through ``lock`` (the store's lock API) and sets
 :attr:`ContinuousChecks.violation`, which raises ``DepositoryVerificationFailed`` until a
@@ -36,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,8 @@ class ContinuousChecks:
         self.violation: str | None = None
         self.locked_by_checks = False
         self.certification = CertificationState()
+        self._cert_scanned = 0
+        self._cert_result: tuple[int, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ driving
     def run_due(self, now: datetime) -> list[Outcome]:
@@ -437,7 +440,41 @@ class ContinuousChecks:
         return Outcome("anchor", True, f"checkpoint of size {self.store.size()} anchored")
 
     # ------------------------------------------------------------------ certification
+    def _latest_result(self) -> tuple[int, dict[str, Any]] | None:
+        """The newest ``certification.result`` record (verdict and validity, written by
+        `certify run` after its checks), scanning only records appended since last time."""
+        size = self.store.size()
+        for idx, leaf in self.store.log_entries(self._cert_scanned, size):
+            if b'"type":"certification.result"' in leaf:
+                try:
+                    rec = self.store.record(idx)
+                except VerificationError:
+                    continue  # a damaged record: the verify job reports it
+                if rec.type == "certification.result":
+                    self._cert_result = (idx, dict(rec.body))
+        self._cert_scanned = size
+        return self._cert_result
+
     def _job_certification(self, now: datetime) -> Outcome:
+        found = self._latest_result()
+        if found is not None:
+            idx, body = found
+            until = str(body.get("valid_until") or "")
+            verdict = str(body.get("verdict"))
+            try:
+                days = (date.fromisoformat(until[:10]) - now.date()).days
+            except ValueError:
+                return Outcome("certification", False, f"certification.result record {idx} "
+                               f"has no readable valid_until ({until!r})")
+            passed = verdict == "pass"
+            state = ("CERTIFIED" if passed and days >= 0 else "EXPIRED" if passed
+                     else f"NOT CERTIFIED (verdict {verdict})")
+            self.certification = CertificationState(
+                days_left=days if passed else None, until=until[:10],
+                report_id=str(body.get("report_id")), state=state,
+                source=f"certification.result record {idx} in the log")
+            return Outcome("certification", state == "CERTIFIED",
+                           f"{state}: valid until {until[:10]} ({days} days; record {idx})")
         path = self.settings.certification_report
         if path is None:
             self.certification = CertificationState(

@@ -579,3 +579,56 @@ def test_an_http_worker_records_an_ack_for_the_parent(tmp_path: Path, smtp: Smtp
         assert parent.dispatcher.open[fp].ack_reason == "on it"
     finally:
         store.close()
+
+
+def test_the_verifier_checks_alert_record_bodies(tmp_path: Path) -> None:
+    """A well-formed forged alert.delivery is only an unsigned tail; one without a
+    required field, or naming a product, is a record finding."""
+    from test_verify_store import append_forged, attack
+
+    store = make_store(tmp_path / "store")
+    key = store.verifier_key
+    store.close()
+    good = {"alertname": "DepositoryGovernanceLocked", "fingerprint": "0123456789abcdef",
+            "status": "firing", "scenario": "executor-misbehaves", "role": "governance owner",
+            "channel": "webhook", "receiver": "http://127.0.0.1:1/x", "attempt": 1,
+            "result": "delivered"}
+    with attack(tmp_path / "store") as conn:
+        ok = append_forged(conn, "alert.delivery", None, good, T0)
+        missing = append_forged(conn, "alert.delivery", None,
+                                {k: v for k, v in good.items() if k != "result"}, T0)
+        scoped = append_forged(conn, "alert.ack", "gurukul",
+                               {"alertname": "", "fingerprint": "0123456789abcdef",
+                                "reason": "x"}, T0)
+    res = store_result(tmp_path / "store", [key])
+    by_index = {f.index: f for f in res.findings if f.check == "record"}
+    assert ok not in by_index
+    assert "body has no 'result'" in by_index[missing].message
+    assert "store-wide" in by_index[scoped].message
+
+
+def test_record_sampling_catches_an_old_record_altered_between_full_replays(
+        tmp_path: Path) -> None:
+    from depository.service.checks import ContinuousChecks, ScheduleSettings
+
+    store = make_store(tmp_path / "store")
+    for i in range(4):
+        store.put("gurukul", f"old-{i}-PVKM.txt", b"o", actor="test")
+    store.close()
+    settings = ScheduleSettings(record_sample=1000, enabled=("verify",))
+    ro = Store.open(tmp_path / "store", readonly=True)
+    checks = ContinuousChecks(ro, settings, lock=lambda r, c: True)
+    [full] = checks.run_all(T0)
+    ro.close()
+    assert full.ok and "sampled records match" in full.summary, full
+    db = tmp_path / "store" / "depository.db"
+    data = bytearray(db.read_bytes())
+    at = data.find(b'"name":"old-2-PVKM.txt"')
+    data[at + len(b'"name":"old-')] = ord("7")
+    db.write_bytes(bytes(data))
+    checks.store = Store.open(tmp_path / "store", readonly=True)
+    try:
+        [inc] = checks.run_due(T0 + timedelta(minutes=10))  # incremental, not a replay
+        assert not inc.ok and "its bytes were altered" in inc.problems[0], inc
+    finally:
+        checks.store.close()

@@ -632,3 +632,28 @@ def test_record_sampling_catches_an_old_record_altered_between_full_replays(
         assert not inc.ok and "its bytes were altered" in inc.problems[0], inc
     finally:
         checks.store.close()
+
+
+def test_a_restart_does_not_re_page_an_acked_incident_but_a_new_one_pages(
+        tmp_path: Path, smtp: Smtp, hook: Hook) -> None:
+    from depository.service.operations import Operations
+
+    store = make_store(tmp_path / "store", **ops_config(smtp, hook))
+    try:
+        store.lock("drill", check="manual", actor="test")
+        first = Operations(store, sleep=no_sleep)
+        fp = next(d.fingerprint for d in first.dispatch(T0)
+                  if d.alertname == "DepositoryGovernanceLocked")
+        first.ack(fp, actor="admin", reason="known drill", now=T0)
+        restarted = Operations(store, sleep=no_sleep)  # reads the ack back from the log
+        sent = restarted.dispatch(T0 + timedelta(hours=3))
+        assert fp not in {d.fingerprint for d in sent}
+        assert restarted.dispatcher.open[fp].acked_by == "admin"
+        store.unlock(reason="drill over", actor="test")
+        resolved = restarted.dispatch(T0 + timedelta(hours=4))
+        assert [d.status for d in resolved if d.fingerprint == fp] == ["resolved", "resolved"]
+        store.lock("again", check="manual", actor="test")
+        again = Operations(store, sleep=no_sleep)  # the ack was spent by the resolution
+        assert fp in {d.fingerprint for d in again.dispatch(T0 + timedelta(hours=5))}
+    finally:
+        store.close()

@@ -553,6 +553,15 @@ class AlertDispatcher:
         """An acknowledgement read back from the log (so a restart does not re-page)."""
         self.acks[fp] = {"time": time_, "actor": actor, "reason": reason,
                          "log_index": log_index}
+        esc = self.open.get(fp)
+        if esc is not None and esc.acked_at is None:
+            esc.acked_at, esc.acked_by, esc.ack_reason = time_, actor, reason
+            esc.ack_log_index = log_index
+
+    def load_resolved(self, fp: str) -> None:
+        """A ``resolved`` delivery read back from the log: an earlier ack is spent."""
+        if fp not in self.open:
+            self.acks.pop(fp, None)
 
     def process(self, alerts: Iterable[Alert], now: datetime) -> list[Delivery]:
         """Send what is new, re-send what is unacknowledged and due, resolve what ended."""
@@ -566,8 +575,12 @@ class AlertDispatcher:
                         alert, self.settings.route_for(alert.name), format_time(now))
                     ack = self.acks.get(fp)
                     if ack is not None:
+                        # Acknowledged before a restart and not resolved since (a
+                        # resolution clears the ack): the incident is known; no re-page.
                         esc.acked_at, esc.acked_by = ack["time"], ack["actor"]
                         esc.ack_reason, esc.ack_log_index = ack["reason"], ack["log_index"]
+                        esc.first_sent = esc.last_sent = now
+                        esc.sends = 1  # notified before the restart: resolve it later
                 esc.alert = alert  # annotations carry the current figures
                 due = esc.last_sent is None or (
                     esc.acked_at is None and now - esc.last_sent >= esc.route.repeat)
@@ -576,6 +589,7 @@ class AlertDispatcher:
             for fp in [fp for fp in self.open if fp not in current]:
                 esc = self.open.pop(fp)
                 esc.resolved_at = format_time(now)
+                self.acks.pop(fp, None)  # an ack covers one incident, not the next one
                 if esc.sends:
                     sent += self._send(esc, "resolved", now)
                 self.closed.append(esc)
@@ -593,7 +607,8 @@ class AlertDispatcher:
             if esc.acked_at is not None:
                 return esc
             idx = self._record("alert.ack", {"alertname": esc.alert.name, "fingerprint": fp,
-                                             "reason": reason, "role": esc.route.role})
+                                             "reason": reason, "role": esc.route.role,
+                                             "by": actor})
             esc.acked_at, esc.acked_by, esc.ack_reason = format_time(now), actor, reason
             esc.ack_log_index = idx
             self.acks[fp] = {"time": esc.acked_at, "actor": actor, "reason": reason,
@@ -644,9 +659,10 @@ class AlertDispatcher:
             out.append(d)
         if status == "firing":
             if esc.first_sent is None:
-                esc.first_sent = now
+                esc.first_sent = now  # the deadline runs from when it was first due
             esc.last_sent = now
-            esc.sends = attempt
+            if out:  # a route without contacts sends nothing (never-assume shows it)
+                esc.sends = attempt
         return out
 
     # ------------------------------------------------------------------ views

@@ -47,7 +47,7 @@ from depository.store import (
     utc_now,
 )
 
-_ACK_NEEDLE = b'"type":"alert.ack"'
+_ALERT_NEEDLE = b'"type":"alert.'
 log = logging.getLogger("depository.operations")
 
 
@@ -80,7 +80,10 @@ class Operations:
             return self._record_fn(type_, body)
         if not self.store.readonly:
             try:
-                return self.store.append_event(type_, actor=self.actor, product=None,
+                # An acknowledgement is recorded as the act of whoever acknowledged.
+                actor = str(body["by"]) if type_ == "alert.ack" and "by" in body \
+                    else self.actor
+                return self.store.append_event(type_, actor=actor, product=None,
                                                body=body)[0]
             except StoreError as exc:
                 body = {**body, "not_in_log": str(exc)}
@@ -104,23 +107,19 @@ class Operations:
         size = self.store.size()
         found = 0
         for idx, leaf in self.store.log_entries(self._acks_scanned, size):
-            if _ACK_NEEDLE not in leaf:
+            if _ALERT_NEEDLE not in leaf:
                 continue
             try:
                 rec = self.store.record(idx)
             except Exception:
-                continue
+                continue  # a damaged record is the verify job's finding
+            fp = str(rec.body.get("fingerprint"))
             if rec.type == "alert.ack":
-                self.dispatcher.load_ack(str(rec.body.get("fingerprint")), time_=rec.time,
-                                         actor=rec.actor, reason=str(rec.body.get("reason")),
-                                         log_index=idx)
-                for esc in self.dispatcher.open.values():
-                    if esc.alert.fingerprint == rec.body.get("fingerprint") and \
-                            esc.acked_at is None:
-                        esc.acked_at, esc.acked_by = rec.time, rec.actor
-                        esc.ack_reason = str(rec.body.get("reason"))
-                        esc.ack_log_index = idx
+                self.dispatcher.load_ack(fp, time_=rec.time, actor=rec.actor,
+                                         reason=str(rec.body.get("reason")), log_index=idx)
                 found += 1
+            elif rec.type == "alert.delivery" and rec.body.get("status") == "resolved":
+                self.dispatcher.load_resolved(fp)
         self._acks_scanned = size
         return found
 

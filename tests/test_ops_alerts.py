@@ -657,3 +657,16 @@ def test_a_restart_does_not_re_page_an_acked_incident_but_a_new_one_pages(
         assert fp in {d.fingerprint for d in again.dispatch(T0 + timedelta(hours=5))}
     finally:
         store.close()
+
+
+def test_cli_help_examples_rules_and_bad_config(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for args in (["watch"], ["alert"], ["alert", "ack"], ["alert", "rules"]):
+        assert "Example:" in runner.invoke(main, [*args, "--help"]).output, args
+    assert runner.invoke(main, ["alert", "rules"]).output == RULES.read_text()
+    store = make_store(tmp_path / "store",
+                       alerting={"escalation": {"product-urgency": {"deadline": "soon"}}})
+    store.close()
+    r = runner.invoke(main, ["watch", "--store", str(tmp_path / "store"), "--once"])
+    assert r.exit_code == 2
+    assert "alerting.escalation.product-urgency.deadline" in r.output

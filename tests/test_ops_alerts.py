@@ -670,3 +670,39 @@ def test_cli_help_examples_rules_and_bad_config(tmp_path: Path) -> None:
     r = runner.invoke(main, ["watch", "--store", str(tmp_path / "store"), "--once"])
     assert r.exit_code == 2
     assert "alerting.escalation.product-urgency.deadline" in r.output
+
+
+def test_certification_expiry_reads_the_newest_certification_result_record(
+        tmp_path: Path) -> None:
+    """`certify run` records its verdict and validity as certification.result; the
+    newest one is what the expiry alert reads (written here with the verifier tests'
+    forging helper, so this test does not depend on `certify run`)."""
+    from test_verify_store import append_forged, attack
+
+    from depository.service.operations import Operations
+
+    report = write_report(tmp_path / "report", "2030-01-01")  # would be far from expiry
+    store = make_store(tmp_path / "store", monitoring={"certification_report": str(report)})
+    store.close()
+    until = (T0 + timedelta(days=20)).date().isoformat()
+    body = {"report_id": "cert-1", "report_sha256": "0" * 64, "run_record_index": 1,
+            "verdict": "pass", "reasons": 0, "valid_from": "2026-06-24",
+            "valid_until": until, "next_review": until, "recertification_due": until}
+    with attack(tmp_path / "store") as conn:
+        append_forged(conn, "certification.result", None, body, T0)
+    with Store.open(tmp_path / "store", readonly=True) as ro:
+        ops = Operations(ro, record=lambda t, b: None)
+        [out] = [o for o in ops.run_checks(T0, all_jobs=True) if o.job == "certification"]
+        assert out.ok and "20 days" in out.summary, out
+        assert ops.checks.certification.source.startswith("certification.result record")
+        ops.dispatch(T0)
+        assert {(a.name, a.labels["severity"]) for a in ops.firing} >= {
+            ("DepositoryCertificationExpiring", "warning")}
+    with attack(tmp_path / "store") as conn:  # a newer run that failed
+        append_forged(conn, "certification.result", None, {**body, "verdict": "fail"},
+                      T0 + timedelta(days=1))
+    with Store.open(tmp_path / "store", readonly=True) as ro:
+        ops = Operations(ro, record=lambda t, b: None)
+        [out] = [o for o in ops.run_checks(T0, all_jobs=True) if o.job == "certification"]
+        assert not out.ok and "NOT CERTIFIED" in out.summary
+        assert ops.checks.certification.days_left is None

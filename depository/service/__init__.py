@@ -1,6 +1,8 @@
 """The depository's HTTP service: :func:`create_app` builds the ASGI app over an open
-store; ``depository serve`` runs it on uvicorn. See ``openapi.yaml`` for the API."""
+store; :func:`run` serves it on uvicorn with the depository's protocol and connection
+limits (``depository serve``). See ``openapi.yaml`` for the API."""
 
 from depository.service.app import create_app
+from depository.service.server import ConnectionLimits, run, server_config
 
-__all__ = ["create_app"]
+__all__ = ["ConnectionLimits", "create_app", "run", "server_config"]

@@ -49,6 +49,7 @@ from depository.service._monitoring import (
     scale_status,
     storage_alerts,
 )
+from depository.service._paths import StrictTarget
 from depository.service._problems import (
     MEDIA_TYPE,
     Problem,
@@ -619,6 +620,9 @@ class _Service:
                     labels=["alert"])
         yield gauge("depository_alerts_active", "Number of active alerts",
                     len(views["alerts"]["active"]))
+
+    def note_refused(self, method: str, status: int) -> None:
+        self.metrics.observe_request("(unmatched)", method, status, 0.0)
 
     def note_query(self, seconds: float) -> None:
         self.queries.add(time.monotonic(), seconds)
@@ -1273,7 +1277,9 @@ def create_app(
                        ).response(request.scope.get("path"))
 
     app = Starlette(routes=routes, lifespan=svc.lifespan,
-                    middleware=[Middleware(_HotPut, svc=svc)],
+                    middleware=[Middleware(StrictTarget, templates=[r.path for r in routes],
+                                           on_refused=svc.note_refused),
+                                Middleware(_HotPut, svc=svc)],
                     exception_handlers={HTTPException: http_exception,
                                         Exception: internal_error})
     app.router.redirect_slashes = False

@@ -114,5 +114,7 @@ def test_valid_utf8_and_plain_targets_pass() -> None:
     assert check_target(b"/v1/products/p/artifacts/caf%C3%A9/%F0%9F%93%84.txt",
                         b"prefix=caf%C3%A9&x=%2F", templates) is None
     assert check_target(b"/v1/products/p/artifacts/plain.txt", b"", templates) is None
+    # Only free-text query values are checked; other parameters refuse junk themselves.
+    assert check_target(b"/health", b"x=%ff&limit=%ff", templates) is None
     bad = check_target(b"/v1/products/p/artifacts/x/y%ffz", b"", templates)
     assert bad is not None and bad.field == "path:name" and "'y%ffz'" in bad.detail

@@ -17,6 +17,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from depository.service._problems import MEDIA_TYPE, Problem
 
+# Query parameters whose value is free text (a U+FFFD would silently match other
+# names); the others are numbers or keywords and refuse anything else themselves.
+FREE_TEXT_QUERY = (b"prefix", b"meta")
+
 
 def _bad_utf8(raw: bytes) -> str | None:
     """Why ``raw`` (percent-encoded) is not UTF-8 text once decoded, or None if it is."""
@@ -69,10 +73,10 @@ def check_target(raw_path: bytes, query: bytes, templates: Sequence[str]) -> Pro
     if b"%" in query or not query.isascii():
         for pair in query.split(b"&"):
             key, _, value = pair.partition(b"=")
-            for part in (key, value):
-                why = _bad_utf8(part.replace(b"+", b" "))
+            if key in FREE_TEXT_QUERY:
+                why = _bad_utf8(value.replace(b"+", b" "))
                 if why is not None:
-                    name = unquote_to_bytes(key).decode("utf-8", "replace")[:40]
+                    name = key.decode()
                     return Problem(
                         "invalid-parameter",
                         f"query parameter {pair.decode('latin-1')[:200]!r} is not UTF-8 "

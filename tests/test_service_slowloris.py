@@ -84,6 +84,7 @@ class _Attack:
         sel = selectors.DefaultSelector()
         started: dict[socket.socket, float] = {}
         answers: dict[socket.socket, bytes] = {}
+        sent: dict[socket.socket, int] = {}
         due: list[tuple[float, str]] = [(0.0, a) for a in ATTACKERS for _ in range(PER_ADDRESS)]
         end = time.monotonic() + seconds
         line = b"GET /v1/whoami HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 1000
@@ -106,12 +107,13 @@ class _Attack:
                 self.opened += 1
                 started[s] = time.monotonic()
                 answers[s] = b""
+                sent[s] = 0
                 sel.register(s, selectors.EVENT_READ, addr)
             if now >= next_drip:  # one more header byte on every open socket
                 next_drip = now + 1.0
                 for s in list(started):
-                    with contextlib.suppress(OSError):
-                        s.send(line[int(now - started[s]) % len(line):][:1] or b"a")
+                    with contextlib.suppress(OSError):  # the next byte of a valid request
+                        sent[s] += s.send(line[sent[s]:sent[s] + 1] or b"a")
             for key, _ in sel.select(timeout=0.05):
                 s = key.fileobj
                 assert isinstance(s, socket.socket)
@@ -125,6 +127,7 @@ class _Attack:
                     answers[s] += data
                     continue
                 got, life = answers.pop(s), time.monotonic() - started.pop(s)
+                del sent[s]
                 if got.startswith(b"HTTP/1.1 408"):
                     self.lifetimes_408.append(life)
                 elif got.startswith(b"HTTP/1.1 503"):

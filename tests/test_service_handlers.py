@@ -125,3 +125,18 @@ def test_the_route_table_is_consistent() -> None:
     for e in ROUTES:  # every handler takes (request, ctx)
         assert list(e.handler.__annotations__)[:2] == ["request", "ctx"], e.label
 
+
+
+def test_the_service_does_not_import_the_cli() -> None:
+    # The HTTP layer sits below the CLI (cli > service): e.g. the worker processes get
+    # their uvicorn config from depository.service.server, not from cli/_serve.py.
+    import ast
+
+    import depository.service as service
+
+    for path in Path(service.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith("depository.cli"), path.name
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("depository.cli") for a in node.names)

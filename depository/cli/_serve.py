@@ -88,6 +88,8 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
           --data-binary @l1.pdf http://127.0.0.1:8000/v1/products/gurukul/artifacts/l1.pdf
       # the same with 2 HTTP worker processes in front of the one writer:
       depository serve --store ./store --port 8000 --workers 2
+      # behind a reverse proxy (every connection from its address), tighter headers:
+      depository serve --store ./store --max-connections-per-address 0 --header-timeout 5
     """
     from depository.service import ConnectionLimits, create_app, run
     from depository.service._exports import EXPORTS_DIR, ExportSettings

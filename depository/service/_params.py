@@ -19,7 +19,7 @@ HOLD_IDS_MAX = 1000
 
 
 def int_param(request: Request, name: str, *, default: int | None = None,
-               minimum: int = 0, maximum: int | None = None) -> int | None:
+              minimum: int = 0, maximum: int | None = None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -114,7 +114,7 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 
 def str_field(body: dict[str, Any], key: str, *, required: bool = True,
-               max_len: int = 4096) -> str | None:
+              max_len: int = 4096) -> str | None:
     v = body.get(key)
     if v is None and not required:
         return None

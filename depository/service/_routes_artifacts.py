@@ -276,4 +276,4 @@ async def list_artifacts(request: Request, ctx: AppContext) -> Response:
                           until=until, meta=meta or None, after=cursor, limit=limit))
     nxt = str(arts[-1].log_index) if len(arts) == limit else None
     return json_response({"product": product, "items": [a.to_json() for a in arts],
-                  "next_cursor": nxt})
+                          "next_cursor": nxt})

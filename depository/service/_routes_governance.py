@@ -49,7 +49,7 @@ async def place_hold(request: Request, ctx: AppContext) -> Response:
         raise Problem("invalid-body", "give either artifact_ids or product (with "
                       "optional from/to)", field="body")
     since = time_param(str_field(body, "from", required=False, max_len=64),
-                        "body:from")
+                       "body:from")
     until = time_param(str_field(body, "to", required=False, max_len=64), "body:to")
     if ids is not None:
         if since or until:
@@ -149,7 +149,7 @@ async def create_token(request: Request, ctx: AppContext) -> Response:
         raise Problem("invalid-body", f"unknown product {product!r}",
                       field="body:product")
     expires_text = time_param(str_field(body, "expires", required=False, max_len=64),
-                               "body:expires")
+                              "body:expires")
     note = str_field(body, "note", required=False, max_len=1024) or ""
     try:
         secret, tok = await run_in_threadpool(functools.partial(

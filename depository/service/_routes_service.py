@@ -19,7 +19,7 @@ async def health(request: Request, ctx: AppContext) -> Response:
     except StoreError:
         status = "unavailable"
     return json_response({"status": status, "time": format_time(ctx.clock()),
-                  "writes": "refused" if status != "ok" else "accepted"})
+                          "writes": "refused" if status != "ok" else "accepted"})
 
 
 async def openapi(request: Request, ctx: AppContext) -> Response:

@@ -84,7 +84,7 @@ async def log_entries(request: Request, ctx: AppContext) -> Response:
         raise Problem("invalid-parameter", f"end must be in [start, start + "
                       f"{ENTRIES_MAX}]", field="query:end")
     rows = await run_in_threadpool(lambda: list(ctx.store.log_entries(start, end)))
-    from depository.verifier.merkle import leaf_hash
+    from depository.tlog.merkle import leaf_hash
 
     return json_response({
         "start": start, "end": end, "size": ctx.store.size(), "entries": [
@@ -93,7 +93,7 @@ async def log_entries(request: Request, ctx: AppContext) -> Response:
 
 
 def inclusion_json(ctx: AppContext, index: int, size: int) -> dict[str, Any]:
-    from depository.verifier.merkle import leaf_hash
+    from depository.tlog.merkle import leaf_hash
 
     proof = ctx.store.inclusion_proof(index, size)
     leaf = next(iter(ctx.store.log_entries(index, index + 1)))[1]

@@ -91,8 +91,13 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
       # behind a reverse proxy (every connection from its address), tighter headers:
       depository serve --store ./store --max-connections-per-address 0 --header-timeout 5
     """
-    from depository.service import ConnectionLimits, create_app, run
-    from depository.service._exports import EXPORTS_DIR, ExportSettings
+    from depository.service import (
+        EXPORTS_DIR,
+        ConnectionLimits,
+        ExportSettings,
+        create_app,
+        run,
+    )
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:

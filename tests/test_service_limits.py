@@ -251,6 +251,36 @@ def test_when_every_connection_is_busy_a_new_one_gets_503() -> None:
                 s.close()
 
 
+def test_headers_over_the_size_limit_get_431_and_are_not_buffered_further() -> None:
+    with _serve(ConnectionLimits(header_timeout=30, max_header_bytes=8192)) as srv:
+        with srv.connect() as ok:  # just under the limit: served
+            ok.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 7000 + b"\r\n\r\n")
+            assert _read_all(ok, wait=1.0).startswith(b"HTTP/1.1 200 ")
+        with srv.connect() as big:  # one header that never ends, in pieces
+            big.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: ")
+            with contextlib.suppress(OSError):
+                for _ in range(20):
+                    big.sendall(b"a" * 1024)
+                    time.sleep(0.01)
+            data = _read_all(big)
+        assert data.startswith(b"HTTP/1.1 431 "), data[:200]
+        assert _problem(data)["type"] == "/problems/header-too-large"
+        with srv.connect() as keep:  # the limit applies to each keep-alive request anew
+            for _ in range(3):
+                keep.sendall(b"GET /hello HTTP/1.1\r\nX-Big: " + b"a" * 6000 + b"\r\n\r\n")
+                data = b""
+                while not data.endswith(b"ok"):
+                    data += keep.recv(65536)
+                assert data.startswith(b"HTTP/1.1 200 ")
+
+
+def test_without_limits_a_megabyte_of_headers_is_accepted() -> None:
+    with _serve(None) as srv, srv.connect() as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * (1 << 20)
+                  + b"\r\n\r\n")
+        assert _read_all(s, wait=2.0).startswith(b"HTTP/1.1 200 ")
+
+
 def test_limits_are_validated() -> None:
     with pytest.raises(ValueError, match=">= 0"):
         ConnectionLimits(header_timeout=-1)

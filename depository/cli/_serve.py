@@ -61,13 +61,19 @@ from depository.store import Store, StoreError
               help="Open connections per client IP address and server process; more are "
                    "answered 503 (0: no cap, e.g. behind a reverse proxy). Or "
                    "DEPOSITORY_MAX_CONNECTIONS_PER_ADDRESS.")
+@click.option("--max-header-bytes", envvar="DEPOSITORY_MAX_HEADER_BYTES", default=64 * 1024,
+              show_default=True, type=click.IntRange(min=0),
+              help="Size limit of one request's request line and headers; more is answered "
+                   "431 and the connection closed (0: no limit). Or "
+                   "DEPOSITORY_MAX_HEADER_BYTES.")
 @click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public_tiles: bool,
           upload_timeout: float, exports_dir: Path | None, evidence_key: Path | None,
           tsa_url: str | None, organisation: str | None, workers: int, header_timeout: float,
-          max_connections: int, max_connections_per_address: int, access_log: bool,
+          max_connections: int, max_connections_per_address: int, max_header_bytes: int,
+          access_log: bool,
           log_level: str) -> None:
     """Serve the store over HTTP until interrupted (SIGINT or SIGTERM).
 
@@ -114,6 +120,7 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
                                 "header_timeout": header_timeout,
                                 "max_connections": max_connections,
                                 "max_connections_per_address": max_connections_per_address,
+                                "max_header_bytes": max_header_bytes,
                                 "access_log": access_log, "log_level": log_level})
         return
     try:
@@ -123,7 +130,7 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
         app = create_app(store, public_tiles=public_tiles, upload_idle_timeout=upload_timeout,
                          exports=exports)
         limits = ConnectionLimits(header_timeout, max_connections,
-                                  max_connections_per_address)
+                                  max_connections_per_address, max_header_bytes)
         click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{port}",
                    err=True)
         run(app, host=host, port=port, limits=limits, access_log=access_log,

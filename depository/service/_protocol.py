@@ -15,6 +15,7 @@ every legitimate request into a 503):
 * **header timeout**: from the connection's start, or the end of the previous response
   on a keep-alive connection, to the end of the next request's headers. A connection
   that has sent part of a request by then gets a 408; an idle one is closed.
+* **header size**: the request line and headers of one request; more gets a 431.
 * **connections per client address**: the next one is answered 503 and closed at once.
 * **connections in all** (per process): when full, the connection that has waited
   longest for its request headers (a slow or idle one) is closed to make room; only when
@@ -45,10 +46,11 @@ class ConnectionLimits:
     header_timeout: float = 10.0
     max_connections: int = 4096
     max_connections_per_address: int = 256
+    max_header_bytes: int = 64 * 1024  # request line and headers of one request
 
     def __post_init__(self) -> None:
         if self.header_timeout < 0 or self.max_connections < 0 or \
-                self.max_connections_per_address < 0:
+                self.max_connections_per_address < 0 or self.max_header_bytes < 0:
             raise ValueError("connection limits must be >= 0 (0 turns a limit off)")
 
 
@@ -69,6 +71,9 @@ _BUSY = _answer(
     503, "Service Unavailable", "too-many-connections",
     "the server's connection limit is reached and every connection is busy with a "
     "request; retry shortly", "retry-after: 1\r\n")
+_HEADER_TOO_LARGE = _answer(
+    431, "Request Header Fields Too Large", "header-too-large",
+    "the request line and headers exceed the server's limit")
 _HEADER_TIMEOUT = _answer(
     408, "Request Timeout", "request-timeout",
     "the request headers did not arrive within the header timeout")
@@ -127,13 +132,15 @@ def http_protocol(limits: ConnectionLimits | None = None) -> type[asyncio.Protoc
     if not all(hasattr(HttpToolsProtocol, a) for a in needed) or \
             not hasattr(RequestResponseCycle, "receive"):  # pragma: no cover
         return "httptools"
-    registry = _Registry(limits or ConnectionLimits(0, 0, 0))
+    registry = _Registry(limits or ConnectionLimits(0, 0, 0, 0))
 
     class _Protocol(HttpToolsProtocol):
         _counted = False
         _address: str | None = None
         _timer: asyncio.TimerHandle | None = None
         _partial = False
+        _head_bytes = 0  # bytes received while the request line and headers are due
+        _in_head = False
 
         # ------------------------------------------------------------ limits
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -155,12 +162,28 @@ def http_protocol(limits: ConnectionLimits | None = None) -> type[asyncio.Protoc
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
-            if self in registry.waiting:
-                self._partial = True
+            # Header bytes are counted from the socket, not from the parser's callbacks:
+            # the parser holds a header's pieces until the whole header has arrived.
+            waiting = self in registry.waiting
+            if waiting or self._in_head:
+                self._partial = self._partial or waiting
+                self._head_bytes += len(data)
             super().data_received(data)
+            cap = registry.limits.max_header_bytes
+            if cap and self._head_bytes > cap and (self._in_head or self in registry.waiting) \
+                    and not self.transport.is_closing():
+                if self.cycle is None or self.cycle.response_complete:
+                    self.transport.write(_HEADER_TOO_LARGE)  # (not inside another answer)
+                self.transport.close()
+
+        def on_message_begin(self) -> None:
+            self._in_head = True
+            super().on_message_begin()
 
         def on_headers_complete(self) -> None:
             self._stop_waiting()
+            self._in_head = False
+            self._head_bytes = 0
             super().on_headers_complete()
 
         def on_response_complete(self) -> None:
@@ -171,6 +194,7 @@ def http_protocol(limits: ConnectionLimits | None = None) -> type[asyncio.Protoc
         def _await_headers(self) -> None:
             self._stop_waiting()
             self._partial = False
+            self._head_bytes = 0
             registry.waiting[self] = None
             timeout = registry.limits.header_timeout
             if timeout:

@@ -7,6 +7,7 @@ connection limits and the same graceful shutdown.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import resource
 import signal
@@ -62,8 +63,7 @@ def effective_limits(limits: ConnectionLimits) -> ConnectionLimits:
     if limits.max_connections and limits.max_connections > budget:
         log.warning("max_connections %d exceeds what the open-files limit allows; using %d",
                     limits.max_connections, budget)
-        return ConnectionLimits(limits.header_timeout, budget,
-                                limits.max_connections_per_address)
+        return dataclasses.replace(limits, max_connections=budget)
     return limits
 
 
@@ -74,7 +74,8 @@ def limits_from_options(options: Mapping[str, Any]) -> ConnectionLimits:
         header_timeout=float(options.get("header_timeout", d.header_timeout)),
         max_connections=int(options.get("max_connections", d.max_connections)),
         max_connections_per_address=int(options.get("max_connections_per_address",
-                                                    d.max_connections_per_address)))
+                                                    d.max_connections_per_address)),
+        max_header_bytes=int(options.get("max_header_bytes", d.max_header_bytes)))
 
 
 def server_config(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 8000,

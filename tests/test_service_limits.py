@@ -278,7 +278,12 @@ def test_without_limits_a_megabyte_of_headers_is_accepted() -> None:
     with _serve(None) as srv, srv.connect() as s:
         s.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * (1 << 20)
                   + b"\r\n\r\n")
-        assert _read_all(s, wait=2.0).startswith(b"HTTP/1.1 200 ")
+        data = b""
+        while not data.endswith(b"ok"):
+            chunk = s.recv(65536)
+            assert chunk, data
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200 ")
 
 
 def test_limits_are_validated() -> None:

@@ -118,3 +118,27 @@ def test_valid_utf8_and_plain_targets_pass() -> None:
     assert check_target(b"/health", b"x=%ff&limit=%ff", templates) is None
     bad = check_target(b"/v1/products/p/artifacts/x/y%ffz", b"", templates)
     assert bad is not None and bad.field == "path:name" and "'y%ffz'" in bad.detail
+
+
+def test_on_the_real_server_the_raw_path_is_what_is_checked(tmp_path: Path) -> None:
+    # uvicorn decodes the path with errors="replace" before the app sees it; the check
+    # must read scope["raw_path"], which the in-process client fills differently.
+    from test_service_server import Server
+
+    d = tmp_path / "store"
+    with make_store(d) as store:
+        token = store.create_token(role="writer", product="gurukul", actor="t")[0]
+    srv = Server(d)
+    try:
+        for name in ("a%ffb", "a%ed%a0%80b"):
+            answer = srv.raw(f"PUT {ARTS}{name} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+                             f"{token}\r\nContent-Length: 1\r\n\r\n".encode(), body=b"x")
+            assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
+            assert b'"field":"path:name"' in answer.replace(b" ", b"")
+        answer = srv.raw(f"PUT {ARTS}caf%C3%A9 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+                         f"{token}\r\nContent-Length: 1\r\n\r\n".encode(), body=b"x")
+        assert answer.startswith(b"HTTP/1.1 201 "), answer[:300]
+    finally:
+        assert srv.stop() == 0
+    with Store.open(d) as store:
+        assert [a.name for a in store.ls(product="gurukul")] == ["caf\u00e9"]

@@ -217,3 +217,29 @@ def test_without_the_limits_the_same_attack_starves_legitimate_clients(
     assert attack.lifetimes_408 == [], attack  # nothing cut the slow connections
     assert failed >= 1 and ok == 0, (ok, failed)
 
+
+
+def test_worker_processes_enforce_the_same_limits(store_dir: tuple[Path, str, str]) -> None:
+    # serve --workers 2 hands the limits to each worker (the kernel spreads the sockets).
+    from test_service_workers import WorkersServer
+
+    srv = WorkersServer(store_dir[0], "--header-timeout", "1")
+    try:
+        socks = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(8)]
+        t0 = time.monotonic()
+        for s in socks:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost:")
+        answers = []
+        for s in socks:
+            s.settimeout(5)
+            data = b""
+            with contextlib.suppress(OSError):
+                while chunk := s.recv(65536):
+                    data += chunk
+            answers.append(data)
+            s.close()
+        took = time.monotonic() - t0
+    finally:
+        assert srv.stop() == 0
+    assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers), answers
+    assert took < 4.0, took

@@ -495,9 +495,9 @@ def test_serve_runs_the_schedule_and_delivers_in_the_background(
         tmp_path: Path, smtp: Smtp, hook: Hook, monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from depository.service import app as app_module
+    from depository.service import _context
 
-    monkeypatch.setattr(app_module, "MONITOR_EVERY", 0.05)
+    monkeypatch.setattr(_context, "MONITOR_EVERY", 0.05)
     store = make_store(tmp_path / "store", **ops_config(smtp, hook))
     try:
         store.lock("drill", check="manual", actor="test")

@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from depository.service import _auth
 from depository.service._auth import ADMIN, AUDITOR
+from depository.service._http import json_response
 from depository.service._monitoring import (
     VALIDATE_FIELDS,
     Figures,
@@ -37,6 +38,7 @@ from depository.service._monitoring import (
     validate_operation,
     what_scales,
 )
+from depository.service._params import json_body, str_field
 from depository.service._problems import Problem
 from depository.service.alerts import AlertError
 from depository.service.operations import record_ack_offline
@@ -48,19 +50,6 @@ OPS_VIEWS = ("query-latency", "what-scales", "scales-safely", "does-not-scale",
              "never-assume", "schedule", "escalations")
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    import json
-
-    return Response(json.dumps(data, ensure_ascii=False), status_code=status,
-                    media_type="application/json")
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    from depository.service.app import _json_body
-
-    return await _json_body(request)
-
-
 def load_results_path(ctx: Ctx) -> Path | None:
     raw = ctx.config.monitoring.get("loadtest_results")
     if not raw:
@@ -70,6 +59,12 @@ def load_results_path(ctx: Ctx) -> Path | None:
 
 
 # --------------------------------------------------------------------------- views
+def compute_views(ctx: Ctx) -> dict[str, Any]:
+    from depository.service._views import compute_views as compute
+
+    return compute(ctx)
+
+
 def ops_views(ctx: Ctx, views: dict[str, Any], fig: Figures, scale: list[dict[str, Any]],
               q: dict[str, Any], now_text: str) -> dict[str, Any]:
     """The seed's remaining views, computed from measurements (see ``_monitoring``)."""
@@ -156,7 +151,7 @@ def ops_gauges(ctx: Ctx) -> Iterator[Metric]:
 # --------------------------------------------------------------------------- routes
 async def scale_validate(request: Request, ctx: Ctx) -> Response:
     _auth.require_role(ctx.principal(request), (ADMIN, AUDITOR), "validate operations")
-    body = await _body(request)
+    body = await json_body(request)
     op = body.get("operation")
     if not isinstance(op, dict) or not op:
         raise Problem("invalid-body", "operation must be an object with at least one of "
@@ -168,19 +163,17 @@ async def scale_validate(request: Request, ctx: Ctx) -> Response:
         if not isinstance(v, int | float) or isinstance(v, bool) or not 0 <= v <= 1e17:
             raise Problem("invalid-body", f"{k} must be a number from 0 to 1e17",
                           field=f"body:operation.{k}")
-    views = await run_in_threadpool(ctx.compute_views)
+    views = await run_in_threadpool(compute_views, ctx)
     load = read_load_results(load_results_path(ctx))
-    return _json({"time": views["time"],
+    return json_response({"time": views["time"],
                   **validate_operation(op, views["scale"]["limits"], load)})
 
 
 async def alert_ack(request: Request, ctx: Ctx) -> Response:
-    from depository.service.app import _str_field
-
     p = ctx.principal(request)
     _auth.require_role(p, (ADMIN,), "acknowledge alerts")
-    body = await _body(request)
-    reason = _str_field(body, "reason")
+    body = await json_body(request)
+    reason = str_field(body, "reason")
     assert reason is not None
     fp = request.path_params["fingerprint"]
     try:
@@ -193,20 +186,20 @@ async def alert_ack(request: Request, ctx: Ctx) -> Response:
         # on its next pass and stops re-sending.
         idx = await run_in_threadpool(functools.partial(
             record_ack_offline, ctx.store, fp, actor=p.actor, reason=reason))
-        return _json({"alertname": "", "fingerprint": fp, "acknowledged": True,
+        return json_response({"alertname": "", "fingerprint": fp, "acknowledged": True,
                       "acked_at": format_time(ctx.clock()), "acked_by": p.actor,
                       "ack_log_index": idx})
-    return _json(esc.to_json(ctx.clock()))
+    return json_response(esc.to_json(ctx.clock()))
 
 
 async def record_query_latency(request: Request, ctx: Ctx) -> Response:
     ctx.principal(request)  # any valid token: product teams report their own queries
-    body = await _body(request)
+    body = await json_body(request)
     secs = body.get("seconds")
     if not isinstance(secs, int | float) or isinstance(secs, bool) or not 0 <= secs <= 3600:
         raise Problem("invalid-body", "seconds must be a number from 0 to 3600 (the query "
                       "latency the client measured)", field="body:seconds")
     ctx.reported.add(time.monotonic(), float(secs))
-    return _json({"recorded": True, "seconds": float(secs),
+    return json_response({"recorded": True, "seconds": float(secs),
                   "source": "reported by the client; shown apart from the service's own "
                             "measurements in the query-latency view"})

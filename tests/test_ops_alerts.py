@@ -706,3 +706,21 @@ def test_certification_expiry_reads_the_newest_certification_result_record(
         [out] = [o for o in ops.run_checks(T0, all_jobs=True) if o.job == "certification"]
         assert not out.ok and "NOT CERTIFIED" in out.summary
         assert ops.checks.certification.days_left is None
+
+
+def test_a_restart_keeps_the_re_send_interval_of_an_unacked_incident(
+        tmp_path: Path, smtp: Smtp, hook: Hook) -> None:
+    from depository.service.operations import Operations
+
+    store = make_store(tmp_path / "store", **ops_config(smtp, hook))
+    try:
+        store.lock("drill", check="manual", actor="test")
+        fp = next(d.fingerprint for d in Operations(store, sleep=no_sleep).dispatch(T0)
+                  if d.alertname == "DepositoryGovernanceLocked")
+        restarted = Operations(store, sleep=no_sleep)
+        soon = T0 + timedelta(minutes=10)
+        assert fp not in {d.fingerprint for d in restarted.dispatch(soon)}
+        due = restarted.dispatch(soon + timedelta(hours=1))
+        assert {d.attempt for d in due if d.fingerprint == fp} == {2}
+    finally:
+        store.close()

@@ -145,12 +145,11 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
 def _serve_workers(store: Store, store_dir: Path, *, host: str, port: int, workers: int,
                    options: dict[str, object]) -> None:
     from depository.service._workers import run_parent
+    from depository.service.operations import start_background
 
     def listening(bound: int) -> None:
         click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{bound} "
                    f"with {workers} worker processes", err=True)
-
-    from depository.service.operations import start_background
 
     try:
         stop_checks = start_background(store)  # scheduled checks and alerts, here, once

@@ -546,6 +546,8 @@ class AlertDispatcher:
         self.closed: deque[Escalation] = deque(maxlen=history_max)
         self.deliveries: deque[Delivery] = deque(maxlen=history_max)
         self.acks: dict[str, dict[str, Any]] = {}  # fingerprint -> ack (also from the log)
+        # fingerprint -> (time, attempt) of the last firing delivery read from the log
+        self.sent_before: dict[str, tuple[datetime, int]] = {}
 
     # ------------------------------------------------------------------ state
     def load_ack(self, fp: str, *, time_: str, actor: str, reason: str,
@@ -562,6 +564,13 @@ class AlertDispatcher:
         """A ``resolved`` delivery read back from the log: an earlier ack is spent."""
         if fp not in self.open:
             self.acks.pop(fp, None)
+            self.sent_before.pop(fp, None)
+
+    def load_sent(self, fp: str, when: datetime, attempt: int) -> None:
+        """A ``firing`` delivery read back from the log."""
+        prev = self.sent_before.get(fp)
+        if prev is None or when >= prev[0]:
+            self.sent_before[fp] = (when, attempt)
 
     def process(self, alerts: Iterable[Alert], now: datetime) -> list[Delivery]:
         """Send what is new, re-send what is unacknowledged and due, resolve what ended."""
@@ -581,6 +590,11 @@ class AlertDispatcher:
                         esc.ack_reason, esc.ack_log_index = ack["reason"], ack["log_index"]
                         esc.first_sent = esc.last_sent = now
                         esc.sends = 1  # notified before the restart: resolve it later
+                    before = self.sent_before.get(fp)
+                    if before is not None and esc.last_sent is None:
+                        # Paged before a restart: the re-send interval runs on from then.
+                        esc.first_sent = esc.last_sent = min(before[0], now)
+                        esc.sends = before[1]
                 esc.alert = alert  # annotations carry the current figures
                 due = esc.last_sent is None or (
                     esc.acked_at is None and now - esc.last_sent >= esc.route.repeat)

@@ -120,6 +120,9 @@ class Operations:
                 found += 1
             elif rec.type == "alert.delivery" and rec.body.get("status") == "resolved":
                 self.dispatcher.load_resolved(fp)
+            elif rec.type == "alert.delivery" and rec.body.get("result") == "delivered":
+                self.dispatcher.load_sent(fp, parse_time(rec.time),
+                                          int(rec.body.get("attempt") or 1))
         self._acks_scanned = size
         return found
 

@@ -125,6 +125,8 @@ def test_does_not_scale_and_never_assume_are_computed(env: Env) -> None:
     sched = env.view("schedule")
     verify = next(j for j in sched["jobs"] if j["name"] == "verify")
     assert verify["runs"] == 1 and verify["last_ok"] is True
+    prog = verify["details"]["progress"]
+    assert prog["records_done"] == prog["records_total"] == signed
     assert sched["verified_size"] == signed
 
 

@@ -292,14 +292,19 @@ class ContinuousChecks:
             if sampled.problems:
                 return sampled
             out = Outcome("verify", True, f"{out.summary}; {sampled.summary}")
-        st.details = {"verified_size": self.verified_size,
-                      "last_full": format_time(self.last_full) if self.last_full else None}
+        st.details.update(verified_size=self.verified_size,
+                          last_full=format_time(self.last_full) if self.last_full else None)
         return out
 
     def _full(self) -> Outcome:
         t0 = time.perf_counter()
+        details = self.jobs["verify"].details
+
+        def progress(done: int, total: int) -> None:  # shown while the replay runs
+            details["progress"] = {"records_done": done, "records_total": total}
+
         res = store_result(self.store.path, self.keys, since_checkpoint=self.verified_note,
-                           check_blobs=False)
+                           check_blobs=False, progress=progress)
         self.last_full_seconds = round(time.perf_counter() - t0, 6)
         # Records beyond the last checkpoint are normal on a live store; the checkpoint
         # staleness alert watches them.

@@ -366,10 +366,16 @@ def _eval_rule(expr: str, series: dict[tuple[str, frozenset[tuple[str, str]]], f
         m = term.match(part)
         assert m, f"rule expression outside the checked form: {part!r}"
         name, sel, op, num = m.groups()
-        want = dict(re.findall(r'(\w+)="([^"]*)"', sel or ""))
+        want = re.findall(r'(\w+)(=~|=)"([^"]*)"', sel or "")
+
+        def matches(labels: frozenset[tuple[str, str]],
+                    want: list[tuple[str, str, str]] = want) -> bool:
+            got = dict(labels)
+            return all(got.get(k) == x if how == "=" else
+                       re.fullmatch(x, got.get(k, "")) is not None for k, how, x in want)
+
         hits = {labels for (n, labels), v in series.items()
-                if n == name and all(dict(labels).get(k) == x for k, x in want.items())
-                and ops[op](v, float(num))}
+                if n == name and matches(labels) and ops[op](v, float(num))}
         result = hits if result is None else result & hits
     return sorted(result or set(), key=sorted)
 
@@ -392,14 +398,15 @@ def test_rules_pass_promtool() -> None:
     r = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True,
                        text=True, timeout=60, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS: 15 rules found" in r.stdout
+    assert "SUCCESS: 18 rules found" in r.stdout
 
 
 def test_rules_evaluated_on_real_metrics_fire_what_the_service_fires(
         tmp_path: Path) -> None:
     report = write_report(tmp_path / "report", (T0 - timedelta(days=2)).date().isoformat())
     store = small_quota_store(tmp_path / "store",
-                              monitoring={"certification_report": str(report)})
+                              monitoring={"certification_report": str(report)},
+                              scale_limits={"artifact-count": {"target": 1}})
     secrets = issue_tokens(store)
     try:
         quota = store.config.products["gurukul"].quota_bytes
@@ -418,13 +425,16 @@ def test_rules_evaluated_on_real_metrics_fire_what_the_service_fires(
         for rule in doc["groups"][0]["rules"]:
             rule_names.add(rule["alert"])
             for labels in _eval_rule(rule["expr"], series):
-                fired.add((rule["alert"], rule["labels"]["severity"], dict(labels).get("scope")))
-        service = {(a.name, a.labels["severity"], a.labels.get("scope"))
+                got = dict(labels)
+                fired.add((rule["alert"], rule["labels"]["severity"],
+                           got.get("scope") or got.get("limit")))
+        service = {(a.name, a.labels["severity"], a.labels.get("scope") or a.labels.get("limit"))
                    for a in svc.ops.firing}
         assert fired == service
         assert ("DepositoryStorageUse", "critical", "quota-bytes:gurukul") in fired
         assert ("DepositoryCertificationExpired", "critical", None) in fired
         assert ("DepositoryGovernanceLocked", "critical", None) in fired
+        assert ("DepositoryScaleLimit", "critical", "artifact-count") in fired  # 1 of 1
         assert rule_names == set(ALERT_NAMES)
         for rule in doc["groups"][0]["rules"]:  # labels route like the service's
             from depository.service.alerts import ALERT_SCENARIO

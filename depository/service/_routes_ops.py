@@ -112,6 +112,9 @@ def ops_views(ctx: Ctx, views: dict[str, Any], fig: Figures, scale: list[dict[st
             unacked_overdue=sum(1 for e in esc["open"] if e["overdue"])),
         "schedule": sched,
         "escalations": {"firing": ops["firing"], **esc},
+        # every alert firing (governance, verification, certification... too), beside the
+        # level changes of the scale and storage figures
+        "alerts": {**views["alerts"], "firing": ops["firing"]},
     }
 
 

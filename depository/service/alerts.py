@@ -13,6 +13,9 @@ DepositoryWriteThroughputLimit write throughput reaches a     product-urgency
                                level of its limit
 DepositoryQueryLatencyLimit    query p99 reaches a level of   product-urgency
                                the 5 s limit
+DepositoryScaleLimit           artifact size, concurrent      product-urgency
+                               writers or artifact count
+                               reaches a level of its limit
 DepositoryGovernanceLocked     the store is under a lock      executor-misbehaves
 DepositoryVerificationFailed   a scheduled check found a      provenance-questioned
                                problem
@@ -76,6 +79,7 @@ ALERT_SCENARIO: dict[str, str] = {
     "DepositoryStorageUse": "product-urgency",
     "DepositoryWriteThroughputLimit": "product-urgency",
     "DepositoryQueryLatencyLimit": "product-urgency",
+    "DepositoryScaleLimit": "product-urgency",
     "DepositoryGovernanceLocked": "executor-misbehaves",
     "DepositoryVerificationFailed": "provenance-questioned",
     "DepositoryCheckpointStale": "executor-misbehaves",
@@ -333,7 +337,10 @@ def compute_alerts(inp: AlertInputs, settings: AlertingSettings) -> list[Alert]:
             f"used ({pct}%), past the {at}% alert level",
             scope=str(c["id"]), threshold=str(at)))
     names = {"write-throughput": "DepositoryWriteThroughputLimit",
-             "query-response": "DepositoryQueryLatencyLimit"}
+             "query-response": "DepositoryQueryLatencyLimit",
+             "artifact-size": "DepositoryScaleLimit",
+             "concurrent-writers": "DepositoryScaleLimit",
+             "artifact-count": "DepositoryScaleLimit"}
     for s in inp.scale:
         name = names.get(s["id"])
         lvl = int(s.get("level") or 0)

@@ -208,7 +208,8 @@ def finalize_cmd(report_dir: Path, signing_key: Path, signing_cert: Path, chain:
 @certify.command("verify")
 @click.argument("report", type=_existing_file)
 @click.option("--trust", multiple=True, type=_existing_file,
-              help="Trust anchor (CA certificate, PEM) for the report signature. Repeatable.")
+              help="Trust anchor (CA certificate, PEM) for the report signature. Repeatable. "
+                   "Without one the signer is unknown and the verdict is INTEGRITY ONLY.")
 @click.option("--key", "keys", multiple=True, required=True,
               help="The log's verifier key (or a file) for the embedded checkpoint.")
 @click.option("--sigstore-trust", type=_existing_file, default=None,
@@ -222,7 +223,9 @@ def verify_cmd(report: Path, trust: tuple[Path, ...], keys: tuple[str, ...],
     \b
     Example:
       depository certify verify cert-2026-11/report.pdf --trust org-ca.pem --key log.vkey
-    Exit 0: authentic, final and certified (valid today); 1 otherwise; 2 bad usage.
+    Exit 0: authentic, final and certified (valid today) by a signer that chains to
+    --trust; 1 otherwise (INTEGRITY ONLY without --trust, DEMO for a report whose load
+    figures were scaled down or extrapolated without acceptance); 2 bad usage.
     """
     from depository.certification.verify import verify_report
 

@@ -538,7 +538,6 @@ class _Service:
             cp_size, _ = self.store.latest_checkpoint()
         except NotFoundError:
             cp_size = 0
-        runs = self.certs.refresh()
         products = {}
         for pid, prod in sorted(self.config.products.items()):
             b, n = usage.per_product.get(pid, [0, 0])
@@ -581,13 +580,7 @@ class _Service:
                            for pid, p in sorted(self.config.products.items())},
                 "max_artifact_size": self.config.max_artifact_size,
             },
-            "certification": (
-                {"status": "none", "runs": 0, "last": None,
-                 "detail": "no certification has run on this store yet (the log holds no "
-                           "certification.run record)"}
-                if not runs else
-                {"status": "recorded", "runs": len(runs), "last": runs[-1],
-                 "detail": "the latest certification.run record in the log"}),
+            "certification": self.certs.view(self.clock()),
         }
         self._last_views = views
         return views

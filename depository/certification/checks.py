@@ -944,10 +944,18 @@ def check_quota(ctx: CheckContext, rec: Recorder) -> str:
     return "usage is within every quota; quotas refuse writes with the figures"
 
 
+_STRICT_SCHEMA = {"type": "object", "required": ["case"], "additionalProperties": False,
+                  "properties": {"case": {"type": "string", "pattern": "^[A-Z]+-[0-9]+$"}}}
+
+
 def check_metadata_validation(ctx: CheckContext, rec: Recorder) -> str:
+    _need_service(ctx, "metadata validation at the service")
+    from urllib.parse import quote
+
     with ctx.open_copy("metadata", rec) as s:
         size = s.size()
-        for pid, prod in sorted(s.config.products.items()):
+        tokens = {}
+        for pid in sorted(s.config.products):
             rec.refused(f"{pid}: metadata with a NaN (not exact JSON)",
                         _call(_drill_put, s, pid, "nan", b"x",
                               metadata={"score": float("nan")}),
@@ -955,16 +963,56 @@ def check_metadata_validation(ctx: CheckContext, rec: Recorder) -> str:
             rec.refused(f"{pid}: provenance with an integer beyond 2^53",
                         _call(_drill_put, s, pid, "big", b"x", provenance={"n": 2**60}),
                         MetadataError)
-            validator = jsonschema.Draft202012Validator(prod.metadata_schema)
-            if not validator.is_valid({}):
-                rec.refused(f"{pid}: metadata missing the schema's required fields",
-                            _call(_drill_put, s, pid, "empty", b"x", metadata={}),
-                            MetadataError)
+            tokens[pid] = s.create_token(role="writer", product=pid, actor="certify",
+                                         note="metadata drill")[0]
         rec.refused("a name with control characters",
                     lambda: s.put(_first_product(s), "bad\x00name", b"x"), MetadataError)
-        rec.expect("nothing was written", s.size() == size, f"log size {s.size()}",
-                   f"log size {size}")
-    return "poisoned metadata and provenance are refused before anything is stored"
+        drafted = s.size()
+        products = dict(s.config.products)
+
+        async def drill(c: Any) -> None:
+            # Each product's own schema, at the service: a document it rejects is refused.
+            for pid, prod in sorted(products.items()):
+                validator = jsonschema.Draft202012Validator(prod.metadata_schema)
+                docs: tuple[Any, ...] = ({}, [], "text", 1)
+                bad = next((d for d in docs if not validator.is_valid(d)), None)
+                if not rec.expect(f"{pid}: its metadata schema rejects some document",
+                                  bad is not None,
+                                  "rejects " + json.dumps(bad) if bad is not None
+                                  else "ACCEPTS ANY JSON: metadata is not validated",
+                                  "a schema that constrains metadata"):
+                    continue
+                r = await c.put(f"/v1/products/{pid}/artifacts/{quote(f'{DRILL}/meta')}",
+                                content=b"x", headers={**_bearer(tokens[pid]),
+                                                       "Depository-Metadata": json.dumps(bad)})
+                rec.expect(f"HTTP: {pid}: metadata {json.dumps(bad)} against its schema",
+                           r.status_code in (400, 422), f"HTTP {r.status_code}", "refused")
+
+        _http(ctx, s, drill)
+        rec.expect("nothing was written", s.size() == drafted, f"log size {s.size()}",
+                   f"log size {drafted} (tokens only since {size})")
+    # A product with a strict schema (a drill store with the same products): what the
+    # schema forbids is refused, what it allows is stored.
+    with Store.open(ctx.snapshot, readonly=True) as ro:
+        cfg = default_config_dict(ro.origin)
+        cfg["products"] = {pid: {"name": prod.name, "metadata_schema": _STRICT_SCHEMA,
+                                 "quota": {"bytes": 10**6, "artifacts": 100}}
+                           for pid, prod in ro.config.products.items()}
+    with Store.init(ctx.scratch / "metadata-drill-store", config=cfg, actor="certify") as d:
+        pid = sorted(d.config.products)[0]
+        for label, meta in (("without the required field", {}),
+                            ("with a number where a string is required", {"case": 7}),
+                            ("with a value outside the pattern", {"case": "x"}),
+                            ("with an extra field", {"case": "CASE-1", "note": "x"})):
+            rec.refused(f"strict schema: metadata {label}",
+                        _call(_drill_put, d, pid, "strict", b"x", metadata=meta),
+                        MetadataError)
+        ok = _drill_put(d, pid, "strict", b"x", metadata={"case": "CASE-1"})
+        rec.expect("strict schema: conforming metadata is stored",
+                   dict(d.get(pid, ok.artifact_id).metadata) == {"case": "CASE-1"},
+                   json.dumps(dict(d.get(pid, ok.artifact_id).metadata)), '{"case": "CASE-1"}')
+    return ("poisoned metadata and provenance are refused before anything is stored; each "
+            "product's schema is enforced at the service")
 
 
 def check_concurrent_writers(ctx: CheckContext, rec: Recorder) -> str:
@@ -1181,9 +1229,10 @@ def check_no_bulk_read(ctx: CheckContext, rec: Recorder) -> str:
                            f"HTTP {r.status_code}", "403 (legal only)")
             r = await c.post("/v1/evidence/exports", json=body, headers=_bearer(tokens["legal"]))
             rec.expect("HTTP: legal exports a matter that holds nothing (an unscoped export)",
-                       400 <= r.status_code < 500 and r.status_code != 404,
-                       f"HTTP {r.status_code}", "refused (an export is scoped to held "
-                       "evidence)")
+                       400 <= r.status_code < 500, f"HTTP {r.status_code}: "
+                       + str(r.json().get("detail", ""))[:160] if r.status_code >= 400
+                       else f"HTTP {r.status_code}",
+                       "refused (an export is scoped to held evidence)")
 
         _http(ctx, s, drill)
         exports = [s.record(i) for i in range(size, s.size())
@@ -1418,62 +1467,149 @@ def check_no_replication(ctx: CheckContext, rec: Recorder) -> str:
     return "one store directory, one writer; a write cycle wrote nowhere else"
 
 
+def _detected(ctx: CheckContext, rec: Recorder, s: Store, since: int, actor: str,
+              types: tuple[str, ...], auditor: str) -> list[int]:
+    """Detection as an auditor sees it: the records of ``types`` by ``actor`` appended since
+    ``since``, read through the service's log and proven under a new signed checkpoint."""
+    found: list[tuple[int, str]] = []
+
+    async def drill(c: Any) -> None:
+        r = await c.get("/v1/log/entries", params={"start": str(since),
+                                                     "end": str(s.size())},
+                        headers=_bearer(auditor))
+        for e in r.json().get("entries", []) if r.status_code == 200 else []:
+            rec_ = json.loads(e["leaf"])
+            if rec_.get("actor") == actor and rec_.get("type") in types:
+                found.append((int(e["index"]), str(rec_["type"])))
+
+    _http(ctx, s, drill)
+    got = sorted({t for _, t in found})
+    rec.expect(f"detection: the auditor reads {', '.join(types)} records naming {actor} "
+               "through the service's log", got == sorted(types),
+               f"records {found[:6]}" if found else "NONE naming the actor",
+               f"{', '.join(types)} by {actor}")
+    s.checkpoint()
+    key = ctx.verifier_key if not ctx.throwaway_key else _vkey_of(ctx, s)
+    for idx, _ in found[:3]:
+        leaf = dict(s.log_entries(idx, idx + 1))[idx]
+        ok, why = _verified(_call(verify_proof_file, s.proof_file(idx, s.size()),
+                                  merkle.leaf_hash(leaf), [key]))
+        rec.expect(f"record {idx} is proven under a signed checkpoint (tlog-proof)", ok,
+                   "verified" if ok else why, "verified")
+        rec.record_evidence(s, idx, "copy")
+    return [i for i, _ in found]
+
+
 def check_executor_misbehaves(ctx: CheckContext, rec: Recorder) -> str:
+    _need_service(ctx, "detection through the service")
+    from urllib.parse import quote
+
     with ctx.open_copy("executor", rec) as s:
-        now = datetime.now(UTC)
         p = _first_product(s, "enforcement")
         secret, tok = s.create_token(role="writer", product=p, actor="admin",
                                      note="executor lane")
+        auditor, _ = s.create_token(role="auditor", actor="admin", note="F1 drill")
+        admin, _ = s.create_token(role="admin", actor="admin", note="F1 drill")
         actor = f"token:{tok.id}"
-        _drill_put(s, p, "decision-1", b"decision A", actor=actor)
-        rec.refused("the executor overwrites a decision",
-                    lambda: _drill_put(s, p, "decision-1", b"decision B", actor=actor),
-                    WriteOnceError)
-        det = s.record(s.size() - 1)
-        rec.expect("detection: the attempt is an artifact.refused record naming the executor",
-                   det.type == "artifact.refused" and det.actor == actor,
-                   f"{det.type} by {det.actor}", f"artifact.refused by {actor}")
-        rec.record_evidence(s, det.seq, "copy")
-        seq = s.revoke_token(tok.id, reason="executor overwrote a decision", actor="admin")
-        rec.record_evidence(s, seq, "copy")
-        rec.expect("response: the executor's token is revoked and stops working",
-                   s.authenticate(secret, now) is None, "rejected", "rejected")
-    return "detected by the refusal record; the executor's token was revoked"
+        since = s.size()
+        path = f"/v1/products/{p}/artifacts/{quote(f'{DRILL}/decision-1')}"
+
+        async def misbehave(c: Any) -> None:
+            first = await c.put(path, content=b"decision A", headers=_bearer(secret))
+            again = await c.put(path, content=b"decision B", headers=_bearer(secret))
+            rec.expect("HTTP: the executor writes a decision, then overwrites it",
+                       first.status_code == 201 and again.status_code == 409,
+                       f"HTTP {first.status_code}, then {again.status_code}", "201, then 409")
+
+        _http(ctx, s, misbehave)
+        _detected(ctx, rec, s, since, actor, ("artifact.refused",), auditor)
+
+        async def respond(c: Any) -> None:
+            r = await c.post(f"/v1/tokens/{tok.id}/revoke",
+                             json={"reason": "executor overwrote a decision"},
+                             headers=_bearer(admin))
+            gone = await c.get("/v1/whoami", headers=_bearer(secret))
+            rec.expect("response (an admin's, through the service): the revoked executor "
+                       "token is refused at once", r.status_code == 200
+                       and gone.status_code == 401,
+                       f"revoke HTTP {r.status_code}; executor then HTTP {gone.status_code}",
+                       "revoked, then 401")
+
+        _http(ctx, s, respond)
+    return ("the overwrite attempt was detected in the audit log, attributed to the "
+            "executor's token and proven under a checkpoint; revoking it stops the executor")
 
 
 def check_ai_escalation(ctx: CheckContext, rec: Recorder) -> str:
+    _need_service(ctx, "detection through the service")
+    from urllib.parse import quote
+
     with ctx.open_copy("ai-escalation", rec) as s:
         products = sorted(s.config.products)
         ai = _first_product(s, "ai-assistant")
         other = next(p for p in products if p != ai) if len(products) > 1 else ai
         _drill_put(s, other, "restricted", b"other product data")
-        _, tok = s.create_token(role="writer", product=ai, actor="admin", note="AI agent")
+        secret, tok = s.create_token(role="writer", product=ai, actor="admin", note="AI agent")
+        auditor, _ = s.create_token(role="auditor", actor="admin", note="F2 drill")
+        admin, _ = s.create_token(role="admin", actor="admin", note="F2 drill")
         actor = f"token:{tok.id}"
-        rec.refused(f"the AI agent reads {other}'s data with its {ai} scope",
-                    lambda: s.get(ai, f"{DRILL}/restricted"), NotFoundError,
-                    expected="not found")
         r = _drill_put(s, ai, "conversation", b"log", actor=actor)
-        shorter = datetime.fromisoformat(r.retain_until.replace("Z", "+00:00")) - timedelta(
-            days=365)
-        rec.refused("the AI agent shortens its own retention",
-                    lambda: s.extend_retention(ai, r.artifact_id, shorter, actor=actor,
-                                               reason="cleanup"), RetentionError)
-        rec.record_evidence(s, s.size() - 1, "copy")
-        rec.refused("the AI agent overwrites its log",
-                    lambda: _drill_put(s, ai, "conversation", b"edited", actor=actor),
-                    WriteOnceError)
-        rec.record_evidence(s, s.size() - 1, "copy")
-        seq = s.lock("AI escalation attempts by " + actor, check="manual", actor="admin")
-        rec.record_evidence(s, seq, "copy")
-        rec.refused("response: writes halt under the lock",
-                    lambda: _drill_put(s, ai, "more", b"x", actor=actor),
-                    GovernanceLockedError)
-        seq = s.unlock(reason="reviewed: agent token revoked", actor="admin")
-        rec.record_evidence(s, seq, "copy")
-        rec.expect("recovery: unlock is logged with its reason",
-                   s.record(seq).type == "governance.unlock", s.record(seq).type,
-                   "governance.unlock")
-    return "each escalation attempt was refused and logged; a lock halted writes"
+        since = s.size()
+        shorter = format_time(datetime.fromisoformat(r.retain_until.replace("Z", "+00:00"))
+                              - timedelta(days=365))
+        own = f"/v1/products/{ai}/artifacts/{quote(f'{DRILL}/conversation')}"
+
+        codes: list[int] = []
+
+        async def escalate(c: Any) -> None:
+            codes[:] = [
+                (await c.get(f"/v1/products/{other}/artifacts/{quote(f'{DRILL}/restricted')}",
+                             headers=_bearer(secret))).status_code,
+                (await c.post(f"/v1/artifacts/{r.artifact_id}/retention",
+                              json={"until": shorter, "reason": "cleanup"},
+                              headers=_bearer(secret))).status_code,
+                (await c.put(own, content=b"edited", headers=_bearer(secret))).status_code,
+                (await c.post("/v1/governance/unlock", json={"reason": "let me"},
+                              headers=_bearer(secret))).status_code,
+            ]
+            rec.expect(f"HTTP: the AI agent reads {other}'s data, shortens its retention, "
+                       "edits its log, unlocks the store", codes[0] in (403, 404)
+                       and codes[1] in (403, 409) and codes[2] == 409 and codes[3] == 403,
+                       "HTTP " + " / ".join(map(str, codes)), "404 / 409 / 409 / 403")
+
+        _http(ctx, s, escalate)
+        logged: tuple[str, ...] = ("artifact.refused",)
+        if codes and codes[1] == 409:
+            logged += ("retention.refused",)
+        else:
+            rec.note("the retention change was refused by role at the service (HTTP 403), "
+                     "before the store: authorization refusals are not log records")
+        _detected(ctx, rec, s, since, actor, logged, auditor)
+        size = s.size()
+
+        async def respond(c: Any) -> None:
+            lock = await c.post("/v1/governance/lock",
+                                json={"reason": f"AI escalation attempts by {actor}"},
+                                headers=_bearer(admin))
+            more = await c.put(f"/v1/products/{ai}/artifacts/{DRILL}/more", content=b"x",
+                               headers=_bearer(secret))
+            rec.expect("response (an admin's, through the service): a lock halts the "
+                       "agent's writes", lock.status_code == 200 and more.status_code == 503,
+                       f"lock HTTP {lock.status_code}; write then HTTP {more.status_code}",
+                       "locked, then 503")
+            un = await c.post("/v1/governance/unlock",
+                              json={"reason": "reviewed: agent token revoked"},
+                              headers=_bearer(admin))
+            rec.expect("recovery: an unlock with its reason", un.status_code == 200,
+                       f"HTTP {un.status_code}", "200")
+
+        _http(ctx, s, respond)
+        types = [s.record(i).type for i in range(size, s.size())]
+        rec.expect("the lock and the unlock are in the log",
+                   types == ["governance.lock", "governance.unlock"], str(types),
+                   "governance.lock, governance.unlock")
+    return ("each escalation attempt was refused and detected in the audit log, attributed "
+            "to the agent's token; a lock halted its writes")
 
 
 def check_boundary_relaxation(ctx: CheckContext, rec: Recorder) -> str:

@@ -1536,6 +1536,9 @@ def check_executor_misbehaves(ctx: CheckContext, rec: Recorder) -> str:
                        "revoked, then 401")
 
         _http(ctx, s, respond)
+        last = s.record(s.size() - 1)
+        if last.type == "token.revoke":
+            rec.record_evidence(s, last.seq, "copy")
     return ("the overwrite attempt was detected in the audit log, attributed to the "
             "executor's token and proven under a checkpoint; revoking it stops the executor")
 

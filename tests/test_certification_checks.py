@@ -20,9 +20,9 @@ from depository.certification._framework import CheckContext, CheckResult, copy_
 from depository.service import create_app
 from depository.signing import generate_key, sign_note
 from depository.store import RetentionError, Store
-from depository.verifier._errors import VerificationError
-from depository.verifier.checkpoint import Checkpoint, format_checkpoint, parse_checkpoint
-from depository.verifier.note import parse_note
+from depository.tlog.checkpoint import Checkpoint, format_checkpoint, parse_checkpoint
+from depository.tlog.errors import VerificationError
+from depository.tlog.note import parse_note
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 Scope = dict[str, Any]

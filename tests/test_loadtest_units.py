@@ -367,9 +367,16 @@ def test_an_unusable_fit_is_insufficient_data_never_a_pass() -> None:
     # The demo's case: two points, falling latency -> a negative p99 "under the bound".
     two = _fit([(300, 20.0), (3000, 18.0)])
     assert two["status"] == "insufficient-data" and "insufficient data" in str(two["reason"])
+    # A fit predicting no usable (non-positive) value says nothing either.
+    broken = _fit([(300, 0.0), (1000, -1.0), (3000, 0.0)])
+    assert broken["status"] == "insufficient-data", broken
+    # A falling cost is not extrapolated downwards (to a negative latency): the slope is
+    # constrained to 0, said so, and the largest observation still bounds the judgement.
     falling = _fit([(300, 40.0), (1000, 25.0), (3000, 11.0)])
-    assert falling["status"] == "insufficient-data", falling
-    assert float(falling["predicted"]) <= 0  # type: ignore[arg-type]
+    fit = falling["fit"]
+    assert isinstance(fit, dict) and fit["b"] == 0 and fit["unconstrained_b"] < 0
+    assert "constrained" in fit and float(falling["predicted"]) > 0  # type: ignore[arg-type]
+    assert falling["uncertainty"]["judged"] >= 40.0  # type: ignore[index]
     # Every profile measures at least three levels, so a fit is possible at all.
     for prof in PROFILE_PARAMS.values():
         assert len(prof["total-storage"]["levels"]) >= analysis.MIN_EXTRAPOLATION_POINTS

@@ -203,7 +203,9 @@ def extrapolate(points: Sequence[tuple[float, float]], *, model: str, x_at: floa
     result always states the model, the data points and the uncertainty; ``status`` is
     ``supported`` (the upper end, never below the largest observed y, is under the
     bound), ``not-supported``, or ``insufficient-data`` (fewer than three distinct points,
-    or a fit that predicts a non-positive or non-finite value: such a line says nothing)."""
+    or a fit that predicts a non-positive or non-finite value: such a line says nothing).
+    The modelled quantity is a cost that cannot fall as the store grows: a negative fitted
+    slope is constrained to 0 and said so in ``fit``."""
     fx = {"log10": math.log10, "log2": math.log2, "linear": float}[transform]
     pts = [(float(x), float(y)) for x, y in points
            if x is not None and y is not None and x > 0 and math.isfinite(float(y))]
@@ -228,13 +230,26 @@ def extrapolate(points: Sequence[tuple[float, float]], *, model: str, x_at: floa
     assert fit is not None
     mx = sum(xs) / n
     sxx = sum((x - mx) ** 2 for x in xs)
-    ss_res = sum((y - (fit["a"] + fit["b"] * x)) ** 2 for x, y in zip(xs, ys, strict=True))
-    s = math.sqrt(ss_res / (n - 2))
     x0 = fx(x_at)
-    pred = fit["a"] + fit["b"] * x0
-    half = _t95(n - 2) * s * math.sqrt(1 + 1 / n + (x0 - mx) ** 2 / sxx)
-    out["fit"] = {**fit, "n": n, "residual_sd": s,
-                  "slope_se": s / math.sqrt(sxx) if sxx > 0 else None}
+    if fit["b"] < 0:
+        # A cost cannot fall as the store grows: a falling fit is noise around a flat line,
+        # so the slope is constrained to 0 (the mean, with n - 1 degrees of freedom).
+        my = sum(ys) / n
+        s = math.sqrt(sum((y - my) ** 2 for y in ys) / (n - 1))
+        pred = my
+        half = _t95(n - 1) * s * math.sqrt(1 + 1 / n)
+        out["fit"] = {"a": my, "b": 0.0, "r2": 0.0, "n": n, "residual_sd": s,
+                      "slope_se": None, "unconstrained_b": fit["b"],
+                      "constrained": "the fitted slope was negative; a cost cannot fall as "
+                                     "the store grows, so the slope is constrained to 0"}
+    else:
+        ss_res = sum((y - (fit["a"] + fit["b"] * x)) ** 2
+                     for x, y in zip(xs, ys, strict=True))
+        s = math.sqrt(ss_res / (n - 2))
+        pred = fit["a"] + fit["b"] * x0
+        half = _t95(n - 2) * s * math.sqrt(1 + 1 / n + (x0 - mx) ** 2 / sxx)
+        out["fit"] = {**fit, "n": n, "residual_sd": s,
+                      "slope_se": s / math.sqrt(sxx) if sxx > 0 else None}
     out["predicted"] = pred
     high = max(pred + half, max(ys))
     out["uncertainty"] = {"confidence": 0.95, "method": "Student t prediction interval",

@@ -242,8 +242,8 @@ ROLES = ("writer", "reader", "auditor", "legal", "admin")
 # Roles that act within one product; the others are store-wide (legal may be either).
 PRODUCT_ROLES = ("writer", "reader")
 # Events with no derived table that other parts of the toolkit may append.
-INFORMATIONAL_EVENTS = frozenset({"evidence.export", "certification.run", "alert.delivery",
-                                  "alert.ack"})
+INFORMATIONAL_EVENTS = frozenset({"evidence.export", "certification.run",
+                                  "certification.result", "alert.delivery", "alert.ack"})
 # Informational events a governance lock does not refuse: telling people about the lock
 # (and their acknowledgement) must still be recorded while writes are halted.
 UNDER_LOCK_EVENTS = frozenset({"alert.delivery", "alert.ack"})

@@ -684,6 +684,7 @@ _BODIES: dict[str, dict[str, _Check]] = {
     # Informational events: no derived state, free-form bodies.
     "evidence.export": {},
     "certification.run": {},
+    "certification.result": {},
     # Alert deliveries and acknowledgements: no derived state; allowed under a lock.
     "alert.delivery": {"alertname": _NE, "fingerprint": _NE, "status": _NE, "scenario": _S,
                        "role": _S, "channel": _NE, "receiver": _S, "attempt": _I,

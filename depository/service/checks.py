@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -254,7 +255,7 @@ class ContinuousChecks:
         t0 = time.perf_counter()
         try:
             outcome: Outcome = getattr(self, f"_job_{job}")(now)
-        except (StoreError, VerificationError, OSError, ValueError) as exc:
+        except (StoreError, VerificationError, OSError, ValueError, sqlite3.Error) as exc:
             outcome = Outcome(job, False, f"the job could not run: {exc}")
         finally:
             st.running = False

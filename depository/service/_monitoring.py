@@ -9,11 +9,13 @@ without a server. The trackers (:class:`RateWindow`, :class:`LatencyWindow`,
 from __future__ import annotations
 
 import bisect
+import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -27,6 +29,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from depository.store import parse_time
 from depository.store.config import DEFAULT_SCALE_LIMITS, Config
 
 SCALE_LIMIT_IDS = tuple(DEFAULT_SCALE_LIMITS)  # the seed's seven, in its order
@@ -448,9 +451,6 @@ def query_latency_view(buckets: Mapping[str, tuple[list[int], float]],
 def read_load_results(path: Any) -> dict[str, Any] | None:
     """The load-test ``results.json`` at ``path`` (a file or a directory holding one),
     or None; only the keys the views use are required."""
-    import json
-    from pathlib import Path
-
     if not path:
         return None
     p = Path(str(path))
@@ -532,7 +532,6 @@ def does_not_scale(*, log_size: int, oldest_record: str | None, now_text: str,
                    retention_years: int) -> dict[str, Any]:
     """The five things that do not scale and must be watched, each with its figure now
     and, where a growth rate is measurable, where it will be at the end of retention."""
-    from depository.store import parse_time
 
     days = None
     if oldest_record:
@@ -586,7 +585,6 @@ def never_assume(*, storage_percent: float | None, disk_free: int | None,
                  certification_days: int | None, routes_without_contact: Sequence[str],
                  failed_deliveries: int, unacked_overdue: int) -> dict[str, Any]:
     """The five assumptions never to make, each checked against the store now."""
-    from depository.store import parse_time
 
     load_age = None
     if load and load.get("ended"):

@@ -144,10 +144,10 @@ def _pdfa3_writer(pdf: bytes, when: datetime) -> Any:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.pdf_utils.metadata.model import VENDOR
 
-    class PdfA3Writer(IncrementalPdfFileWriter):  # type: ignore[misc]
+    class PdfA3Writer(IncrementalPdfFileWriter):
         def ensure_output_version(self, version: tuple[int, int]) -> None:
             if version <= (1, 7):
-                super().ensure_output_version(version)
+                super().ensure_output_version(version)  # type: ignore[no-untyped-call]
 
         def register_extension(self, ext: Any) -> None:
             if str(ext.base_version).lstrip("/") <= "1.7":

@@ -265,7 +265,10 @@ def test_report_text_is_readable(cycle: dict[str, Any]) -> None:
     assert not re.findall(r"(?<![\d:.])\d+\.\d{5,}(?!\d)", text), \
         re.findall(r".{30}(?<![\d:.])\d+\.\d{5,}(?!\d).{10}", text)
     assert not re.findall(r"\d(?:\.\d+)?e[+-]\d+", text)
-    assert "1,186.7 writes/s" in flat or "1186.7 writes/s" in flat, flat
+    # (pdftotext's reading order, not -layout: a cell's lines stay together)
+    cells = " ".join(subprocess.run(["pdftotext", str(cycle["pdf"]), "-"], capture_output=True,
+                                    text=True, check=True).stdout.split())
+    assert "1,186.7 writes/s" in cells, cells  # a line may break before the unit only
     # "How obtained" in full, never cut mid-word.
     assert " ".join(PROCEDURE.split()) in flat
     # The share-of-target chart: a lower-is-better limit is not inverted (5 s ceiling,
@@ -638,6 +641,14 @@ def test_documented_commands_run(cycle: dict[str, Any], tmp_path: Path) -> None:
             if done.returncode != code or (cmd in OUTPUT and OUTPUT[cmd] not in output):
                 failures.append(f"{where}: `{run}` exited {done.returncode} (expected {code}):"
                                 f" {output.strip()[-400:]}")
+        # The harness sees a command that does not work: the two the issue found, as the
+        # report and the index used to print them.
+        for workspace, old in (
+                ("pdf", f"sigstore verify identity --bundle B --cert-identity {IDENTITY} "
+                        f"--cert-oidc-issuer {ISSUER} --trust-config TRUST.json report.digest"),
+                ("ws", "cd case && python -m depository.verifier note tagmanifest.sig "
+                       "--key evidence.vkey")):
+            assert _run(old, dirs[workspace], env).returncode != 0, old
     assert not failures, "\n".join(failures)
     assert set(COMMANDS) <= used, f"not in any text any more: {sorted(set(COMMANDS) - used)}"
     # Nobody is told to install the unrelated PyPI project of the same name.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from depository.certification import charts
 from depository.certification.content import LIMITS
@@ -60,17 +61,24 @@ def percent(x: Any) -> str:
 _UNITS = ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"))
 
 
-def quantity(x: Any, unit: str | None) -> str:
-    """A figure with its unit; bytes also in decimal units (``500 MB (500,000,000
-    bytes)``)."""
+def _unit(unit: str) -> Markup:
+    # A line breaks before a unit, never inside one ("writes/s").
+    return Markup('<span class="unit">{}</span>').format(unit)
+
+
+def quantity(x: Any, unit: str | None, exact: bool = True) -> Markup:
+    """A figure with its unit (HTML); bytes in decimal units, with the exact count unless
+    not ``exact`` (``500 MB (500,000,000 bytes)``)."""
     if x is None:
-        return "—"
+        return Markup("—")
     text = figure(x)
     if unit in ("bytes", "B") and isinstance(x, int | float) and not isinstance(x, bool):
         big = next(((f, u) for f, u in _UNITS if abs(x) >= f), None)
         if big is not None:
-            return f"{figure(round(x / big[0], 3))} {big[1]} ({text} bytes)"
-    return f"{text} {unit}" if unit else text
+            human = escape(figure(round(x / big[0], 3))) + Markup(" ") + _unit(big[1])
+            return human + Markup(" (") + escape(text) + Markup(" ") + _unit("bytes") \
+                + Markup(")") if exact else human
+    return escape(text) + Markup(" ") + _unit(unit) if unit else escape(text)
 
 
 _SCI = re.compile(r"(?<![\w.])\d+(?:\.\d+)?[eE][+-]?\d+(?![\w.])")

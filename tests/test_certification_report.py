@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 import regex
 from _pdf_checks import layout_problems, pdfa3b_problems
-from _sigstore_fixture import IDENTITY, ISSUER
+from _sigstore_fixture import COMMIT, IDENTITY, ISSUER
 from jsonschema import Draft7Validator, validators
 from test_certification import SIGSTORE_ROLE, _setup
 
@@ -64,15 +64,14 @@ def _draw_load_charts(results: Path) -> None:
         if e["id"] not in CHARTED:
             continue
         res = {"id": e["id"], "title": TITLES[e["id"]], "profile": "certify",
-               "figure": e["method"], "status": "measured", "target": e["target"],
+               "figure": e["figure"], "status": "measured", "target": e["target"],
                "latency_ms": {"p50": 4.2, "p95": 18.0, "p99": 41.5, "max": 50.0},
                "details": details[e["id"]]}
         path = chart(res, results / "charts")
         assert path is not None
-        e["charts"] = [str(Path(path).relative_to(results))]
+        e["chart"] = str(Path(path).relative_to(results))
         if e["id"] == "write-throughput":
-            e["figure"], e["method"] = e["method"], PROCEDURE
-            e["measured"] = 1186.6666666666667
+            e["method"], e["measured"] = PROCEDURE, 1186.6666666666667
     (results / "results.json").write_text(json.dumps(doc, indent=1))
 
 
@@ -82,7 +81,8 @@ def cycle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     env = _setup(base)
     _draw_load_charts(env["results"])
     report = base / "report"
-    env["run"] = run_certification(env["store"], env["results"], report)
+    env["run"] = run_certification(env["store"], env["results"], report,
+                                   commit=(COMMIT, False))
     with pytest.MonkeyPatch.context() as mp:  # keep sigstore-python off the user's caches
         mp.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
         mp.setenv("XDG_DATA_HOME", str(base / "xdg-data"))
@@ -507,6 +507,11 @@ COMMANDS: dict[str, Spec] = {
         ("pdf", 0, (("--cert-identity ID", "--cert-identity {identity}"),
                     ("--cert-oidc-issuer ISS", "--cert-oidc-issuer {issuer}"))),
 }
+# On a working tree with uncommitted changes (or outside git) the new report cannot
+# certify (it is DEMO / NOT A CERTIFICATION): these then exit 1, as documented.
+CERTIFYING = {"depository certify run --store ./store --results loadtest-results --previous "
+              "cert-2026-05/report.pdf --out cert-2026-11",
+              "depository certify status cert-2026-11/report.pdf"}
 # Output that must appear too (pdfsig exits 0 even on a broken signature).
 OUTPUT = {"pdfsig report.pdf": "Signature is Valid",
           "pyhanko sign validate --trust ORG-CA.pem report.pdf": "INTACT:TRUSTED",
@@ -517,6 +522,7 @@ def _workspaces(cycle: dict[str, Any], root: Path, tsa_url: str) -> dict[str, Pa
     """The directories the commands run in, holding what the guides assume."""
     import shutil
 
+    from depository.certification.loadresults import code_commit
     from depository.certification.pdf import attachments
     from depository.evidence import export_package
     from depository.store import Store
@@ -534,6 +540,12 @@ def _workspaces(cycle: dict[str, Any], root: Path, tsa_url: str) -> dict[str, Pa
     (ws / "log.vkey").write_text(vkey)
     shutil.copyfile(cycle["base"] / "bucket-owner.key", ws / "owner.key")
     shutil.copytree(cycle["results"], ws / "loadtest-results")
+    # A load test run on this code: its results name this commit (certify run binds them).
+    commit, dirty = code_commit()
+    doc = json.loads((ws / "loadtest-results" / "results.json").read_text())
+    doc["environment"].update(git_commit=commit, git_dirty=dirty)
+    (ws / "loadtest-results" / "results.json").write_text(json.dumps(doc))
+    cycle["certifiable"] = commit is not None and not dirty
     shutil.copytree(cycle["report"], ws / "cert-2026-05")
     with Store.open(ws / "store") as s:
         s.put("gurukul", "lessons/l2.md", b"lesson two\n", actor="cli:teacher")
@@ -632,6 +644,8 @@ def test_documented_commands_run(cycle: dict[str, Any], tmp_path: Path) -> None:
             if isinstance(spec, str):
                 continue
             workspace, code, subs = spec
+            if cmd in CERTIFYING and not cycle["certifiable"]:
+                code = 1
             run = cmd
             for old, new in subs:
                 run = run.replace(old, new.format(**cycle["fills"]))

@@ -124,7 +124,7 @@ def read_keys(values: Sequence[str]) -> list[str]:
     """Verifier keys given inline or as ``@FILE``/a path (one key per line)."""
     keys: list[str] = []
     for value in values:
-        if value.startswith("@") or Path(value).is_file():
+        if value.startswith("@") or _names_a_file(value):
             path = value[1:] if value.startswith("@") else value
             text = _decode_text(read_bytes(path, limit=MAX_KEY_FILE_BYTES,
                                            what="file of verifier keys"), path)
@@ -134,6 +134,14 @@ def read_keys(values: Sequence[str]) -> list[str]:
     if not keys:
         raise UsageError("no verifier key given (use --key)")
     return keys
+
+
+def _names_a_file(value: str) -> bool:
+    """Whether a ``--key`` value is the path of an existing file (else it is a key)."""
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # too long for a file name, or holds a NUL
+        return False
 
 
 def _decode_text(data: bytes, path: str) -> str:

@@ -94,6 +94,7 @@ def deep(depth: int, open_: str = "[", close: str = "]") -> str:
 HOSTILE_TEXT: tuple[str, ...] = (
     deep(40), deep(129), deep(1000), deep(5000), '{"a":' * 3000 + "1" + "}" * 3000,
     "[" * 3000,  # unclosed
+    '{"a":' * 960 + "1" + "}" * 960,  # parses, but deeper than any writer may store
     "9" * 5000, "-" + "9" * 400, "1e999999", "-0", "1.5e-400", "18446744073709551616",
     "-1", "0", "NaN", "Infinity", "null", "true", '""', '"\\ud800"', '"\\u0000"',
     '"' + "x" * 70_000 + '"', "{}", "[]", '{"":{}}', "[{}]",

@@ -32,7 +32,7 @@ from depository.cli import main as cli_main
 from depository.service import create_app
 from depository.store import MetadataError, Store
 from depository.store.limits import METADATA_MAX_BYTES, METADATA_MAX_DEPTH
-from depository.verifier import safejson
+from depository.tlog import safejson
 from depository.verifier.files import MAX_PROOF_FILE_BYTES, InputFileError, read_file
 from depository.verifier.package import package_result
 from depository.verifier.store import store_result

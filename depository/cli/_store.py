@@ -26,7 +26,7 @@ from depository.store import (
     read_config_file,
     utc_now,
 )
-from depository.verifier import safejson
+from depository.tlog import safejson
 from depository.verifier.files import InputFileError, read_file
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from depository.verifier import _commands as cmd
+from depository.verifier import commands as cmd
 
 if TYPE_CHECKING:
     from depository.store.config import Config
@@ -213,8 +213,8 @@ def _read_config(path: Path) -> Config:
     import yaml
 
     from depository.store.config import parse_config
+    from depository.tlog.safejson import text_depth
     from depository.verifier.files import InputFileError, read_file
-    from depository.verifier.safejson import text_depth
 
     try:
         text = read_file(str(path), limit=_CONFIG_MAX_BYTES, what="store configuration")

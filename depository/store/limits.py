@@ -6,7 +6,7 @@ re-encodes this JSON, and Python's parsers and encoders recurse once per nesting
 So the store refuses, before anything is stored, metadata or provenance nested deeper
 than :data:`METADATA_MAX_DEPTH` or whose canonical encoding exceeds
 :data:`METADATA_MAX_BYTES` — far below what every reader handles
-(:data:`depository.verifier.safejson.MAX_DEPTH`). The library, the CLI and the HTTP API
+(:data:`depository.tlog.safejson.MAX_DEPTH`). The library, the CLI and the HTTP API
 (400 ``invalid-metadata``) all refuse through :func:`check_metadata`.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from depository.store._errors import MetadataError
-from depository.verifier.safejson import JSONLimitError, check_value
+from depository.tlog.safejson import JSONLimitError, check_value
 
 __all__ = ["METADATA_MAX_BYTES", "METADATA_MAX_DEPTH", "check_metadata"]
 

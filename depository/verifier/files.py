@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from depository.verifier._errors import MalformedInputError
+from depository.tlog.errors import MalformedInputError
 
 __all__ = [
     "MAX_CERT_BYTES",

@@ -48,23 +48,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from depository.verifier import merkle, safejson
-from depository.verifier._errors import (
+from depository.tlog import merkle, safejson
+from depository.tlog.checkpoint import verify_checkpoint
+from depository.tlog.errors import (
     MalformedInputError,
     RecordError,
     StoreVerificationError,
     VerificationError,
 )
-from depository.verifier.checkpoint import verify_checkpoint
-from depository.verifier.files import InputFileError, hash_file
-from depository.verifier.note import parse_verifier_key
-from depository.verifier.record import (
+from depository.tlog.note import parse_verifier_key
+from depository.tlog.record import (
     Record,
     canonical_json,
     parse_record,
     parse_record_json,
     quick_encode,
 )
+from depository.verifier.files import InputFileError, hash_file
 
 __all__ = [
     "CHECKS",

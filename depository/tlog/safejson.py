@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from json.encoder import encode_basestring
 from typing import Any
 
-from depository.verifier._errors import MalformedInputError
+from depository.tlog.errors import MalformedInputError
 
 __all__ = [
     "MAX_BYTES",

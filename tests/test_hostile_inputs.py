@@ -130,6 +130,42 @@ def test_verify_store_library_reports_a_device_blob(inp: Inputs, tmp_path: Path)
     assert any(f.check == "blob" and "symbolic link" in f.message for f in res.findings)
 
 
+def test_verify_store_refuses_a_deep_record_by_measured_depth(inp: Inputs,
+                                                               tmp_path: Path) -> None:
+    import hashlib
+    import sqlite3
+
+    store = copy_store(inp, tmp_path / "store")
+    leaf = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    conn = sqlite3.connect(store / "depository.db")
+    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+                            ).fetchall()
+    for name, _ in triggers:
+        conn.execute(f'DROP TRIGGER "{name}"')
+    conn.execute("UPDATE log SET leaf = ?, leaf_hash = ? WHERE idx = 2",
+                 (leaf, hashlib.sha256(b"\x00" + leaf).digest()))
+    for _, sql in triggers:
+        conn.execute(sql)
+    conn.commit()
+    conn.close()
+    res = store_result(store, [inp.vkey])
+    assert not res.ok
+    assert any(f.check == "record" and f.index == 2 and "nested more than 128 deep" in f.message
+               for f in res.findings), res.findings
+
+
+def test_verify_store_reads_the_store_config_bounded(inp: Inputs, tmp_path: Path) -> None:
+    """``depository verify store`` reads depository.yaml (for an S3 backend): a 16 GiB
+    one (sparse) is refused by its size instead of read whole."""
+    store = copy_store(inp, tmp_path / "store")
+    with (store / "depository.yaml").open("r+b") as f:
+        f.truncate(16 << 30)
+    proc = _run(["store", str(store), "--key", inp.vkey], verifier=False)
+    out = _clean(proc)
+    assert proc.returncode == 2 and "depository.yaml" in out, out
+    assert "larger than the 65536-byte limit for a store configuration" in out, out
+
+
 # ------------------------------------------------------------- 3: verify package nesting
 
 @pytest.mark.parametrize("member", ["data/items.jsonl", "data/custody.jsonl"])
@@ -151,6 +187,26 @@ def test_verify_package_refuses_deep_json_lines(inp: Inputs, tmp_path: Path,
     proc = _run(["package", str(pkg), "--key", inp.vkey])
     out = _clean(proc)
     assert proc.returncode == 1 and "nested more than 128 deep" in out, out
+
+
+def test_verify_package_item_fields_of_the_wrong_type_are_problems(
+        inp: Inputs, tmp_path: Path) -> None:
+    """Found by the fuzz suite: unhashable values where ids are expected crashed
+    ``verify package`` with a TypeError."""
+    import shutil
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(inp.package, pkg)
+    path = pkg / "data/items.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    item = json.loads(lines[0])
+    item["records"], item["holds"] = [[1], {"a": 2}], [["h"], {}]
+    lines[0] = (json.dumps(item) + "\n").encode()
+    path.write_bytes(b"".join(lines))
+    res = package_result(pkg, [inp.vkey])
+    messages = [p.message for p in res.problems if p.path and "line 1" in p.path]
+    assert any(m.startswith("records [[1], {'a': 2}] are not") for m in messages), messages
+    assert any(m.startswith("hold ['h'] has no hold.place record") for m in messages), messages
 
 
 def test_verify_package_refuses_a_fifo_member(inp: Inputs, tmp_path: Path) -> None:

@@ -862,7 +862,8 @@ class _Verifier:
                 self.fail("items", f"{key} differs from the signed record {idx}", where, idx)
         mine = recs_of.get(aid, set())
         listed = item["records"]
-        if not isinstance(listed, list) or set(listed) != mine or len(listed) != len(mine):
+        if (not isinstance(listed, list) or not all(type(r) is int for r in listed)
+                or set(listed) != mine or len(listed) != len(mine)):
             self.fail("items", f"records {listed!r} are not the package's records about this "
                       f"artifact {sorted(mine)}", where)
         retain = pb.get("retain_until")
@@ -880,7 +881,7 @@ class _Verifier:
             self.fail("items", "holds is not a list", where)
         else:
             for h in hold_ids:
-                if h not in holds:
+                if not isinstance(h, str) or h not in holds:
                     self.fail("items", f"hold {h!r} has no hold.place record in the package",
                               where)
         d_idx = dispose_of.get(aid)

@@ -211,7 +211,7 @@ def _canonical_value(leaf: bytes, where: str) -> Any:
             )
     try:
         obj = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
         raise RecordError(f"{where}: leaf is not UTF-8 JSON: {exc}") from exc
     try:
         canon = canonical_json(obj)

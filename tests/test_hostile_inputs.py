@@ -304,6 +304,29 @@ def test_http_put_with_metadata_nested_970_deep_is_400_and_listings_still_work(
     assert c.get("/v1/products/gurukul/artifacts/deep/1", headers=rd).status_code == 404
 
 
+def test_http_json_bodies_with_a_lone_surrogate_are_400_not_500(
+        http: tuple[Store, TestClient, dict[str, str]]) -> None:
+    """Found by the fuzz suite: a hold whose matter held ``\\ud800`` reached the log
+    encoder and answered 500."""
+    store, c, s = http
+    size = store.size()
+    for path, who, body in (
+            ("/v1/holds", "admin", '{"matter": "M-\\ud800", "reason": "r", "product": "gurukul"}'),
+            ("/v1/tokens", "admin", '{"role": "reader", "product": "gurukul", '
+                                    '"note": "\\udfff"}'),
+            ("/v1/holds", "admin", '{"matter": "M", "reason": "r", "product": "gurukul", '
+                                   '"\\ud800": 1}')):
+        r = c.post(path, content=body.encode(), headers={**bearer(s[who]),
+                                                        "Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert "lone surrogate" in r.json()["detail"], r.text
+    deep = '{"matter": "M", "reason": "r", "product": "gurukul", "x": ' + "[" * 5000 + (
+        "]" * 5000 + "}")
+    r = c.post("/v1/holds", content=deep.encode(), headers={**bearer(s["admin"])})
+    assert r.status_code == 400 and "nested more than 128 deep" in r.json()["detail"], r.text
+    assert store.size() == size
+
+
 # ----------------------------------------------------------- 6: unbounded command-line reads
 
 @pytest.mark.parametrize("verifier", [True, False], ids=["python-m-verifier", "depository"])

@@ -370,11 +370,14 @@ class _ZipSource(_Source):
 def _open_source(path: Path, problems: Callable[[Problem], None]) -> _Source:
     if path.is_dir():
         return _DirSource(path, problems)
-    if path.is_file():
-        if not zipfile.is_zipfile(path):
-            raise PackageInputError(f"{path}: neither a directory nor a zip file")
-        return _ZipSource(path, problems)
-    raise PackageInputError(f"{path}: no such file or directory")
+    try:  # a FIFO or a device is refused here, not waited on by zipfile
+        fd, _ = open_regular(str(path), what="package (a .zip, or give the bag directory)")
+    except InputFileError as exc:
+        raise PackageInputError(str(exc)) from None
+    os.close(fd)
+    if not zipfile.is_zipfile(path):
+        raise PackageInputError(f"{path}: neither a directory nor a zip file")
+    return _ZipSource(path, problems)
 
 
 # =========================================================================== verifier

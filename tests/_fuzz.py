@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from depository.tlog import safejson
+
 SEED = int(os.environ.get("DEPOSITORY_FUZZ_SEED", "15"))
 SCALE = float(os.environ.get("DEPOSITORY_FUZZ_SCALE", "1"))
 CASE_TIMEOUT = float(os.environ.get("DEPOSITORY_FUZZ_CASE_TIMEOUT", "20"))
@@ -222,7 +224,7 @@ def mutate_json(rng: random.Random, text: str) -> str:
     (deep nesting, huge numbers, wrong types, lone surrogates, long strings), a key
     dropped, added or duplicated. Falls back to a byte mutation if it is not JSON."""
     try:
-        value = json.loads(text)
+        value = safejson.loads(text)  # an earlier mutation may have nested it deep
     except ValueError:
         return mutate(rng, text.encode()).decode("utf-8", "replace")
     paths = list(_paths(value))

@@ -29,7 +29,8 @@ class Clock:
 
 @dataclass
 class Inputs:
-    """Valid inputs of every offline entry point, as files under ``root``."""
+    """Valid inputs of every offline entry point but a package (:func:`export`), as
+    files under ``root``."""
 
     root: Path
     store: Path
@@ -47,11 +48,10 @@ class Inputs:
     root2: str
     consistency: Path  # hex hashes, one per line
     inclusion: Path  # hex hashes of record 1's inclusion proof at size2
-    package: Path  # an evidence package, as a bag directory
 
 
-def build(root: Path, *, package: bool = True) -> Inputs:
-    """A store with inline and file artifacts, a hold, checkpoints; proofs; a package."""
+def build(root: Path) -> Inputs:
+    """A store with inline and file artifacts, a hold, checkpoints; proofs."""
     cfg = default_config_dict(ORIGIN)
     cfg["default_retention_days"] = 30
     store = Store.init(root / "store", config=cfg, clock=Clock(datetime(2026, 1, 1, tzinfo=UTC)))
@@ -82,12 +82,6 @@ def build(root: Path, *, package: bool = True) -> Inputs:
         (root / "inclusion.txt").write_text(
             "".join(h.hex() + "\n" for h in store.inclusion_proof(leaf_index, size2)))
         root1, root2 = store.root_at(size1).hex(), store.root_at(size2).hex()
-        pkg = root / "case-M-1"
-        if package:
-            from depository.evidence import export_package
-
-            export_package(store, matter="M-1", out=pkg, reason="production", actor="legal:ann",
-                           now=EXPORT_TIME, index_limit=2)
     finally:
         store.close()
     blob = root / "store" / "objects" / r2.sha256[:2] / r2.sha256[2:4] / r2.sha256
@@ -95,7 +89,23 @@ def build(root: Path, *, package: bool = True) -> Inputs:
     return Inputs(root, root / "store", vkey, root / "log.vkey", blob, len(big),
                   root / "leaf.json", leaf_index, root / "leaf.tlog-proof",
                   root / "checkpoint.txt", size1, size2, root1, root2,
-                  root / "consistency.txt", root / "inclusion.txt", pkg)
+                  root / "consistency.txt", root / "inclusion.txt")
+
+
+def export(inp: Inputs) -> Path:
+    """An evidence package of the hold's matter, as a bag directory (a few seconds: the
+    PDF index; so only the tests that need one build it)."""
+    from depository.evidence import export_package
+
+    out = inp.root / "case-M-1"
+    if not out.exists():
+        store = Store.open(inp.store)
+        try:
+            export_package(store, matter="M-1", out=out, reason="production",
+                           actor="legal:ann", now=EXPORT_TIME, index_limit=2)
+        finally:
+            store.close()
+    return out
 
 
 def copy_store(inp: Inputs, dest: Path) -> Path:

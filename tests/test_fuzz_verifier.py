@@ -36,7 +36,7 @@ from _fuzz import (
     snapshot,
     time_bound,
 )
-from _hostile import Inputs, build
+from _hostile import Inputs, build, export
 from click.testing import CliRunner
 
 from depository.cli import main as cli_main
@@ -46,6 +46,11 @@ from depository.verifier.__main__ import main as verifier_main
 @pytest.fixture(scope="module")
 def inp(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
     return build(tmp_path_factory.mktemp("fuzz-inputs"))
+
+
+@pytest.fixture(scope="module")
+def package(inp: Inputs) -> Path:
+    return export(inp)
 
 
 @pytest.fixture
@@ -271,13 +276,13 @@ def test_fuzz_store(inp: Inputs, case_dir: Path) -> None:
 _PKG_JSON = ("data/items.jsonl", "data/custody.jsonl")
 
 
-def test_fuzz_package(inp: Inputs, case_dir: Path) -> None:
-    files = sorted(p.relative_to(inp.package).as_posix() for p in inp.package.rglob("*")
+def test_fuzz_package(inp: Inputs, package: Path, case_dir: Path) -> None:
+    files = sorted(p.relative_to(package).as_posix() for p in package.rglob("*")
                    if p.is_file())
     zipped = case_dir.parent / "pkg.zip"
     with zipfile.ZipFile(zipped, "w") as zf:
         for name in files:
-            zf.write(inp.package / name, f"case-M-1/{name}")
+            zf.write(package / name, f"case-M-1/{name}")
     zip_bytes = zipped.read_bytes()
     codes = set()
     for i, rng in cases("package", 120, 8):
@@ -289,7 +294,7 @@ def test_fuzz_package(inp: Inputs, case_dir: Path) -> None:
             target = case_dir / "pkg.zip"
             _write(target, mutate(rng, zip_bytes))
         else:
-            shutil.copytree(inp.package, pkg)
+            shutil.copytree(package, pkg)
             for _ in range(rng.choice((1, 1, 2, 3))):
                 name = rng.choice([*_PKG_JSON, *_PKG_JSON, *files])
                 f = pkg / name

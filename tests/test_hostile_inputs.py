@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _hostile import Inputs, build, copy_store
+from _hostile import Inputs, build, copy_store, export
 from click.testing import CliRunner
 from test_service_support import bearer, issue_tokens, make_store
 
@@ -49,6 +49,11 @@ TIMEOUT = 60  # seconds: far above the ~1 s these take; a hang fails instead of 
 @pytest.fixture(scope="module")
 def inp(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
     return build(tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.fixture(scope="module")
+def package(inp: Inputs) -> Path:
+    return export(inp)
 
 
 def _run(args: list[str], *, verifier: bool = True, stdin: int | None = None,
@@ -169,12 +174,12 @@ def test_verify_store_reads_the_store_config_bounded(inp: Inputs, tmp_path: Path
 # ------------------------------------------------------------- 3: verify package nesting
 
 @pytest.mark.parametrize("member", ["data/items.jsonl", "data/custody.jsonl"])
-def test_verify_package_refuses_deep_json_lines(inp: Inputs, tmp_path: Path,
+def test_verify_package_refuses_deep_json_lines(inp: Inputs, package: Path, tmp_path: Path,
                                                 member: str) -> None:
     import shutil
 
     pkg = tmp_path / "pkg"
-    shutil.copytree(inp.package, pkg)
+    shutil.copytree(package, pkg)
     path = pkg / member
     lines = path.read_bytes().splitlines(keepends=True)
     lines[0] = ("[" * 5000 + "]" * 5000 + "\n").encode()
@@ -190,13 +195,13 @@ def test_verify_package_refuses_deep_json_lines(inp: Inputs, tmp_path: Path,
 
 
 def test_verify_package_item_fields_of_the_wrong_type_are_problems(
-        inp: Inputs, tmp_path: Path) -> None:
+        inp: Inputs, package: Path, tmp_path: Path) -> None:
     """Found by the fuzz suite: unhashable values where ids are expected crashed
     ``verify package`` with a TypeError."""
     import shutil
 
     pkg = tmp_path / "pkg"
-    shutil.copytree(inp.package, pkg)
+    shutil.copytree(package, pkg)
     path = pkg / "data/items.jsonl"
     lines = path.read_bytes().splitlines(keepends=True)
     item = json.loads(lines[0])
@@ -209,11 +214,12 @@ def test_verify_package_item_fields_of_the_wrong_type_are_problems(
     assert any(m.startswith("hold ['h'] has no hold.place record") for m in messages), messages
 
 
-def test_verify_package_refuses_a_fifo_member(inp: Inputs, tmp_path: Path) -> None:
+def test_verify_package_refuses_a_fifo_member(inp: Inputs, package: Path,
+                                              tmp_path: Path) -> None:
     import shutil
 
     pkg = tmp_path / "pkg"
-    shutil.copytree(inp.package, pkg)
+    shutil.copytree(package, pkg)
     (pkg / "data/checkpoint.txt").unlink()
     os.mkfifo(pkg / "data/checkpoint.txt")
     proc = _run(["package", str(pkg), "--key", inp.vkey])

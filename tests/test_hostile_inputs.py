@@ -434,3 +434,19 @@ def test_safejson_refuses_by_measured_depth_not_by_recursion() -> None:
     safejson.check_value(value, max_depth=4, max_bytes=exact)
     with pytest.raises(safejson.JSONLimitError):
         safejson.check_value(value, max_depth=4, max_bytes=exact - 1)
+
+
+def test_load_results_files_are_read_bounded(tmp_path: Path) -> None:
+    """A certification's load-results file: a FIFO is refused (not waited on), JSON
+    nested 100,000 deep is refused by depth (not a RecursionError)."""
+    from _fuzz import time_bound
+
+    from depository.certification.loadresults import ResultsError, read_results
+
+    os.mkfifo(tmp_path / "fifo.json")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with time_bound(20):
+        with pytest.raises(ResultsError, match="FIFO"):
+            read_results(tmp_path / "fifo.json")
+        with pytest.raises(ResultsError, match="nested more than 128 deep"):
+            read_results(tmp_path / "deep.json")

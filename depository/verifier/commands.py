@@ -306,6 +306,9 @@ def store(
         raise UsageError(f"{path}: not a directory (give the store directory)")
     db = root / DB_NAME
     if not db.is_file():
+        if db.is_symlink() or db.exists():  # a FIFO, a device, a dangling link
+            raise UsageError(f"{db}: not a regular file; a store's database is one, so this "
+                             "is not a store to verify (or it was tampered with)")
         raise UsageError(f"{path}: no store here ({DB_NAME} is missing)")
     try:
         with open(db, "rb"):

@@ -64,12 +64,22 @@ def _server_class() -> type:
                    "runs N workers on the same port that parse, authenticate, validate and "
                    "hash, and hand each write to this process's single writer (a 2xx still "
                    "means durable). See docs/adr/0005-serve-workers.md.")
+@click.option("--load-results", envvar="DEPOSITORY_LOAD_RESULTS", default=None,
+              type=click.Path(path_type=Path),
+              help="A load test's results.json (or its directory) whose scale-limit figures "
+                   "the dashboard at /ui charts (or DEPOSITORY_LOAD_RESULTS).")
+@click.option("--certification-report", envvar="DEPOSITORY_CERTIFICATION_REPORT",
+              default=None, type=click.Path(path_type=Path),
+              help="The signed certification report (PDF) whose verdict and validity the "
+                   "dashboard at /ui shows, verified with the store's log key (or "
+                   "DEPOSITORY_CERTIFICATION_REPORT).")
 @click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public_tiles: bool,
           upload_timeout: float, exports_dir: Path | None, evidence_key: Path | None,
-          tsa_url: str | None, organisation: str | None, workers: int, access_log: bool,
+          tsa_url: str | None, organisation: str | None, workers: int,
+          load_results: Path | None, certification_report: Path | None, access_log: bool,
           log_level: str) -> None:
     """Serve the store over HTTP until interrupted (SIGINT or SIGTERM).
 
@@ -82,9 +92,16 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
     this process does. Writes reach the writer over STORE/.writer.sock (mode 0600).
 
     \b
+    The read-only dashboard is at http://HOST:PORT/ui (sign in with a token; with
+    --workers 1 only, as its sessions live in one process).
+
+    \b
     Example:
       depository token create --store ./store --role writer --product gurukul
       depository serve --store ./store --port 8000
+      # the dashboard with load results and the signed certification report:
+      depository serve --store ./store --load-results loadtest-certify/results.json \\
+          --certification-report cert/report-signed.pdf
       curl -X PUT -H "Authorization: Bearer $TOKEN" \\
           -H 'Depository-Metadata: {"course": "algebra"}' \\
           --data-binary @l1.pdf http://127.0.0.1:8000/v1/products/gurukul/artifacts/l1.pdf
@@ -117,7 +134,8 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
                                  evidence_key_file=evidence_key, tsa_url=tsa_url or None,
                                  organisation=organisation or None)
         app = create_app(store, public_tiles=public_tiles, upload_idle_timeout=upload_timeout,
-                         exports=exports)
+                         exports=exports, load_results=load_results,
+                         certification_report=certification_report)
         config = uvicorn.Config(
             app, host=host, port=port, loop="uvloop", http=http_protocol(), lifespan="on",
             access_log=access_log, log_level=log_level, timeout_graceful_shutdown=30,

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, quote
 
@@ -38,6 +39,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from depository.service import _auth, _tiles, _upload
 from depository.service._auth import ADMIN, AUDITOR, LEGAL, Authenticator, Principal
+from depository.service._dashboard import Dashboard
+from depository.service._dashboard_data import Sources as DashboardSources
 from depository.service._exports import ExportRequest, Exports, ExportSettings
 from depository.service._monitoring import (
     AlertTracker,
@@ -675,13 +678,17 @@ def _endpoint(svc: _Service, route: str, *, query: bool = False
 def create_app(
     store: Store, *, clock: Clock = utc_now, public_tiles: bool = False,
     upload_idle_timeout: float = 30.0, max_streaming_uploads: int = 32,
-    exports: ExportSettings | None = None,
+    exports: ExportSettings | None = None, load_results: Path | None = None,
+    certification_report: Path | None = None, dashboard: bool = True,
 ) -> Starlette:
     """The ASGI app serving ``store`` (opened for writing by the caller, who closes it).
 
     ``public_tiles`` serves ``/checkpoint`` and hash tiles (not entry bundles) without a
     token, for tiles clients that cannot send one. ``exports`` says where evidence
     packages go and how they are signed (default: from the CLI's environment variables).
+    ``load_results`` (a load test's results.json) and ``certification_report`` (a signed
+    report PDF) are what the dashboard at ``/ui`` shows for the scale limits and the
+    certification.
     """
     svc = _Service(store, clock, public_tiles=public_tiles,
                    upload_idle_timeout=upload_idle_timeout,
@@ -1220,6 +1227,9 @@ def create_app(
         data = await run_in_threadpool(generate_latest, svc.metrics.registry)
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
+    ui = Dashboard(_dashboard_sources(svc, load_results, certification_report),
+                   svc.auth, clock, enabled=dashboard)
+
     routes = [  # the hot paths first: the router tries them in order
         Route("/v1/products/{product}/artifacts/{name:path}", put_artifact, methods=["PUT"]),
         Route("/v1/products/{product}/artifacts/{name:path}", get_content, methods=["GET"]),
@@ -1251,6 +1261,7 @@ def create_app(
         Route("/v1/tokens/{token_id}/revoke", revoke_token, methods=["POST"]),
         Route("/v1/monitoring", monitoring, methods=["GET"]),
         Route("/v1/monitoring/{view}", monitoring_view, methods=["GET"]),
+        *ui.routes(),
     ]
 
     async def http_exception(request: Request, exc: Exception) -> Response:
@@ -1279,6 +1290,27 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.service = svc
     return app
+
+
+def _dashboard_sources(svc: _Service, load_results: Path | None,
+                       certification_report: Path | None) -> DashboardSources:
+    """The dashboard's inputs; paths not given fall back to the store configuration's
+    ``monitoring`` settings when it has them."""
+    mon = getattr(svc.config, "monitoring", None) or {}
+
+    def configured(key: str) -> Path | None:
+        raw = mon.get(key)
+        if not raw:
+            return None
+        p = Path(str(raw))
+        return p if p.is_absolute() else svc.store.path / p
+
+    ops = getattr(svc, "ops", None)  # alert delivery and scheduled checks, when present
+    return DashboardSources(
+        svc.store, svc.compute_views,
+        load_results=load_results or configured("loadtest_results"),
+        certification_report=certification_report or configured("certification_report"),
+        operations=ops.snapshot if ops is not None else None)
 
 
 def _auth_roles() -> tuple[str, ...]:

@@ -225,7 +225,11 @@ class Dashboard:
             body += chunk
             if len(body) > LOGIN_BODY_MAX:
                 return self._page("login.html.j2", 413, error="the form is too large")
-        fields = parse_qs(bytes(body).decode("latin-1"), max_num_fields=4)
+        try:
+            fields = parse_qs(bytes(body).decode("latin-1"), max_num_fields=4)
+        except ValueError:
+            return self._page("login.html.j2", 400, error="the form is malformed: send "
+                              "token=... as application/x-www-form-urlencoded")
         token = (fields.get("token") or [""])[-1].strip()
         try:
             await run_in_threadpool(self.auth.authenticate, f"Bearer {token}")

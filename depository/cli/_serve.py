@@ -73,14 +73,18 @@ def _server_class() -> type:
               help="The signed certification report (PDF) whose verdict and validity the "
                    "dashboard at /ui shows, verified with the store's log key (or "
                    "DEPOSITORY_CERTIFICATION_REPORT).")
+@click.option("--certification-trust", envvar="DEPOSITORY_CERTIFICATION_TRUST", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="CA certificate (PEM) the report's PDF signer must chain to; without it "
+                   "the dashboard says the signer was not checked against a trust anchor.")
 @click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public_tiles: bool,
           upload_timeout: float, exports_dir: Path | None, evidence_key: Path | None,
           tsa_url: str | None, organisation: str | None, workers: int,
-          load_results: Path | None, certification_report: Path | None, access_log: bool,
-          log_level: str) -> None:
+          load_results: Path | None, certification_report: Path | None,
+          certification_trust: Path | None, access_log: bool, log_level: str) -> None:
     """Serve the store over HTTP until interrupted (SIGINT or SIGTERM).
 
     The store's writer runs in this process, which holds the store's writer lock: stop
@@ -101,7 +105,7 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
       depository serve --store ./store --port 8000
       # the dashboard with load results and the signed certification report:
       depository serve --store ./store --load-results loadtest-certify/results.json \\
-          --certification-report cert/report-signed.pdf
+          --certification-report cert/report.pdf --certification-trust ca.pem
       curl -X PUT -H "Authorization: Bearer $TOKEN" \\
           -H 'Depository-Metadata: {"course": "algebra"}' \\
           --data-binary @l1.pdf http://127.0.0.1:8000/v1/products/gurukul/artifacts/l1.pdf
@@ -135,7 +139,8 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
                                  organisation=organisation or None)
         app = create_app(store, public_tiles=public_tiles, upload_idle_timeout=upload_timeout,
                          exports=exports, load_results=load_results,
-                         certification_report=certification_report)
+                         certification_report=certification_report,
+                         certification_trust=certification_trust)
         config = uvicorn.Config(
             app, host=host, port=port, loop="uvloop", http=http_protocol(), lifespan="on",
             access_log=access_log, log_level=log_level, timeout_graceful_shutdown=30,

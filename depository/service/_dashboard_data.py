@@ -38,6 +38,7 @@ class Sources:
     views: Callable[[], dict[str, Any]]  # the service's monitoring views, computed now
     load_results: Path | None = None  # a results.json, or a directory holding one
     certification_report: Path | None = None  # a signed report PDF (or report directory)
+    certification_trust: Path | None = None  # the CA certificate the PDF signer chains to
     # The operations snapshot (alert deliveries, escalations, schedule), when the service
     # runs scheduled checks and alert delivery; None: not available in this service.
     operations: Callable[[datetime], Mapping[str, Any]] | None = None
@@ -109,23 +110,27 @@ class CertificationCache:
         self._key: tuple[Any, ...] | None = None
         self._value: dict[str, Any] = {}
 
-    def get(self, path: Path, log_key: str, today: date) -> dict[str, Any]:
+    def get(self, path: Path, log_key: str, today: date,
+            trust: Path | None = None) -> dict[str, Any]:
         try:
             st = path.stat()
-            key: tuple[Any, ...] = (str(path), st.st_mtime_ns, st.st_size, log_key, today)
+            key: tuple[Any, ...] = (str(path), st.st_mtime_ns, st.st_size, log_key, today,
+                                    trust)
         except OSError as exc:
             return {"state": "MISSING", "verdict": f"the report {path} cannot be read: "
                     f"{exc.strerror or exc}", "checked_against": [], "problems": []}
         with self._lock:
             if key != self._key:
-                self._value = verify_signed_report(path, log_key, today)
+                self._value = verify_signed_report(path, log_key, today, trust)
                 self._key = key
             return dict(self._value)
 
 
-def verify_signed_report(path: Path, log_key: str, today: date) -> dict[str, Any]:
+def verify_signed_report(path: Path, log_key: str, today: date,
+                         trust: Path | None = None) -> dict[str, Any]:
     """The report's verdict as :func:`depository.certification.verify.verify_report`
-    establishes it with this store's log key, and what it was checked against."""
+    establishes it with this store's log key (and ``trust``, the CA certificate the PDF's
+    signer must chain to, when given), and what it was checked against."""
     from depository.certification.verify import verify_report
 
     if path.is_dir():
@@ -143,7 +148,8 @@ def verify_signed_report(path: Path, log_key: str, today: date) -> dict[str, Any
                 "checked_against": ["sign-offs against the required signers in report.json"],
                 "problems": [], "source": str(path)}
     try:
-        out = verify_report(path, log_keys=[log_key], today=today)
+        out = verify_report(path, log_keys=[log_key], today=today,
+                            trust=[trust] if trust is not None else ())
     except Exception as exc:  # a damaged file: report it, never show a verdict
         return {"state": "NOT AUTHENTIC", "verdict": f"NOT AUTHENTIC — {path.name} could not "
                 f"be verified: {str(exc)[:300]}", "checked_against": [],
@@ -176,7 +182,8 @@ def certification(src: Sources, cache: CertificationCache, views: Mapping[str, A
             "--certification-report PATH): nothing is certified here"),
             checked_against=[], problems=[], days_left=None)
         return out
-    out.update(cache.get(src.certification_report, src.store.verifier_key, now.date()))
+    out.update(cache.get(src.certification_report, src.store.verifier_key, now.date(),
+                         src.certification_trust))
     rid = out.get("report_id")
     if rid and last_run is not None:
         body = last_run.get("body") or {}

@@ -679,7 +679,8 @@ def create_app(
     store: Store, *, clock: Clock = utc_now, public_tiles: bool = False,
     upload_idle_timeout: float = 30.0, max_streaming_uploads: int = 32,
     exports: ExportSettings | None = None, load_results: Path | None = None,
-    certification_report: Path | None = None, dashboard: bool = True,
+    certification_report: Path | None = None, certification_trust: Path | None = None,
+    dashboard: bool = True,
 ) -> Starlette:
     """The ASGI app serving ``store`` (opened for writing by the caller, who closes it).
 
@@ -687,8 +688,8 @@ def create_app(
     token, for tiles clients that cannot send one. ``exports`` says where evidence
     packages go and how they are signed (default: from the CLI's environment variables).
     ``load_results`` (a load test's results.json) and ``certification_report`` (a signed
-    report PDF) are what the dashboard at ``/ui`` shows for the scale limits and the
-    certification.
+    report PDF, its signer checked against ``certification_trust`` when given) are what
+    the dashboard at ``/ui`` shows for the scale limits and the certification.
     """
     svc = _Service(store, clock, public_tiles=public_tiles,
                    upload_idle_timeout=upload_idle_timeout,
@@ -1227,7 +1228,8 @@ def create_app(
         data = await run_in_threadpool(generate_latest, svc.metrics.registry)
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
-    ui = Dashboard(_dashboard_sources(svc, load_results, certification_report),
+    ui = Dashboard(_dashboard_sources(svc, load_results, certification_report,
+                                      certification_trust),
                    svc.auth, clock, enabled=dashboard)
 
     routes = [  # the hot paths first: the router tries them in order
@@ -1293,7 +1295,8 @@ def create_app(
 
 
 def _dashboard_sources(svc: _Service, load_results: Path | None,
-                       certification_report: Path | None) -> DashboardSources:
+                       certification_report: Path | None,
+                       certification_trust: Path | None) -> DashboardSources:
     """The dashboard's inputs; paths not given fall back to the store configuration's
     ``monitoring`` settings when it has them."""
     mon = getattr(svc.config, "monitoring", None) or {}
@@ -1310,6 +1313,7 @@ def _dashboard_sources(svc: _Service, load_results: Path | None,
         svc.store, svc.compute_views,
         load_results=load_results or configured("loadtest_results"),
         certification_report=certification_report or configured("certification_report"),
+        certification_trust=certification_trust or configured("certification_trust"),
         operations=ops.snapshot if ops is not None else None)
 
 

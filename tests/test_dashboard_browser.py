@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,6 +189,11 @@ def test_proof_button_downloads_a_proof_that_verifies(site: dict[str, Any],
     out = commands.proof(proof_file=str(proof), keys=[site["vkey"]],
                          leaf_file=None, leaf_hash=leaf_hash(stored_leaf).hex(), origin=None)
     assert out.ok, out.error
+    # The command the page prints, on the two downloaded files.
+    cli = subprocess.run([sys.executable, "-m", "depository.verifier", "proof", str(proof),
+                          "--leaf", str(leaf), "--key", site["vkey"]],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stdout + cli.stderr
     # The same file does not prove another record, and a flipped byte fails.
     other = commands.proof(proof_file=str(proof), keys=[site["vkey"]], leaf_file=None,
                            leaf_hash=leaf_hash(b"{}").hex(), origin=None)

@@ -19,7 +19,11 @@ from test_service_support import issue_tokens, make_store
 
 from depository.service import create_app
 from depository.service._dashboard import COOKIE, CSP, Sessions
-from depository.service._dashboard_data import read_load_results, verify_signed_report
+from depository.service._dashboard_data import (
+    RecordScanner,
+    read_load_results,
+    verify_signed_report,
+)
 from depository.store import Store
 
 with warnings.catch_warnings():
@@ -206,3 +210,79 @@ def test_a_file_that_is_not_a_signed_report_is_not_authentic(tmp_path: Path) -> 
     out = verify_signed_report(pdf, "k+1+AAAA", date(2026, 12, 4))
     assert out["state"] == "NOT AUTHENTIC" and out.get("days_left") is None
     assert out["problems"]
+
+
+def test_record_scanner_reads_only_new_records(tmp_path: Path) -> None:
+    from depository.service._reads import StoreReads
+
+    store = make_store(tmp_path / "s")
+    reads = StoreReads(store.path)
+    calls: list[int] = []
+
+    def find(needle: bytes, start: int) -> tuple[list[tuple[int, bytes]], int]:
+        calls.append(start)
+        return reads.records_containing(needle, start)
+
+    scan = RecordScanner(("certification.run",), keep=2)
+    assert scan.refresh(find) == []
+    first, _ = store.append_event("certification.run", actor="certify", product=None,
+                                  body={"report_id": "r1"})
+    store.put("gurukul", "a", b"a")
+    got = scan.refresh(find)
+    assert [(r["log_index"], r["body"]["report_id"]) for r in got] == [(first, "r1")]
+    for rid in ("r2", "r3"):
+        store.append_event("certification.run", actor="certify", product=None,
+                           body={"report_id": rid})
+    got = scan.refresh(find)
+    assert [r["body"]["report_id"] for r in got] == ["r3", "r2"]  # newest first, bounded
+    assert calls[-1] > calls[1] > calls[0] == 0  # each scan starts where the last ended
+    reads.close()
+    store.close()
+
+
+OPS_SNAPSHOT = {  # the shape of Operations.snapshot() on the ops branch
+    "time": "2026-12-04T10:00:00Z",
+    "firing": [{"alertname": "StorageHigh", "fingerprint": "f1", "labels": {},
+                "annotations": {}}],
+    "schedule": {"jobs": [{"name": "verify", "last_run": "2026-12-04T09:59:00Z",
+                           "last_ok": False, "last_summary": "record 7 <b>edited</b>"}],
+                 "verified_size": 6, "violation": "record 7 edited"},
+    "escalation": {"open": [{"alertname": "StorageHigh", "role": "on-call", "sends": 2,
+                             "ack_deadline": "2026-12-05T09:00:00Z", "overdue": True,
+                             "acknowledged": False}],
+                   "deliveries": [], "closed": [], "routes": []},
+}
+
+
+def test_operations_and_alert_records_render(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+
+    from depository.service._dashboard import Dashboard
+    from depository.service._dashboard_data import Sources
+    from depository.tlog.record import canonical_json
+
+    store = make_store(tmp_path / "s")
+    tok = store.create_token(role="auditor", actor="t")[0]
+    svc = create_app(store).state.service
+    leaves = [(40, canonical_json({"type": "alert.delivery", "time": "2026-12-04T10:00:01Z",
+                                   "actor": "depository:alerts", "product": None, "body": {
+                                       "alertname": "StorageHigh", "channel": "email",
+                                       "receiver": "ops@example.org", "role": "on-call",
+                                       "status": "firing", "result": "delivered"}})),
+              (41, canonical_json({"type": "alert.ack", "time": "2026-12-04T10:05:00Z",
+                                   "actor": "token:tok-1", "product": None,
+                                   "body": {"fingerprint": "f1", "reason": "on it"}}))]
+
+    def find(needle: bytes, start: int) -> tuple[list[tuple[int, bytes]], int]:
+        return [(i, leaf) for i, leaf in leaves if needle in leaf and i >= start], 42
+
+    dash = Dashboard(Sources(store, svc.compute_views, operations=lambda now: OPS_SNAPSHOT,
+                             find_records=find), svc.auth, svc.clock)
+    with TestClient(Starlette(routes=dash.routes())) as client:
+        _login(client, tok)
+        page = client.get("/ui").text
+    assert 'data-record-type="alert.delivery"' in page and "ops@example.org" in page
+    assert "token:tok-1: on it" in page and "<b>overdue</b>" in page
+    assert "record 7 &lt;b&gt;edited&lt;/b&gt;" in page and "FAILED" in page
+    assert page.index(">41<") < page.index(">40<")  # newest first
+    store.close()

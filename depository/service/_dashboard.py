@@ -160,6 +160,7 @@ class Dashboard:
         self.clock = clock
         self.sessions = Sessions()
         self.cert_cache = data.CertificationCache()
+        self.alert_records = data.RecordScanner(data.ALERT_RECORD_TYPES)
         self._env = _env()
         self._not_found: bytes | None = None
 
@@ -254,7 +255,7 @@ class Dashboard:
     @_signed_in
     async def index(self, request: Request, p: Principal) -> Response:
         ctx = await run_in_threadpool(data.overview, self.src, p, self.clock(),
-                                      self.cert_cache)
+                                      self.cert_cache, self.alert_records)
         return self._page("overview.html.j2", **ctx)
 
     @_signed_in

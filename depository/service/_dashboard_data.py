@@ -42,6 +42,46 @@ class Sources:
     # The operations snapshot (alert deliveries, escalations, schedule), when the service
     # runs scheduled checks and alert delivery; None: not available in this service.
     operations: Callable[[datetime], Mapping[str, Any]] | None = None
+    # Leaves at or after an index containing a byte string, and the log size scanned to
+    # (the service's read-only connection); finds the alert records in the log.
+    find_records: Callable[[bytes, int], tuple[list[tuple[int, bytes]], int]] | None = None
+
+
+ALERT_RECORD_TYPES = ("alert.delivery", "alert.ack")
+
+
+class RecordScanner:
+    """The latest ``keep`` log records of some types, read incrementally (each call scans
+    only the records appended since the last one)."""
+
+    def __init__(self, types: tuple[str, ...], keep: int = 200) -> None:
+        self.types = types
+        self.keep = keep
+        self._needles = [b'"type":"%s"' % t.encode() for t in types]
+        self._scanned: dict[bytes, int] = {}
+        self._found: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self, find: Callable[[bytes, int], tuple[list[tuple[int, bytes]], int]]
+                ) -> list[dict[str, Any]]:
+        """The records found so far, newest first."""
+        with self._lock:
+            for needle in self._needles:
+                leaves, end = find(needle, self._scanned.get(needle, 0))
+                for idx, leaf in leaves:
+                    try:
+                        rec = json.loads(leaf)
+                    except ValueError:  # pragma: no cover - the log holds canonical JSON
+                        continue
+                    if isinstance(rec, dict) and rec.get("type") in self.types:
+                        self._found[idx] = {"log_index": idx, "type": rec["type"],
+                                            "time": rec.get("time"),
+                                            "actor": rec.get("actor"),
+                                            "body": rec.get("body") or {}}
+                self._scanned[needle] = max(self._scanned.get(needle, 0), end)
+            for old in sorted(self._found)[:-self.keep]:
+                del self._found[old]
+            return [self._found[i] for i in sorted(self._found, reverse=True)]
 
 
 def sees_monitoring(p: Principal) -> bool:
@@ -192,8 +232,8 @@ def certification(src: Sources, cache: CertificationCache, views: Mapping[str, A
 
 
 # ------------------------------------------------------------------ pages
-def overview(src: Sources, p: Principal, now: datetime,
-             cache: CertificationCache) -> dict[str, Any]:
+def overview(src: Sources, p: Principal, now: datetime, cache: CertificationCache,
+             alert_records: RecordScanner | None = None) -> dict[str, Any]:
     """The front page for ``p``."""
     store = src.store
     views = src.views()
@@ -221,6 +261,9 @@ def overview(src: Sources, p: Principal, now: datetime,
     out["operations"] = None
     if src.operations is not None:
         out["operations"] = dict(src.operations(now))
+    out["alert_records"] = None
+    if src.find_records is not None and alert_records is not None:
+        out["alert_records"] = alert_records.refresh(src.find_records)
     return out
 
 

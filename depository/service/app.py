@@ -1314,7 +1314,8 @@ def _dashboard_sources(svc: _Service, load_results: Path | None,
         load_results=load_results or configured("loadtest_results"),
         certification_report=certification_report or configured("certification_report"),
         certification_trust=certification_trust or configured("certification_trust"),
-        operations=ops.snapshot if ops is not None else None)
+        operations=ops.snapshot if ops is not None else None,
+        find_records=svc.reads.records_containing)
 
 
 def _auth_roles() -> tuple[str, ...]:

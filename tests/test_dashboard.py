@@ -66,6 +66,17 @@ def test_sign_in_sets_only_a_session_id(served: tuple[Store, TestClient,
     assert "'unsafe-inline'" not in CSP and "script-src 'self'" in CSP
     assert page.headers["cache-control"] == "no-store"
     assert tokens["auditor"] not in page.text
+    # Signing in again replaces the session: the old id opens nothing.
+    old = client.cookies[COOKIE]
+    assert _login(client, tokens["admin"]).status_code == 303
+    assert client.cookies[COOKIE] != old
+    new = client.cookies[COOKIE]
+    client.cookies.clear()
+    client.cookies.set(COOKIE, old)
+    assert client.get("/ui", follow_redirects=False).status_code == 303
+    client.cookies.clear()
+    client.cookies.set(COOKIE, new)
+    assert client.get("/ui", follow_redirects=False).status_code == 200
 
 
 def test_cookie_is_secure_over_https(tmp_path: Path) -> None:

@@ -237,6 +237,7 @@ class Dashboard:
         except Problem:
             return self._page("login.html.j2", 401,
                               error="that token is unknown, expired or revoked")
+        self.sessions.drop(request.cookies.get(COOKIE))  # a new id at every sign-in
         sid = self.sessions.create(token)
         resp = RedirectResponse("/ui", status_code=303, headers=self._headers())
         resp.set_cookie(COOKIE, sid, max_age=MAX_SECONDS, path="/ui", httponly=True,

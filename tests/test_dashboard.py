@@ -265,16 +265,16 @@ OPS_SNAPSHOT = {  # the shape of Operations.snapshot() on the ops branch
 }
 
 
-def test_operations_and_alert_records_render(tmp_path: Path) -> None:
-    from starlette.applications import Starlette
+def test_operations_and_alert_records_render(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
 
-    from depository.service._dashboard import Dashboard
-    from depository.service._dashboard_data import Sources
     from depository.tlog.record import canonical_json
 
     store = make_store(tmp_path / "s")
     tok = store.create_token(role="auditor", actor="t")[0]
-    svc = create_app(store).state.service
+    app = create_app(store)
+    ctx = app.state.service
     leaves = [(40, canonical_json({"type": "alert.delivery", "time": "2026-12-04T10:00:01Z",
                                    "actor": "depository:alerts", "product": None, "body": {
                                        "alertname": "StorageHigh", "channel": "email",
@@ -287,9 +287,12 @@ def test_operations_and_alert_records_render(tmp_path: Path) -> None:
     def find(needle: bytes, start: int) -> tuple[list[tuple[int, bytes]], int]:
         return [(i, leaf) for i, leaf in leaves if needle in leaf and i >= start], 42
 
-    dash = Dashboard(Sources(store, svc.compute_views, operations=lambda now: OPS_SNAPSHOT,
-                             find_records=find), svc.auth, svc.clock)
-    with TestClient(Starlette(routes=dash.routes())) as client:
+    # The seams: the operations snapshot (ops' Operations on the context) and the log
+    # search (the service's read-only connection).
+    monkeypatch.setattr(ctx, "ops", SimpleNamespace(snapshot=lambda now: OPS_SNAPSHOT),
+                        raising=False)
+    monkeypatch.setattr(ctx.reads, "records_containing", find)
+    with TestClient(app) as client:
         _login(client, tok)
         page = client.get("/ui").text
     assert 'data-record-type="alert.delivery"' in page and "ops@example.org" in page

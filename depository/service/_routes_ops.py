@@ -51,6 +51,10 @@ OPS_VIEWS = ("query-latency", "what-scales", "scales-safely", "does-not-scale",
 
 
 def load_results_path(ctx: Ctx) -> Path | None:
+    """``serve --load-results`` when given, else ``monitoring.loadtest_results``."""
+    given = getattr(getattr(ctx, "dashboard", None), "load_results", None)
+    if given:
+        return Path(given)
     raw = ctx.config.monitoring.get("loadtest_results")
     if not raw:
         return None

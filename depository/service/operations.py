@@ -13,6 +13,7 @@ JSON-lines file, and :attr:`Delivery.log_index` stays None.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -125,6 +126,12 @@ class Operations:
                                           int(rec.body.get("attempt") or 1))
         self._acks_scanned = size
         return found
+
+    def use_certification_report(self, path: Path) -> None:
+        """Read the certification's validity from the signed report at ``path`` (when
+        the log holds no certification.result record)."""
+        self.schedule = dataclasses.replace(self.schedule, certification_report=path)
+        self.checks.settings = self.schedule
 
     # ------------------------------------------------------------------ inputs
     def alert_inputs(self, now: datetime, *, scale: Sequence[Mapping[str, Any]] = (),

@@ -53,7 +53,6 @@ from depository.store import _errors
 from depository.store._backend import open_backend
 from depository.store._errors import (
     GovernanceLockedError,
-    QuotaError,
     StoreClosedError,
     StoreError,
 )
@@ -134,9 +133,8 @@ def _dumps(v: Any) -> bytes:
 
 def _error_payload(exc: BaseException) -> bytes:
     if isinstance(exc, StoreError):
-        d: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
-        if isinstance(exc, QuotaError):
-            d.update(kind=exc.kind, used=exc.used, limit=exc.limit)
+        d: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc),
+                             "attrs": exc.attrs()}
     else:  # not a refusal: the worker answers 500 ("internal"), as one process would
         d = {"type": "", "message": f"{type(exc).__name__}: {exc}"}
     return _dumps(d)
@@ -147,9 +145,7 @@ def _error_from(payload: bytes) -> BaseException:
     cls = _ERRORS.get(d["type"])
     if cls is None:
         return RuntimeError(d["message"])
-    if cls is QuotaError:
-        return QuotaError(d["message"], kind=d["kind"], used=d["used"], limit=d["limit"])
-    return cls(d["message"])
+    return cls(d["message"], **d.get("attrs", {}))
 
 
 def _receipt_payload(r: Receipt) -> bytes:
@@ -465,7 +461,7 @@ class WorkerStore(Store):
         row = self._reader().execute(
             "SELECT state, reason FROM governance ORDER BY log_idx DESC LIMIT 1").fetchone()
         if row is not None and row[0] == "locked":
-            raise GovernanceLockedError(self._lock_message(str(row[1])))
+            raise GovernanceLockedError.of(str(row[1]))
 
     @property
     def token_generation(self) -> int:

@@ -1060,26 +1060,27 @@ class Store:
         prod = self.product(product)
         if not isinstance(name, str) or not name or len(name) > 1024 or _CONTROL.search(name):
             raise MetadataError(f"artifact {name!r} in product {product!r}: name must be "
-                                "1-1024 printable characters")
+                                "1-1024 printable characters", part="name")
         what = f"artifact {name!r} in product {product!r}"
         if not isinstance(actor, str) or not actor:
-            raise MetadataError(f"{what}: the actor must be a non-empty string")
+            raise MetadataError(f"{what}: the actor must be a non-empty string", part="actor")
         if not isinstance(media_type, str):
-            raise MetadataError(f"{what}: media type must be a string")
-        for field_, text in (("name", name), ("actor", actor), ("media type", media_type)):
+            raise MetadataError(f"{what}: media type must be a string", part="media_type")
+        for part, text in (("name", name), ("actor", actor), ("media_type", media_type)):
             if not _is_utf8(text):
-                raise MetadataError(f"{what}: the {field_} holds a lone surrogate (not valid "
-                                    "Unicode text); give it as proper UTF-8")
+                raise MetadataError(f"{what}: the {part.replace('_', ' ')} holds a lone "
+                                    "surrogate (not valid Unicode text); give it as proper "
+                                    "UTF-8", part=part)
         meta = dict(metadata or {})
         meta_json = self._validate_json(meta, prod, what)
         if not isinstance(provenance or {}, Mapping):
-            raise MetadataError(f"{what}: provenance must be a JSON object")
+            raise MetadataError(f"{what}: provenance must be a JSON object", part="provenance")
         try:
             prov_json = canonical_json(dict(provenance)) if provenance else b"{}"
         except ValueError as exc:
-            raise MetadataError(f"{what}: provenance: {exc}") from exc
+            raise MetadataError(f"{what}: provenance: {exc}", part="provenance") from exc
         if self._state.locked:
-            raise GovernanceLockedError(self._lock_message())
+            raise GovernanceLockedError.of(self._state.locked)
         created_floor = self.clock()
         minimum = created_floor + timedelta(days=self.config.default_retention_days)
         if retain_until is None:
@@ -1117,22 +1118,22 @@ class Store:
         try:
             encoded = canonical_json(meta)
         except ValueError as exc:
-            raise MetadataError(f"{what}: metadata: {exc}") from exc
+            raise MetadataError(f"{what}: metadata: {exc}", part="metadata") from exc
         errors = list(self._validators[prod.id].iter_errors(meta))
         if errors:
             errors.sort(key=lambda e: e.path)
             e = errors[0]
-            where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+            path = "/".join(str(p) for p in e.absolute_path)
             raise MetadataError(
-                f"{what}: metadata field {where}: {e.message} (product {prod.id} schema); "
-                "fix the metadata to match the product's schema"
-            )
+                f"{what}: metadata field {path or '(top level)'}: {e.message} (product "
+                f"{prod.id} schema); fix the metadata to match the product's schema",
+                part="metadata", field=path)
         return encoded
 
     def _apply_put(self, txn: _Txn, pp: _Prepared) -> Receipt | StoreError:
         prod, name, aid, sha = pp.prod, pp.name, pp.aid, pp.sha256
         if txn.state.locked:
-            return GovernanceLockedError(self._lock_message(txn.state.locked))
+            return GovernanceLockedError.of(txn.state.locked)
         # Write-once: the id index (committed rows) and this transaction's own puts (the
         # same name twice in one batch). A retried batch starts a fresh transaction.
         row = txn.lookup(aid)
@@ -1218,7 +1219,7 @@ class Store:
         def op(txn: _Txn) -> int | StoreError:
             current = self._effective_retention(txn.conn, art.id, art.retain_until)
             if txn.state.locked:
-                return GovernanceLockedError(self._lock_message(txn.state.locked))
+                return GovernanceLockedError.of(txn.state.locked)
             if until_text <= current:
                 txn.append("retention.refused", actor, art.product, {
                     "artifact_id": art.id, "current": current, "requested": until_text,
@@ -1300,7 +1301,7 @@ class Store:
             if row[2] is not None:
                 return HoldError(f"hold {hold_id} is already released")
             if txn.state.locked:
-                return GovernanceLockedError(self._lock_message(txn.state.locked))
+                return GovernanceLockedError.of(txn.state.locked)
             seq = txn.append("hold.release", actor, row[1], {
                 "hold_id": hold_id, "matter": row[0], "reason": reason,
             })
@@ -1366,7 +1367,7 @@ class Store:
     def _dispose_op(self, art: Artifact, actor: str) -> Callable[[_Txn], Any]:
         def op(txn: _Txn) -> int | StoreError:
             if txn.state.locked:
-                return GovernanceLockedError(self._lock_message(txn.state.locked))
+                return GovernanceLockedError.of(txn.state.locked)
             if txn.clamped:
                 # The clock stepped back behind the log: judging expiry at the (later)
                 # time the record would carry could dispose early. Wait for the clock.
@@ -1559,7 +1560,7 @@ class Store:
 
         def op(txn: _Txn) -> tuple[int, bytes] | StoreError:
             if txn.state.locked:
-                return GovernanceLockedError(self._lock_message(txn.state.locked))
+                return GovernanceLockedError.of(txn.state.locked)
             seq = txn.append(type_, actor, product, data)
             return seq, txn.leaves[-1][2]
 

@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import logging
-import signal
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from depository.store import Store, StoreError
-
-
-def _server_class() -> type:
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, minus re-raising the signal after a graceful shutdown: the
-        store must still be closed (writer drained, final checkpoint) before exiting."""
-
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            if self.should_exit and sig == signal.SIGINT:
-                self.force_exit = True
-            else:
-                self.should_exit = True
-
-    return Server
 
 
 @click.command()
@@ -111,7 +93,9 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
                                 "organisation": organisation or None,
                                 "access_log": access_log, "log_level": log_level})
         return
-    _Server = _server_class()
+    from depository.service._server import server_class
+
+    _Server = server_class()
     try:
         exports = ExportSettings(directory=exports_dir or store_dir / EXPORTS_DIR,
                                  evidence_key_file=evidence_key, tsa_url=tsa_url or None,

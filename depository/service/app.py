@@ -57,7 +57,7 @@ from depository.service._problems import (
     from_store_error,
     problem_catalogue,
 )
-from depository.service._reads import CertificationScanner, StoreReads, UsageTracker
+from depository.service._reads import CertificationScanner, UsageTracker
 from depository.store import (
     Artifact,
     MetadataError,
@@ -342,7 +342,7 @@ class _Service:
         self.auth = Authenticator(store, clock)
         self.metrics = ServiceMetrics()
         self.metrics.add_gauges(self._gauges)
-        self.reads = StoreReads(store.path)
+        self.reads = store.reads
         self.usage = UsageTracker(self.reads, list(self.config.products))
         self.certs = CertificationScanner(self.reads)
         self.alerts = AlertTracker(n_levels=len(self.config.alert_levels))

@@ -2,7 +2,10 @@
 retention that only extends, legal holds, and governance locks.
 
 Only this package writes SQLite. Open a store with :meth:`Store.open` (or create one with
-:meth:`Store.init`); every mutating call is durable when it returns.
+:meth:`Store.init`); every mutating call is durable when it returns. :class:`Store` is a
+façade over :class:`StoreReads` (queries), a :class:`StoreWriter` (mutations: in process a
+:class:`LocalWriter` over a :class:`LogStorage`, or a :class:`RemoteWriter` to another
+process's :class:`WriterServer`) and a blob backend; see docs/adr/0007-store-components.md.
 """
 
 from depository.store._errors import (
@@ -23,7 +26,8 @@ from depository.store._errors import (
     UnknownProductError,
     WriteOnceError,
 )
-from depository.store._store import (
+from depository.store._logstore import LogStorage, SqliteLogStorage
+from depository.store._model import (
     INFORMATIONAL_EVENTS,
     PRODUCT_ROLES,
     ROLES,
@@ -31,14 +35,20 @@ from depository.store._store import (
     Hold,
     PutItem,
     Receipt,
-    Store,
     Token,
     artifact_id,
     format_time,
+    hold_covers,
     parse_time,
-    read_config_file,
+    token_secret_hash,
     utc_now,
 )
+from depository.store._prepared import PreparedPut
+from depository.store._reads import StoreReads
+from depository.store._remote import RemoteWriter, WriterServer
+from depository.store._schema import schema_fingerprint
+from depository.store._store import Store, read_config_file
+from depository.store._writer import LocalWriter, StoreWriter
 
 __all__ = [
     "INFORMATIONAL_EVENTS",
@@ -50,25 +60,36 @@ __all__ = [
     "GovernanceLockedError",
     "Hold",
     "HoldError",
+    "LocalWriter",
+    "LogStorage",
     "MetadataError",
     "NotFoundError",
+    "PreparedPut",
     "PutItem",
     "QuotaError",
     "Receipt",
+    "RemoteWriter",
     "RetentionError",
     "SchemaMismatchError",
+    "SqliteLogStorage",
     "Store",
     "StoreClosedError",
     "StoreError",
     "StoreExistsError",
     "StoreNotFoundError",
+    "StoreReads",
+    "StoreWriter",
     "Token",
     "TooLargeError",
     "UnknownProductError",
     "WriteOnceError",
+    "WriterServer",
     "artifact_id",
     "format_time",
+    "hold_covers",
     "parse_time",
     "read_config_file",
+    "schema_fingerprint",
+    "token_secret_hash",
     "utc_now",
 ]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import io
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,9 +32,7 @@ from typing import Any, BinaryIO
 
 import yaml
 
-from depository import __version__
 from depository.signing import generate_key
-from depository.store import _schema
 from depository.store._artifacts import BULK_CHUNK, Preparer, iter_put_many
 from depository.store._backend import (
     AnchorSink,
@@ -56,6 +53,7 @@ from depository.store._errors import (
     StoreNotFoundError,
     UnknownProductError,
 )
+from depository.store._frozen import CONFIG_NAME, init_body, open_problems
 from depository.store._logstore import (
     DB_NAME,
     SqliteLogStorage,
@@ -76,11 +74,9 @@ from depository.store._reads import StoreReads
 from depository.store._scrub import scrub
 from depository.store._writer import LocalWriter, StoreWriter
 from depository.store.config import Config, Product, default_config_dict, dump_config, load_config
-from depository.verifier import merkle
 from depository.verifier.checkpoint import format_proof_file
-from depository.verifier.record import Record, canonical_json, parse_record
+from depository.verifier.record import Record
 
-CONFIG_NAME = "depository.yaml"
 KEY_DIR = "keys"
 SIGNER_KEY_NAME = "log.key"
 VERIFIER_KEY_NAME = "log.vkey"
@@ -165,22 +161,7 @@ class Store:
         create_database(path, origin=cfg.origin, verifier_key=vkey)
         store = cls(path, cfg, signer_key=signer, clock=clock, readonly=False)
         engine = store._engine()
-        frozen = cfg.frozen_json()
-        body = {
-            "origin": cfg.origin,
-            "verifier_key": vkey,
-            "tool_version": __version__,
-            "schema_version": _schema.SCHEMA_VERSION,
-            "sql_schema_sha256": engine.db.schema_fingerprint(),
-            "frozen_config_sha256": hashlib.sha256(canonical_json(frozen)).hexdigest(),
-            "products": {
-                pid: {"name": p.name, "metadata_schema_sha256": p.schema_sha256(),
-                      "quota_bytes": p.quota_bytes, "quota_artifacts": p.quota_artifacts}
-                for pid, p in sorted(cfg.products.items())
-            },
-            "default_retention_days": cfg.default_retention_days,
-            "max_artifact_size": cfg.max_artifact_size,
-        }
+        body = init_body(cfg, vkey, engine.db.schema_fingerprint())
         engine.submit(lambda txn: txn.append("store.init", actor, None, body)).result()
         store.checkpoint()
         return store
@@ -268,41 +249,7 @@ class Store:
     def _check_on_open(self) -> None:
         """Frozen schemas, the tree against the last checkpoint; lock on a mismatch."""
         engine = self._engine()
-        db = engine.db
-        problems: list[tuple[str, str]] = []
-        first = db.leaf(0)
-        if first is None:
-            raise StoreError("the store has no init record; it was not created by "
-                             "`depository init` or its log was truncated")
-        init = parse_record(first, index=0).body
-        if init.get("sql_schema_sha256") != db.schema_fingerprint():
-            problems.append(("schema", "the SQL schema (tables, indexes or WORM triggers) no "
-                             "longer matches the one frozen at init"))
-        frozen = hashlib.sha256(canonical_json(self.config.frozen_json())).hexdigest()
-        if init.get("frozen_config_sha256") != frozen:
-            changed = [
-                pid for pid, p in self.config.products.items()
-                if init.get("products", {}).get(pid, {}).get("metadata_schema_sha256")
-                != p.schema_sha256()
-            ]
-            problems.append(("schema", "the origin or products (metadata schemas, quotas) in "
-                             f"{CONFIG_NAME} differ from those frozen at init"
-                             + (f" (schemas changed: {', '.join(changed)})" if changed else "")
-                             + "; restore the original configuration"))
-        cp = db.last_checkpoint()
-        if cp is not None:
-            try:
-                root = merkle.root_from_nodes(db.node, cp[0])
-            except StoreError as exc:
-                root = b""
-                problems.append(("integrity", f"tree storage incomplete: {exc}"))
-            if root and root != cp[1]:
-                problems.append(("integrity", f"the stored tree at size {cp[0]} does not match "
-                                 "its signed checkpoint root"))
-        size = engine.state.tree.size
-        if cp is not None and size < cp[0]:
-            problems.append(("integrity", f"the log has {size} records but a "
-                             f"checkpoint covers {cp[0]}: records were removed"))
+        problems = open_problems(engine.db, engine.state.tree.size, self.config)
         if not problems:
             return
         reason = "; ".join(p for _, p in problems)

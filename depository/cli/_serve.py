@@ -93,7 +93,7 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
                                 "organisation": organisation or None,
                                 "access_log": access_log, "log_level": log_level})
         return
-    from depository.service._server import server_class
+    from depository.service import server_class
 
     _Server = server_class()
     try:
@@ -117,7 +117,7 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
 
 def _serve_workers(store: Store, store_dir: Path, *, host: str, port: int, workers: int,
                    options: dict[str, object]) -> None:
-    from depository.service._workers import run_parent
+    from depository.service import run_parent
 
     def listening(bound: int) -> None:
         click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{bound} "

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import click
 
-from depository.verifier import _commands as cmd
+from depository.verifier import commands as cmd
 
 _EXIT = cmd.EXIT_CODES_HELP
 
@@ -183,8 +183,7 @@ def _store_io(
     """The I/O the pure verifier cannot do itself: fetch anchors, read S3 blobs."""
     from pathlib import Path
 
-    from depository.store import StoreError
-    from depository.store._s3 import S3Blobs, fetch_anchors
+    from depository.store import StoreError, fetch_anchors, open_backend
     from depository.store.config import load_config
 
     try:
@@ -195,7 +194,7 @@ def _store_io(
         cfg = load_config(cfg_path)
         if cfg.backend.type != "s3":
             return anchors, None, None
-        blobs = S3Blobs(Path(store_dir) / "objects", cfg.backend, readonly=True)
+        blobs = open_backend(Path(store_dir) / "objects", cfg.backend, readonly=True)
         return anchors, blobs.hash, blobs.exists
     except StoreError as exc:
         raise cmd.UsageError(str(exc)) from exc

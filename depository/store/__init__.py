@@ -8,6 +8,8 @@ façade over :class:`StoreReads` (queries), a :class:`StoreWriter` (mutations: i
 process's :class:`WriterServer`) and a blob backend; see docs/adr/0007-store-components.md.
 """
 
+from depository.store._anchor_sinks import fetch_anchors
+from depository.store._backend import BlobBackend, open_backend
 from depository.store._errors import (
     ConfigError,
     DiskFullError,
@@ -55,6 +57,7 @@ __all__ = [
     "PRODUCT_ROLES",
     "ROLES",
     "Artifact",
+    "BlobBackend",
     "ConfigError",
     "DiskFullError",
     "GovernanceLockedError",
@@ -85,8 +88,10 @@ __all__ = [
     "WriteOnceError",
     "WriterServer",
     "artifact_id",
+    "fetch_anchors",
     "format_time",
     "hold_covers",
+    "open_backend",
     "parse_time",
     "read_config_file",
     "schema_fingerprint",

@@ -35,7 +35,7 @@ from depository.store._model import (
 )
 from depository.store._prepared import PreparedPut
 from depository.store.config import Config, Product
-from depository.verifier.record import canonical_json
+from depository.tlog.record import canonical_json
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
 # put_many: items (and inline bytes) per writer operation, and the chunks queued at once.

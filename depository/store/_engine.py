@@ -30,9 +30,9 @@ from depository.store._errors import StoreClosedError, StoreError
 from depository.store._logstore import ArtifactRow, LeafRow, LogStorage
 from depository.store._model import Clock, format_time, parse_time
 from depository.store._tree import Frontier, NodeRow
-from depository.verifier import merkle
-from depository.verifier.checkpoint import Checkpoint, format_checkpoint
-from depository.verifier.record import Record, canonical_json, encode_record, parse_record
+from depository.tlog import merkle
+from depository.tlog.checkpoint import Checkpoint, format_checkpoint
+from depository.tlog.record import Record, canonical_json, encode_record, parse_record
 
 MAX_BATCH = 5000
 

@@ -12,8 +12,8 @@ from depository.store import _schema
 from depository.store._errors import StoreError
 from depository.store._logstore import LogStorage
 from depository.store.config import Config
-from depository.verifier import merkle
-from depository.verifier.record import canonical_json, parse_record
+from depository.tlog import merkle
+from depository.tlog.record import canonical_json, parse_record
 
 CONFIG_NAME = "depository.yaml"
 

@@ -31,7 +31,7 @@ from depository.store._model import (
     hold_covers,
 )
 from depository.store._reads import StoreReads
-from depository.verifier.record import canonical_json
+from depository.tlog.record import canonical_json
 
 
 class Governance:

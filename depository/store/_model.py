@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from depository.verifier.record import canonical_json
+from depository.tlog.record import canonical_json
 
 Clock = Callable[[], datetime]
 

@@ -29,9 +29,9 @@ from depository.store._model import (
     token_secret_hash,
 )
 from depository.store.config import Product
-from depository.verifier import merkle
-from depository.verifier.checkpoint import format_proof_file
-from depository.verifier.record import Record, parse_record
+from depository.tlog import merkle
+from depository.tlog.checkpoint import format_proof_file
+from depository.tlog.record import Record, parse_record
 
 
 class _SqlByCount(dict[int, str]):

@@ -74,8 +74,8 @@ from depository.store._reads import StoreReads
 from depository.store._scrub import scrub
 from depository.store._writer import LocalWriter, StoreWriter
 from depository.store.config import Config, Product, default_config_dict, dump_config, load_config
-from depository.verifier.checkpoint import format_proof_file
-from depository.verifier.record import Record
+from depository.tlog.checkpoint import format_proof_file
+from depository.tlog.record import Record
 
 KEY_DIR = "keys"
 SIGNER_KEY_NAME = "log.key"

@@ -49,16 +49,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from depository.verifier import merkle
-from depository.verifier._errors import (
+from depository.tlog import merkle
+from depository.tlog.checkpoint import verify_checkpoint
+from depository.tlog.errors import (
     MalformedInputError,
     RecordError,
     StoreVerificationError,
     VerificationError,
 )
-from depository.verifier.checkpoint import verify_checkpoint
-from depository.verifier.note import parse_verifier_key
-from depository.verifier.record import (
+from depository.tlog.note import parse_verifier_key
+from depository.tlog.record import (
     Record,
     canonical_json,
     parse_record,

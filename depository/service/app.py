@@ -383,7 +383,7 @@ class _Service:
             pool, self._upload_pool = self._upload_pool, None
             if pool is not None:  # waits for uploads still being written
                 await run_in_threadpool(pool.shutdown, True)
-            self.reads.close()
+            # The read connections are the store's (store.reads): it closes them.
 
     async def _monitor_loop(self) -> None:
         while True:

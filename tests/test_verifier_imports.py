@@ -56,10 +56,6 @@ BACKEND_MAY_IMPORT = {"depository.store._errors"}
 # Violations that exist today, as (file, rule, imported); to be removed by the store split
 # (issue 12, items 2-4) unless the comment says otherwise. Remove an entry with the import.
 KNOWN_VIOLATIONS: set[tuple[str, str, str]] = {
-    # to be removed by the HTTP split (issue 12 item 5: the uvicorn config built in one place
-    # under service/).
-    ("cli/_serve.py", "private", "depository.service._exports"),
-    ("cli/_serve.py", "private", "depository.service._protocol"),
     # Not the store split: certification falls back to the service's app factory when the
     # caller passes none (report.py _default_service); the CLI should inject it instead.
     ("certification/report.py", "layer", "depository.service"),

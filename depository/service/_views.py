@@ -59,7 +59,6 @@ def compute_views(ctx: AppContext) -> dict[str, Any]:
         cp_size, _ = ctx.store.latest_checkpoint()
     except NotFoundError:
         cp_size = 0
-    runs = ctx.certs.refresh()
     products = {}
     for pid, prod in sorted(ctx.config.products.items()):
         b, n = usage.per_product.get(pid, [0, 0])
@@ -102,13 +101,7 @@ def compute_views(ctx: AppContext) -> dict[str, Any]:
                        for pid, p in sorted(ctx.config.products.items())},
             "max_artifact_size": ctx.config.max_artifact_size,
         },
-        "certification": (
-            {"status": "none", "runs": 0, "last": None,
-             "detail": "no certification has run on this store yet (the log holds no "
-                       "certification.run record)"}
-            if not runs else
-            {"status": "recorded", "runs": len(runs), "last": runs[-1],
-             "detail": "the latest certification.run record in the log"}),
+        "certification": ctx.certs.view(ctx.clock()),
     }
     ctx.last_views = views
     return views

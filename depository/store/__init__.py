@@ -5,7 +5,7 @@ Only this package writes SQLite. Open a store with :meth:`Store.open` (or create
 :meth:`Store.init`); every mutating call is durable when it returns. :class:`Store` is a
 façade over :class:`StoreReads` (queries), a :class:`StoreWriter` (mutations: in process a
 :class:`LocalWriter` over a :class:`LogStorage`, or a :class:`RemoteWriter` to another
-process's :class:`WriterServer`) and a blob backend; see docs/adr/0007-store-components.md.
+process's :class:`WriterServer`) and a blob backend; see docs/adr/0009-store-components.md.
 """
 
 from depository.store._anchor_sinks import fetch_anchors

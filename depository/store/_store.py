@@ -1,7 +1,7 @@
 """The WORM store: a façade over the reads, the writer and the blob backend.
 
 :class:`Store` opens a store directory and wires its components (each with a written
-contract, see ``docs/adr/0007-store-components.md``):
+contract, see ``docs/adr/0009-store-components.md``):
 
 - :class:`~depository.store._reads.StoreReads`: every query (artifacts, log, proofs,
   checkpoints, holds, governance, tokens), read-only connections per thread;

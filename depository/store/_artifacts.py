@@ -35,6 +35,7 @@ from depository.store._model import (
 )
 from depository.store._prepared import PreparedPut
 from depository.store.config import Config, Product
+from depository.store.limits import check_metadata
 from depository.tlog.record import canonical_json
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
@@ -89,6 +90,7 @@ class Preparer:
                                     "surrogate (not valid Unicode text); give it as proper "
                                     "UTF-8", part=part)
         meta = dict(metadata or {})
+        check_metadata(what, meta, provenance)
         meta_json = self._validate_json(meta, prod, what)
         if not isinstance(provenance or {}, Mapping):
             raise MetadataError(f"{what}: provenance must be a JSON object", part="provenance")

@@ -14,18 +14,29 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import shutil
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from test_service_server import Server
-from test_service_support import bearer, make_store
+from test_service_support import bearer, make_store, store_config
 
-from depository.store import Store
+from depository.signing import sign_note
+from depository.store import RetentionError, Store, WriteOnceError, artifact_id, format_time
+from depository.store._tree import Frontier
+from depository.verifier import merkle
+from depository.verifier.checkpoint import Checkpoint, format_checkpoint
+from depository.verifier.record import Record, encode_record
+from depository.verifier.store import Finding, StoreResult, store_result
 
 FORGED_SECRET = "dep_tok-990_forged-by-someone-with-file-access"
 
@@ -106,10 +117,363 @@ def test_forged_token_row_releases_a_hold_and_mints_a_token(store_dir: Path,
                          json={"reason": "no longer needed"}, headers=h)
         mint = httpx.post(f"{srv.url}/v1/tokens", json={"role": "writer",
                                                         "product": "gurukul"}, headers=h)
-        print(rel.status_code, rel.text, mint.status_code, mint.text)
         _remove_forged_token(store_dir)
     finally:
         assert srv.stop() == 0
     res = _verify(store_dir, key, saved)
-    print(res.stdout, res.stderr)
+    print(rel.status_code, mint.status_code, res.stdout)
     assert res.returncode == 1
+
+
+# --------------------------------------------------------------------------- crafted logs
+# Each rule of the replay gets a log that breaks only that rule. The records are appended
+# and *signed with the store's own key* by a "compromised writer" (the Forger), so the
+# signatures, tree, nodes and derived rows are all in order: only the rule can catch them.
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+@dataclass
+class Base:
+    path: Path
+    vkey: str
+    tok: dict[str, str]  # label -> token id
+    idx: dict[str, int]  # label -> log index
+    aid: dict[str, str]  # label -> artifact id
+    sha: dict[str, str]  # label -> sha256
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
+    """A store used on tokens' authority the way the service uses it: every kind of record
+    a token may cause, by a token of a role that may cause it."""
+    path = tmp_path_factory.mktemp("authority") / "store"
+    clock = Clock(T0)
+    s = Store.init(path, config=store_config(), clock=clock)
+    tok: dict[str, str] = {}
+    idx: dict[str, int] = {}
+    aid: dict[str, str] = {}
+    sha: dict[str, str] = {}
+    for label, role, product, expires in (
+        ("writer", "writer", "gurukul", None), ("admin", "admin", None, None),
+        ("legal", "legal", None, None), ("legal-avatar", "legal", "ai-avatar", None),
+        ("expiring", "writer", "gurukul", T0 + timedelta(hours=1)),
+        ("doomed", "writer", "gurukul", None),
+    ):
+        _, t = s.create_token(role=role, product=product, actor="cli", expires=expires)
+        tok[label], idx[f"issue-{label}"] = t.id, t.issued_index
+    w = f"token:{tok['writer']}"
+    for label, name, data in (("l1", "lessons/l-1.txt", b"lesson one"),
+                              ("l2", "lessons/l-2.txt", b"lesson two")):
+        r = s.put("gurukul", name, data, actor=w)
+        idx[label], aid[label], sha[label] = r.log_index, r.artifact_id, r.sha256
+    r = s.put("gurukul", "lessons/l-3.txt", b"three", actor=f"token:{tok['expiring']}")
+    idx["l3"], aid["l3"], sha["l3"] = r.log_index, r.artifact_id, r.sha256
+    r = s.put("ai-avatar", "avatars/a-1.png", b"png", actor="cli")
+    idx["a1"], aid["a1"], sha["a1"] = r.log_index, r.artifact_id, r.sha256
+    with pytest.raises(WriteOnceError):
+        s.put("gurukul", "lessons/l-1.txt", b"other bytes", actor=w)
+    idx["refused"] = s.size() - 1
+    legal, admin = f"token:{tok['legal']}", f"token:{tok['admin']}"
+    idx["extend"] = s.extend_retention("gurukul", aid["l2"], T0 + timedelta(days=9000),
+                                       actor=legal, reason="accreditation")
+    with pytest.raises(RetentionError):
+        s.extend_retention("gurukul", aid["l2"], T0 + timedelta(days=10), actor=legal,
+                           reason="too short")
+    idx["retention-refused"] = s.size() - 1
+    h = s.place_hold(matter="M-1", reason="inquiry", actor=legal, artifact_ids=[aid["l1"]])
+    idx["hold"] = h.placed_index
+    ha = s.place_hold(matter="M-2", reason="claim", actor=f"token:{tok['legal-avatar']}",
+                      product="ai-avatar")
+    idx["hold-avatar"] = ha.placed_index
+    idx["release"] = s.release_hold(ha.id, reason="settled", actor=admin)
+    idx["lock"] = s.lock("investigation", check="manual", actor=admin)
+    idx["unlock"] = s.unlock(reason="resolved", actor=admin)
+    idx["revoke"] = s.revoke_token(tok["doomed"], reason="left the team", actor=admin)
+    idx["export"], _ = s.append_event("evidence.export", actor=legal, product="gurukul",
+                                      body={"matter": "M-1"})
+    s.checkpoint()
+    vkey = s.verifier_key
+    s.close()
+    return Base(path, vkey, tok, idx, aid, sha)
+
+
+@pytest.fixture
+def copy(base: Base, tmp_path: Path) -> Path:
+    dest = tmp_path / "store"
+    shutil.copytree(base.path, dest)
+    return dest
+
+
+class Forger:
+    """A compromised writer: appends canonical records (leaf hash, node rows) and signs a
+    checkpoint with the store's own key. Derived rows are INSERTed as the store would."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path / "depository.db", isolation_level=None)
+        self.signer = (path / "keys" / "log.key").read_text().strip()
+        self.origin = self.conn.execute(
+            "SELECT value FROM meta WHERE key = 'origin'").fetchone()[0]
+
+    def append(self, type_: str, actor: str, product: str | None, body: dict[str, Any],
+               time: datetime) -> int:
+        conn = self.conn
+        n = int(conn.execute("SELECT max(idx) FROM log").fetchone()[0]) + 1
+        frontier = Frontier.load(n, self._node)
+        leaf = encode_record(Record(seq=n, time=format_time(time), type=type_, actor=actor,
+                                    product=product, body=body))
+        lh = merkle.leaf_hash(leaf)
+        nodes: list[tuple[int, int, bytes]] = []
+        frontier.append(lh, nodes)
+        conn.execute("INSERT INTO log VALUES (?,?,?)", (n, leaf, lh))
+        conn.executemany("INSERT INTO node VALUES (?,?,?)", nodes)
+        root = frontier.root()
+        note = sign_note(format_checkpoint(Checkpoint(self.origin, n + 1, root)), self.signer)
+        conn.execute("INSERT INTO checkpoint VALUES (?,?,?,?)",
+                     (n + 1, root, note, format_time(time)))
+        return n
+
+    def _node(self, level: int, k: int) -> bytes:
+        if level == 0:
+            row = self.conn.execute("SELECT leaf_hash FROM log WHERE idx = ?", (k,)).fetchone()
+        else:
+            row = self.conn.execute("SELECT hash FROM node WHERE level = ? AND k = ?",
+                                    (level, k)).fetchone()
+        return bytes(row[0])
+
+    def put(self, actor: str, product: str, name: str, data: bytes, when: datetime) -> int:
+        aid, sha = artifact_id(product, name), hashlib.sha256(data).hexdigest()
+        retain = format_time(when + timedelta(days=7 * 366))
+        n = self.append("artifact.put", actor, product, {
+            "artifact_id": aid, "name": name, "sha256": sha, "size": len(data),
+            "media_type": "application/octet-stream", "metadata": {}, "provenance": {},
+            "retain_until": retain, "storage": "inline", "received": format_time(when)},
+            when)
+        self.conn.execute("INSERT INTO artifact VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
+            n, aid, product, name, sha, len(data), "application/octet-stream", "{}", "{}",
+            retain, "inline", actor, format_time(when)))
+        self.conn.execute("INSERT INTO inline_blob VALUES (?,?)", (n, data))
+        return n
+
+    def release(self, actor: str, hold_id: str, matter: str, product: str | None,
+                when: datetime) -> int:
+        n = self.append("hold.release", actor, product,
+                        {"hold_id": hold_id, "matter": matter, "reason": "forged"}, when)
+        self.conn.execute("INSERT INTO hold_release VALUES (?,?,?,?,?)",
+                          (hold_id, "forged", actor, n, format_time(when)))
+        return n
+
+    def issue(self, actor: str, tid: str, role: str, product: str | None,
+              when: datetime, *, row: bool = True) -> int:
+        digest = hashlib.sha256(f"{tid}@{when}".encode()).hexdigest()
+        n = self.append("token.issue", actor, product, {
+            "token_id": tid, "role": role, "expires": None, "secret_sha256": digest,
+            "note": ""}, when)
+        if row:
+            self.conn.execute("INSERT INTO token VALUES (?,?,?,?,?,?,?,?,?)", (
+                tid, role, product, None, digest, "", actor, n, format_time(when)))
+        return n
+
+    def revoke(self, actor: str, tid: str, product: str | None, when: datetime, *,
+               row: bool = True) -> int:
+        n = self.append("token.revoke", actor, product, {"token_id": tid, "reason": "x"},
+                        when)
+        if row:
+            self.conn.execute("INSERT INTO token_revoke VALUES (?,?,?,?,?)",
+                              (tid, "x", actor, n, format_time(when)))
+        return n
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@contextlib.contextmanager
+def forger(path: Path) -> Iterator[Forger]:
+    f = Forger(path)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+LATER = T0 + timedelta(days=2)
+
+
+def _result(path: Path, base: Base) -> StoreResult:
+    return store_result(path, [base.vkey])
+
+
+def _only(res: StoreResult, check: str, index: int) -> Finding:
+    """The result's one finding: of ``check``, naming record ``index``."""
+    assert not res.ok
+    assert [(f.check, f.index) for f in res.findings] == [(check, index)], \
+        "\n".join(map(str, res.findings))
+    return res.findings[0]
+
+
+def test_tokens_used_within_their_authority_verify(base: Base) -> None:
+    res = _result(base.path, base)
+    assert res.ok, "\n".join(map(str, res.findings))
+    (line,) = [c for c in res.checks if c.startswith("authority:")]
+    # 3 puts and a refusal by writers, 2 retention records, 2 holds, a release, lock,
+    # unlock, a revocation and an export: every token-authored record was judged.
+    assert "authority: 13 records written on a token's authority" in line
+    assert "6 tokens issued, 1 revoked" in line
+    assert any(c.startswith("refusals: 2 refusal records") for c in res.checks)
+
+
+def test_a_token_never_issued(base: Base, copy: Path) -> None:
+    with forger(copy) as f:
+        n = f.put("token:tok-990", "gurukul", "planted.txt", b"x", LATER)
+    hit = _only(_result(copy, base), "authority", n)
+    assert hit.message.startswith(f"record {n} (artifact.put by token:tok-990): token "
+                                  "tok-990 was never issued")
+
+
+def test_a_revoked_token(base: Base, copy: Path) -> None:
+    tid = base.tok["doomed"]
+    with forger(copy) as f:
+        n = f.put(f"token:{tid}", "gurukul", "late.txt", b"x", LATER)
+    hit = _only(_result(copy, base), "authority", n)
+    assert f"token {tid} was revoked by record {base.idx['revoke']}" in hit.message
+
+
+def test_an_expired_token(base: Base, copy: Path) -> None:
+    tid = base.tok["expiring"]
+    with forger(copy) as f:
+        n = f.put(f"token:{tid}", "gurukul", "late.txt", b"x", T0 + timedelta(hours=2))
+    hit = _only(_result(copy, base), "authority", n)
+    assert f"token {tid} expired at 2026-03-01T01:00:00Z" in hit.message
+
+
+def test_a_role_that_may_not_cause_the_record(base: Base, copy: Path) -> None:
+    tid = base.tok["writer"]
+    with forger(copy) as f:
+        n = f.release(f"token:{tid}", f"hold-{base.idx['hold']}", "M-1", "gurukul", LATER)
+    hit = _only(_result(copy, base), "authority", n)
+    assert "a writer token may not cause hold.release" in hit.message
+
+
+def test_a_product_outside_the_token_scope(base: Base, copy: Path) -> None:
+    with forger(copy) as f:
+        n = f.put(f"token:{base.tok['writer']}", "ai-avatar", "avatars/x.png", b"x", LATER)
+        m = f.release(f"token:{base.tok['legal-avatar']}", f"hold-{base.idx['hold']}", "M-1",
+                      "gurukul", LATER)
+    res = _result(copy, base)
+    assert [(x.check, x.index) for x in res.findings] == [("authority", n), ("authority", m)]
+    assert "scoped to product 'gurukul', but this record is for product 'ai-avatar'" in \
+        res.findings[0].message
+    assert "scoped to product 'ai-avatar', but this record is for product 'gurukul'" in \
+        res.findings[1].message
+
+
+def test_token_issue_and_revoke_preconditions(base: Base, copy: Path) -> None:
+    admin = f"token:{base.tok['admin']}"
+    with forger(copy) as f:
+        # (the token table cannot hold the id twice: only the record is forged)
+        dup = f.issue(admin, base.tok["writer"], "writer", "gurukul", LATER, row=False)
+        unscoped = f.issue(admin, "tok-a", "writer", None, LATER)
+        ghost = f.revoke(admin, "tok-ghost", None, LATER)
+        twice = f.revoke(admin, base.tok["doomed"], "gurukul", LATER, row=False)
+    res = _result(copy, base)
+    auth = [x for x in res.findings if x.check == "authority"]
+    assert [x.index for x in auth] == [dup, unscoped, ghost, twice], \
+        "\n".join(map(str, res.findings))
+    assert "was already issued by record" in auth[0].message
+    assert "must be scoped to a product" in auth[1].message
+    assert "no earlier record issued token tok-ghost" in auth[2].message
+    assert f"already revoked by record {base.idx['revoke']}" in auth[3].message
+
+
+def test_a_minted_token_is_only_as_good_as_its_issuer(base: Base, copy: Path) -> None:
+    """tok-990 (never issued) mints tok-minted: the mint is refused, and so is every
+    record on the minted token's authority."""
+    with forger(copy) as f:
+        mint = f.issue("token:tok-990", "tok-minted", "writer", "gurukul", LATER)
+        use = f.put("token:tok-minted", "gurukul", "by-minted.txt", b"m", LATER)
+    res = _result(copy, base)
+    assert [(x.check, x.index) for x in res.findings] == [("authority", mint),
+                                                         ("authority", use)]
+    assert "(token.issue by token:tok-990): token tok-990 was never issued" in \
+        res.findings[0].message
+    assert f"token tok-minted was issued by record {mint}, which was itself not " \
+        "authorized" in res.findings[1].message
+
+
+def _refusal(f: Forger, actor: str, product: str, name: str, sha: str, existing: str
+             ) -> int:
+    return f.append("artifact.refused", actor, product, {
+        "artifact_id": artifact_id(product, name), "name": name, "sha256": sha, "size": 1,
+        "reason": "write-once: the name already holds different bytes",
+        "existing_sha256": existing}, LATER)
+
+
+def test_artifact_refused_preconditions(base: Base, copy: Path) -> None:
+    w = f"token:{base.tok['writer']}"
+    other = hashlib.sha256(b"other").hexdigest()
+    never = hashlib.sha256(b"never stored").hexdigest()
+    with forger(copy) as f:
+        nothing = _refusal(f, w, "gurukul", "lessons/none.txt", other, never)
+        wrong = _refusal(f, w, "gurukul", "lessons/l-2.txt", other, never)
+        same = _refusal(f, w, "gurukul", "lessons/l-2.txt", base.sha["l2"], base.sha["l2"])
+    res = _result(copy, base)
+    assert [(x.check, x.index) for x in res.findings] == [
+        ("refusal", nothing), ("refusal", wrong), ("refusal", same)], \
+        "\n".join(map(str, res.findings))
+    assert "no earlier record stored gurukul/lessons/none.txt" in res.findings[0].message
+    assert f"record {base.idx['l2']} stored {base.sha['l2'][:16]}" in res.findings[1].message
+    assert "refuses the very bytes the name already holds" in res.findings[2].message
+
+
+def test_retention_refused_preconditions(base: Base, copy: Path) -> None:
+    legal = f"token:{base.tok['legal']}"
+    aid = base.aid["l2"]
+    in_force = format_time(T0 + timedelta(days=9000))
+    with forger(copy) as f:
+        stale = f.append("retention.refused", legal, "gurukul", {
+            "artifact_id": aid, "current": format_time(T0 + timedelta(days=100)),
+            "requested": format_time(T0 + timedelta(days=50)), "reason": "x"}, LATER)
+        longer = f.append("retention.refused", legal, "gurukul", {
+            "artifact_id": aid, "current": in_force,
+            "requested": format_time(T0 + timedelta(days=9999)), "reason": "x"}, LATER)
+    res = _result(copy, base)
+    assert [(x.check, x.index) for x in res.findings] == [
+        ("refusal", stale), ("refusal", longer)], "\n".join(map(str, res.findings))
+    assert f"the log says {in_force}" in res.findings[0].message
+    assert "which extends the retention" in res.findings[1].message
+
+
+def test_refusal_under_a_governance_lock(base: Base, copy: Path) -> None:
+    admin, w = f"token:{base.tok['admin']}", f"token:{base.tok['writer']}"
+    with forger(copy) as f:
+        lock = f.append("governance.lock", admin, None, {"reason": "r", "check": "manual"},
+                        LATER)
+        f.conn.execute("INSERT INTO governance VALUES (?,?,?,?,?)",
+                       (lock, "locked", "r", admin, format_time(LATER)))
+        n = _refusal(f, w, "gurukul", "lessons/l-2.txt", hashlib.sha256(b"o").hexdigest(),
+                     base.sha["l2"])
+    _only(_result(copy, base), "governance", n)
+
+
+def test_a_hold_over_an_artifact_never_stored(base: Base, copy: Path) -> None:
+    legal = f"token:{base.tok['legal']}"
+    ghost = artifact_id("gurukul", "never/stored")
+    with forger(copy) as f:
+        n = f.append("hold.place", legal, "gurukul", {
+            "hold_id": "hold-x", "matter": "M-9", "reason": "r",
+            "scope": {"artifact_ids": [ghost]}}, LATER)
+        f.conn.execute("INSERT INTO hold VALUES (?,?,?,?,?,?,?,?)", (
+            "hold-x", "M-9", "r", legal, "gurukul", json.dumps({"artifact_ids": [ghost]},
+                                                             separators=(",", ":")),
+            n, format_time(LATER)))
+    hit = _only(_result(copy, base), "hold", n)
+    assert f"names artifact {ghost}, but no earlier record stored it" in hit.message

@@ -1077,6 +1077,7 @@ class _Replay:
         self.holds: dict[str, _HoldState] = {}
         self.locked: tuple[str, int] | None = None
         self.grants: dict[str, Grant] = {}  # tokens issued so far in the log, by id
+        self.void: dict[str, int] = {}  # tokens issued by an unauthorized record: its index
         self.authorized = 0  # records judged on a token's authority
         self.refusals = 0  # artifact.refused and retention.refused records
         self.disposed = 0
@@ -1634,8 +1635,7 @@ class _Replay:
     def _apply(self, item: _Item) -> None:
         """The stateful part of a record's replay, in log order."""
         idx, typ, product, t, payload, tok = item
-        if tok is not None:
-            self._authorize(idx, typ, product, t, tok)
+        authorized = tok is None or self._authorize(idx, typ, product, t, tok)
         if typ == "artifact.put":
             self._put(idx, product, t, *payload)
         elif typ == "retention.extend":
@@ -1649,7 +1649,7 @@ class _Replay:
         elif typ in ("governance.lock", "governance.unlock"):
             self._governance(idx, typ, *payload)
         elif typ == "token.issue":
-            self._issue(idx, product, payload)
+            self._issue(idx, product, payload, authorized)
         elif typ == "token.revoke":
             self._revoke(idx, product, payload)
         elif typ == "artifact.refused":
@@ -1657,20 +1657,26 @@ class _Replay:
         elif typ == "retention.refused":
             self._retention_refused(idx, product, *payload)
 
-    def _authorize(self, idx: int, typ: str, product: str | None, t: str, tok: str) -> None:
+    def _authorize(self, idx: int, typ: str, product: str | None, t: str, tok: str) -> bool:
         """A record written on a token's authority: the token as the log defines it up to
         here must permit it (:mod:`depository.verifier.authority`)."""
         self.authorized += 1
         g = self.grants.get(tok)
         why = refusal(g, tok, typ, product,
                       _ts(t) if g is not None and g.expires is not None else None)
+        if why is None and self.void and tok in self.void:
+            why = (f"token {tok} was issued by record {self.void[tok]}, which was itself "
+                   "not authorized")
         if why is not None:
             self.f.add(CHECK_AUTHORITY, f"record {idx} ({typ} by token:{tok}): {why}. The "
                        "store never writes such a record: it was written on forged authority "
                        "(e.g. a token row inserted into the database, which the log does not "
                        "explain) or by a compromised writer", index=idx, table="log")
+            return False
+        return True
 
-    def _issue(self, idx: int, product: str | None, row: tuple[Any, ...]) -> None:
+    def _issue(self, idx: int, product: str | None, row: tuple[Any, ...],
+               authorized: bool) -> None:
         tid, role, expires = row[0], row[1], row[3]
         where = f"record {idx} (token.issue of {tid})"
         if self.t_token is not None:
@@ -1690,6 +1696,8 @@ class _Replay:
                        index=idx, table="log")
             return
         self.grants[tid] = Grant(tid, role, product, _ts(expires), idx)
+        if not authorized:
+            self.void[tid] = idx
 
     def _revoke(self, idx: int, product: str | None, row: tuple[Any, ...]) -> None:
         tid = row[0]

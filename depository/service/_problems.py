@@ -19,6 +19,7 @@ from typing import Any
 from starlette.responses import Response
 
 from depository.store import (
+    AuthorityError,
     DiskFullError,
     GovernanceLockedError,
     HoldError,
@@ -224,6 +225,8 @@ def from_store_error(exc: StoreError, *, subject: str = "body") -> Problem:
     text = str(exc)
     if isinstance(exc, WriteOnceError):
         return Problem("write-once", text, field="path:name")
+    if isinstance(exc, AuthorityError):
+        return Problem("forbidden", text, field="header:Authorization")
     if isinstance(exc, QuotaError):
         figures = {"quota": {"kind": exc.kind, "used": exc.used, "limit": exc.limit}}
         if exc.kind == "bytes":

@@ -6,6 +6,7 @@ Only this package writes SQLite. Open a store with :meth:`Store.open` (or create
 """
 
 from depository.store._errors import (
+    AuthorityError,
     ConfigError,
     DiskFullError,
     GovernanceLockedError,
@@ -45,6 +46,7 @@ __all__ = [
     "PRODUCT_ROLES",
     "ROLES",
     "Artifact",
+    "AuthorityError",
     "ConfigError",
     "DiskFullError",
     "GovernanceLockedError",

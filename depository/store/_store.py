@@ -34,6 +34,13 @@ import yaml
 from depository import __version__
 from depository.signing import generate_key, sign_note, verifier_key_from_signer
 from depository.store import _encode, _schema
+from depository.store._authority import (
+    TokenRow,
+    UnexplainedRowError,
+    WriterAuthority,
+    explain_artifact,
+    explain_token,
+)
 from depository.store._backend import (
     AnchorSink,
     BlobBackend,
@@ -321,6 +328,11 @@ class _Txn:
         return self.state.tree.size
 
     def append(self, type_: str, actor: str, product: str | None, body: dict[str, Any]) -> int:
+        """Append a record; refused (raised) if ``actor`` is a token the log does not
+        authorize to cause it (puts are judged in _apply_put, before write-once)."""
+        err = self.store._authorize(self, actor, type_, product)
+        if err is not None:
+            raise err
         seq = self.state.tree.size
         leaf = encode_record(Record(
             seq=seq, time=self.now_text, type=type_, actor=actor, product=product, body=body,
@@ -465,6 +477,8 @@ class Store:
         self._last_cp_time = time.monotonic()
         self._cp_waiters: list[tuple[int, Future[bytes]]] = []
         self._bypass_attempt: str | None = None
+        self._authority = WriterAuthority()
+        self._tamper: str | None = None  # a row the log does not explain, seen by a reader
         self._removed: set[str] = set()
         self._token_generation = 0
         self._token_lock = threading.Lock()
@@ -1133,9 +1147,17 @@ class Store:
         prod, name, aid, sha = pp.prod, pp.name, pp.aid, pp.sha256
         if txn.state.locked:
             return GovernanceLockedError(self._lock_message(txn.state.locked))
+        denied = self._authorize(txn, pp.actor, "artifact.put", prod.id)
+        if denied is not None:
+            return denied
         # Write-once: the id index (committed rows) and this transaction's own puts (the
         # same name twice in one batch). A retried batch starts a fresh transaction.
         row = txn.lookup(aid)
+        if row is not None and row[5] is None:  # a committed row: the log must explain it
+            try:
+                explain_artifact(aid, row[0], row[2], functools.partial(_leaf, txn.conn))
+            except UnexplainedRowError as exc:
+                return self._unexplained(txn, str(exc))
         if row is not None:
             if row[0] == sha:
                 lh = row[5]
@@ -1488,6 +1510,7 @@ class Store:
             })
             txn.conn.execute("INSERT INTO token VALUES (?,?,?,?,?,?,?,?,?)", (
                 tid, role, product, expires_text, digest, note, actor, seq, txn.now_text))
+            self._authority.issued(tid, role, product, expires_text, seq)
             return secret, Token(tid, role, product, expires_text, note, actor, seq,
                                  txn.now_text)
 
@@ -1501,18 +1524,21 @@ class Store:
             raise StoreError("revoking a token needs a reason")
 
         def op(txn: _Txn) -> int | StoreError:
-            row = txn.conn.execute(
-                "SELECT t.product, r.token_id FROM token t LEFT JOIN token_revoke r "
-                "ON r.token_id = t.id WHERE t.id = ?", (token_id,)).fetchone()
+            row = _token_row(txn.conn, token_id)
             if row is None:
                 return NotFoundError(f"no token {token_id!r}; list them with "
                                      "`depository token list`")
-            if row[1] is not None:
+            try:
+                grant = explain_token(token_id, row, functools.partial(_leaf, txn.conn))
+            except UnexplainedRowError as exc:
+                return self._unexplained(txn, str(exc))
+            if grant.revoked is not None:
                 return StoreError(f"token {token_id} is already revoked")
-            seq = txn.append("token.revoke", actor, row[0], {
+            seq = txn.append("token.revoke", actor, grant.product, {
                 "token_id": token_id, "reason": reason})
             txn.conn.execute("INSERT INTO token_revoke VALUES (?,?,?,?,?)",
                              (token_id, reason, actor, seq, txn.now_text))
+            self._authority.revoked(token_id, seq)
             return seq
 
         try:
@@ -1537,13 +1563,54 @@ class Store:
         return [_token(r) for r in self._reader().execute(f"{_TOKEN_SELECT} ORDER BY t.issued_idx")]
 
     def authenticate(self, secret: str, now: datetime) -> Token | None:
-        """The live token for this secret at ``now``, or None (unknown, expired, revoked)."""
-        row = self._reader().execute(f"{_TOKEN_SELECT} WHERE t.secret_sha256 = ?",
-                                     (token_secret_hash(secret),)).fetchone()
+        """The live token for this secret at ``now``, or None (unknown, expired, revoked,
+        or a token row the log does not explain: that is reported as tampering)."""
+        conn = self._reader()
+        row = conn.execute(f"{_TOKEN_SELECT} WHERE t.secret_sha256 = ?",
+                           (token_secret_hash(secret),)).fetchone()
         if row is None:
             return None
         tok = _token(row)
+        found = _token_row(conn, tok.id)
+        try:
+            if found is None:
+                raise UnexplainedRowError(f"token {tok.id}: its row changed while it was read")
+            grant = explain_token(tok.id, found, functools.partial(_leaf, conn))
+        except UnexplainedRowError as exc:
+            self._report_tamper(str(exc))
+            return None
+        if grant.revoked is not None:
+            return None
         return tok if tok.valid_at(now) else None
+
+    # ------------------------------------------------------------ authority
+    def _authorize(self, txn: _Txn, actor: str, typ: str, product: str | None
+                   ) -> StoreError | None:
+        """Whether ``actor`` may cause a ``typ`` record now, judged from the log (see
+        :mod:`depository.store._authority`); a row the log does not explain locks."""
+        if not actor.startswith("token:"):
+            return None
+        try:
+            return self._authority.refuse(
+                actor, typ, product, txn.now, functools.partial(_token_row, txn.conn),
+                functools.partial(_leaf, txn.conn))
+        except UnexplainedRowError as exc:
+            return self._unexplained(txn, str(exc))
+
+    def _unexplained(self, txn: _Txn, reason: str) -> StoreError:
+        """Refuse a write decided by a row the log does not explain, and lock the store
+        (the lock record commits with the batch)."""
+        if not txn.state.locked:
+            self._apply_lock(txn, f"tampering: {reason}", "tamper", "depository")
+        return GovernanceLockedError(self._lock_message(txn.state.locked))
+
+    def _report_tamper(self, reason: str) -> None:
+        """A reader saw a row the log does not explain: the writer (if this instance runs
+        one) records a governance lock."""
+        if self._writer is not None:
+            self._tamper = reason
+            with self._cv:
+                self._cv.notify_all()
 
     # ------------------------------------------------------------ other events
     def append_event(
@@ -1585,6 +1652,11 @@ class Store:
                 self._bypass_attempt = None
                 self._run_batch([_Op(functools.partial(
                     self._apply_lock, reason=reason, check="worm", actor="depository"))])
+            if self._tamper:
+                reason, self._tamper = f"tampering: {self._tamper}", None
+                if self._state.locked is None:
+                    self._run_batch([_Op(functools.partial(
+                        self._apply_lock, reason=reason, check="tamper", actor="depository"))])
             self._maybe_checkpoint(force=False)
             if closing:
                 return
@@ -1627,6 +1699,7 @@ class Store:
             if conn.in_transaction:
                 conn.rollback()
             self._state = snapshot
+            self._authority.clear()
             if isinstance(exc, sqlite3.IntegrityError) and "depository:" in str(exc):
                 # A WORM trigger fired: something tried to update or delete a record.
                 self._bypass_attempt = str(exc)
@@ -1637,6 +1710,7 @@ class Store:
             if conn.in_transaction:
                 conn.rollback()
             self._state = snapshot
+            self._authority.clear()
             for op in batch:
                 op.future.set_exception(exc)
             return []
@@ -1897,6 +1971,21 @@ _TOKEN_SELECT = (
     "t.issued_time, r.token_id IS NOT NULL FROM token t "
     "LEFT JOIN token_revoke r ON r.token_id = t.id"
 )
+
+
+def _token_row(conn: sqlite3.Connection, token_id: str) -> TokenRow | None:
+    """A token's row and its revocation's log index, as :func:`explain_token` takes them."""
+    row = conn.execute(
+        "SELECT t.role, t.product, t.expires, t.secret_sha256, t.issued_idx, r.log_idx "
+        "FROM token t LEFT JOIN token_revoke r ON r.token_id = t.id WHERE t.id = ?",
+        (token_id,)).fetchone()
+    return None if row is None else (str(row[0]), row[1], row[2], str(row[3]), int(row[4]),
+                                     None if row[5] is None else int(row[5]))
+
+
+def _leaf(conn: sqlite3.Connection, idx: int) -> bytes | None:
+    row = conn.execute("SELECT leaf FROM log WHERE idx = ?", (idx,)).fetchone()
+    return None if row is None else bytes(row[0])
 
 
 def _token(row: Sequence[Any]) -> Token:

@@ -19,7 +19,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,13 +31,31 @@ import pytest
 from test_service_server import Server
 from test_service_support import bearer, make_store, store_config
 
+from depository.service import create_app
 from depository.signing import sign_note
-from depository.store import RetentionError, Store, WriteOnceError, artifact_id, format_time
+from depository.store import (
+    AuthorityError,
+    GovernanceLockedError,
+    RetentionError,
+    Store,
+    Token,
+    WriteOnceError,
+    _store,
+    artifact_id,
+    format_time,
+)
+from depository.store._store import token_secret_hash
 from depository.store._tree import Frontier
 from depository.verifier import merkle
 from depository.verifier.checkpoint import Checkpoint, format_checkpoint
 from depository.verifier.record import Record, encode_record
 from depository.verifier.store import Finding, StoreResult, store_result
+
+with warnings.catch_warnings():  # starlette would rather have httpx2 for its test client
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 FORGED_SECRET = "dep_tok-990_forged-by-someone-with-file-access"
 
@@ -104,25 +123,152 @@ def _saved(store_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
     return key, saved
 
 
-def test_forged_token_row_releases_a_hold_and_mints_a_token(store_dir: Path,
-                                                              tmp_path: Path) -> None:
+def _records(store_dir: Path) -> list[tuple[int, str, str, dict[str, Any]]]:
+    with Store.open(store_dir, readonly=True) as s:
+        return [(r.seq, r.type, r.actor, dict(r.body))
+                for r in (s.record(i) for i in range(s.size()))]
+
+
+def _token_attack(client: httpx.Client, store_dir: Path, hold_id: str) -> tuple[int, int]:
+    """The attack of issue 14: insert a token row, use it, remove the row again."""
+    _insert_forged_token(store_dir, "admin")
+    h = bearer(FORGED_SECRET)
+    rel = client.post(f"/v1/holds/{hold_id}/release", json={"reason": "not needed"},
+                      headers=h)
+    mint = client.post("/v1/tokens", json={"role": "writer", "product": "gurukul"},
+                       headers=h)
+    _remove_forged_token(store_dir)
+    return rel.status_code, mint.status_code
+
+
+def test_forged_token_row_is_refused_and_locks_the_store(store_dir: Path,
+                                                         tmp_path: Path) -> None:
+    """Against the running server: the row is not explained by any token.issue record, so
+    the token authenticates as nothing, and the store records the tampering as a lock."""
     key, saved = _saved(store_dir, tmp_path)
     with Store.open(store_dir, readonly=True) as s:
         (hold,) = s.holds()
+        before = s.size()
     srv = Server(store_dir)
     try:
-        _insert_forged_token(store_dir, "admin")
-        h = bearer(FORGED_SECRET)
-        rel = httpx.post(f"{srv.url}/v1/holds/{hold.id}/release",
-                         json={"reason": "no longer needed"}, headers=h)
-        mint = httpx.post(f"{srv.url}/v1/tokens", json={"role": "writer",
-                                                        "product": "gurukul"}, headers=h)
-        _remove_forged_token(store_dir)
+        with httpx.Client(base_url=srv.url) as client:
+            assert _token_attack(client, store_dir, hold.id) == (401, 401)
     finally:
         assert srv.stop() == 0
+    new = _records(store_dir)[before:]
+    assert [(t, a) for _, t, a, _ in new] == [("governance.lock", "depository")]
+    assert new[0][3]["check"] == "tamper"
+    assert new[0][3]["reason"].startswith("tampering: token tok-990: its row in table token")
+    with Store.open(store_dir, readonly=True) as s:
+        assert [h.id for h in s.holds()] == [hold.id]  # still in force
+    # Nothing was written on the forged authority: the log is honest and verifies.
     res = _verify(store_dir, key, saved)
-    print(rel.status_code, mint.status_code, res.stdout)
-    assert res.returncode == 1
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.fixture
+def trusting_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store as it was before issue 14: it trusts whatever rows the database holds.
+    The offline verifier must not depend on the writer being right."""
+    def authenticate(self: Store, secret: str, now: datetime) -> Token | None:
+        row = self._reader().execute(f"{_store._TOKEN_SELECT} WHERE t.secret_sha256 = ?",
+                                     (token_secret_hash(secret),)).fetchone()
+        return None if row is None else _store._token(row)
+
+    monkeypatch.setattr(Store, "authenticate", authenticate)
+    monkeypatch.setattr(Store, "_authorize", lambda *a: None)
+    monkeypatch.setattr(_store, "explain_artifact", lambda *a: None)
+
+
+@pytest.mark.usefixtures("trusting_writer")
+def test_verify_store_names_records_written_on_a_forged_token(store_dir: Path,
+                                                              tmp_path: Path) -> None:
+    key, saved = _saved(store_dir, tmp_path)
+    with Store.open(store_dir) as store, \
+            TestClient(create_app(store), raise_server_exceptions=False) as client:
+        (hold,) = store.holds()
+        before = store.size()
+        assert _token_attack(client, store_dir, hold.id) == (200, 201)
+    new = _records(store_dir)[before:]
+    assert [(t, a) for _, t, a, _ in new] == [("hold.release", "token:tok-990"),
+                                               ("token.issue", "token:tok-990")]
+    res = _verify(store_dir, key, saved)
+    assert res.returncode == 1, res.stdout
+    rel, mint = new[0][0], new[1][0]
+    assert f"FAIL [authority] record {rel} (hold.release by token:tok-990): token tok-990 " \
+        "was never issued" in res.stdout
+    assert f"FAIL [authority] record {mint} (token.issue by token:tok-990)" in res.stdout
+
+
+def _artifact_attack(store_dir: Path) -> str:
+    """INSERT an artifact row for a name never stored, claiming bytes never stored."""
+    conn = _db(store_dir)
+    try:
+        conn.execute("INSERT INTO artifact VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
+            9990, artifact_id("gurukul", "lessons/l-9.txt"), "gurukul", "lessons/l-9.txt",
+            NEVER_STORED, 3, "text/plain", "{}", "{}", "2040-01-01T00:00:00.000000Z",
+            "inline", "cli", "2026-01-01T00:00:00.000000Z"))
+    finally:
+        conn.close()
+    return artifact_id("gurukul", "lessons/l-9.txt")
+
+
+def _remove_artifact_row(store_dir: Path) -> None:
+    conn = _db(store_dir)
+    try:
+        with _without_trigger(conn, "artifact_no_delete"):
+            conn.execute("DELETE FROM artifact WHERE log_idx = 9990")
+    finally:
+        conn.close()
+
+
+NEVER_STORED = hashlib.sha256(b"bytes never stored").hexdigest()
+
+
+def _writer_secret(store_dir: Path) -> str:
+    with Store.open(store_dir) as s:
+        return s.create_token(role="writer", product="gurukul", actor="cli")[0]
+
+
+def test_fake_artifact_row_is_refused_and_locks_the_store(store_dir: Path,
+                                                          tmp_path: Path) -> None:
+    secret = _writer_secret(store_dir)
+    key, saved = _saved(store_dir, tmp_path)
+    before = len(_records(store_dir))
+    srv = Server(store_dir)
+    try:
+        _artifact_attack(store_dir)
+        r = httpx.put(f"{srv.url}/v1/products/gurukul/artifacts/lessons/l-9.txt",
+                      content=b"new", headers=bearer(secret))
+        _remove_artifact_row(store_dir)
+    finally:
+        assert srv.stop() == 0
+    assert r.status_code == 503 and r.json()["type"].endswith("/governance-locked")
+    assert "not explained by the log" in r.json()["detail"]
+    new = _records(store_dir)[before:]
+    assert [(t, x["check"]) for _, t, _, x in new] == [("governance.lock", "tamper")]
+    assert _verify(store_dir, key, saved).returncode == 0
+
+
+@pytest.mark.usefixtures("trusting_writer")
+def test_verify_store_names_a_refusal_over_bytes_never_stored(store_dir: Path,
+                                                              tmp_path: Path) -> None:
+    secret = _writer_secret(store_dir)
+    key, saved = _saved(store_dir, tmp_path)
+    with Store.open(store_dir) as store, \
+            TestClient(create_app(store), raise_server_exceptions=False) as client:
+        before = store.size()
+        aid = _artifact_attack(store_dir)
+        r = client.put("/v1/products/gurukul/artifacts/lessons/l-9.txt", content=b"new",
+                       headers=bearer(secret))
+        assert r.status_code == 409
+        _remove_artifact_row(store_dir)
+    ((n, typ, _, body),) = _records(store_dir)[before:]
+    assert typ == "artifact.refused" and body["existing_sha256"] == NEVER_STORED
+    res = _verify(store_dir, key, saved)
+    assert res.returncode == 1, res.stdout
+    assert f"FAIL [refusal] record {n} (artifact.refused of {aid}, gurukul/lessons/l-9.txt):" \
+        " no earlier record stored gurukul/lessons/l-9.txt" in res.stdout
 
 
 # --------------------------------------------------------------------------- crafted logs
@@ -477,3 +623,116 @@ def test_a_hold_over_an_artifact_never_stored(base: Base, copy: Path) -> None:
             n, format_time(LATER)))
     hit = _only(_result(copy, base), "hold", n)
     assert f"names artifact {ghost}, but no earlier record stored it" in hit.message
+
+
+# --------------------------------------------------------------------------- the writer
+# The store applies the same rules before it signs anything, so it never writes a record
+# the replay refuses; a refused write leaves the log as it was.
+
+
+@pytest.fixture
+def live(base: Base, tmp_path: Path) -> Iterator[tuple[Store, Clock]]:
+    dest = tmp_path / "store"
+    shutil.copytree(base.path, dest)
+    clock = Clock(LATER)
+    s = Store.open(dest, clock=clock)
+    try:
+        yield s, clock
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize(("label", "call", "why"), [
+    ("doomed", lambda s, a: s.put("gurukul", "n.txt", b"n", actor=a), "was revoked by record"),
+    ("expiring", lambda s, a: s.put("gurukul", "n.txt", b"n", actor=a), "expired at"),
+    ("writer", lambda s, a: s.put("ai-avatar", "n.txt", b"n", actor=a),
+     "scoped to product 'gurukul'"),
+    ("writer", lambda s, a: s.lock("x", check="manual", actor=a),
+     "a writer token may not cause governance.lock"),
+    ("legal-avatar", lambda s, a: s.place_hold(matter="M", reason="r", actor=a,
+                                               product="gurukul"),
+     "scoped to product 'ai-avatar'"),
+    ("legal", lambda s, a: s.create_token(role="admin", actor=a),
+     "a legal token may not cause token.issue"),
+    ("never", lambda s, a: s.put("gurukul", "n.txt", b"n", actor=a), "was never issued"),
+])
+def test_the_writer_refuses_what_the_log_does_not_authorize(
+        live: tuple[Store, Clock], base: Base, label: str, call: Callable[[Store, str], Any],
+        why: str) -> None:
+    s, _ = live
+    before = s.size()
+    actor = f"token:{base.tok.get(label, 'tok-never')}"
+    with pytest.raises(AuthorityError, match=why):
+        call(s, actor)
+    assert s.size() == before  # nothing logged, not even a refusal record
+    assert not s.governance_status()["locked"]
+
+
+def test_the_writer_refuses_a_write_once_refusal_by_a_revoked_token(
+        live: tuple[Store, Clock], base: Base) -> None:
+    """Authority is judged before write-once: a revoked token gets no artifact.refused."""
+    s, _ = live
+    before = s.size()
+    with pytest.raises(AuthorityError, match="was revoked"):
+        s.put("gurukul", "lessons/l-1.txt", b"other", actor=f"token:{base.tok['doomed']}")
+    assert s.size() == before
+
+
+def test_a_revocation_survives_its_row_being_deleted(
+        live: tuple[Store, Clock], base: Base) -> None:
+    s, _ = live
+    tid = base.tok["writer"]
+    s.revoke_token(tid, reason="left", actor=f"token:{base.tok['admin']}")
+    conn = _db(s.path)
+    try:  # the attacker un-revokes the token in the database
+        with _without_trigger(conn, "token_revoke_no_delete"):
+            conn.execute("DELETE FROM token_revoke WHERE token_id = ?", (tid,))
+    finally:
+        conn.close()
+    with pytest.raises(AuthorityError, match="was revoked"):
+        s.put("gurukul", "n.txt", b"n", actor=f"token:{tid}")
+
+
+def test_an_inserted_token_row_locks_the_store(live: tuple[Store, Clock]) -> None:
+    s, _ = live
+    _insert_forged_token(s.path, "admin")
+    before = s.size()
+    assert s.authenticate(FORGED_SECRET, LATER) is None
+    with pytest.raises(GovernanceLockedError, match="tampering: token tok-990"):
+        s.release_hold(f"hold-{s.holds()[0].placed_index}", reason="r", actor="token:tok-990")
+    assert s.size() == before + 1
+    rec = s.record(before)
+    assert (rec.type, rec.actor, rec.body["check"]) == ("governance.lock", "depository",
+                                                         "tamper")
+    assert "record 990 is missing or unreadable, not the token.issue of this token" in \
+        rec.body["reason"]
+
+
+def test_an_inserted_revocation_row_for_a_live_token_locks_the_store(
+        live: tuple[Store, Clock], base: Base) -> None:
+    s, _ = live
+    tid = base.tok["writer"]
+    conn = _db(s.path)
+    try:
+        conn.execute("INSERT INTO token_revoke VALUES (?,?,?,?,?)",
+                     (tid, "x", "mallory", base.idx["l1"], "2026-01-01T00:00:00Z"))
+    finally:
+        conn.close()
+    with pytest.raises(GovernanceLockedError, match="its revocation row"):
+        s.put("gurukul", "n.txt", b"n", actor=f"token:{tid}")
+
+
+def test_an_inserted_artifact_row_is_not_a_write_once_decision(
+        live: tuple[Store, Clock]) -> None:
+    s, _ = live
+    _artifact_attack(s.path)
+    before = s.size()
+    with pytest.raises(GovernanceLockedError, match=r"artifact art_.*not explained by the log"):
+        s.put("gurukul", "lessons/l-9.txt", b"new", actor="cli")
+    assert [s.record(i).type for i in range(before, s.size())] == ["governance.lock"]
+    # A real committed row still decides as before: a duplicate, and a refusal.
+    s.unlock(reason="row removed", actor="cli")
+    _remove_artifact_row(s.path)
+    assert s.put("gurukul", "lessons/l-1.txt", b"lesson one", actor="cli").duplicate
+    with pytest.raises(WriteOnceError):
+        s.put("gurukul", "lessons/l-1.txt", b"other", actor="cli")

@@ -144,7 +144,8 @@ class WriterAuthority:
                idx: int) -> None:
         self._grants[token_id] = Grant(token_id, role, product, _time(expires), idx)
 
-    def revoked(self, token_id: str, idx: int) -> None:
-        g = self._grants.get(token_id)
-        if g is not None:
-            g.revoked = idx
+    def revoked(self, grant: Grant, idx: int) -> None:
+        """``grant`` (checked against the log) is revoked by record ``idx``: kept so, even
+        if the revocation row is deleted later."""
+        grant.revoked = idx
+        self._grants[grant.token_id] = grant

@@ -1538,7 +1538,7 @@ class Store:
                 "token_id": token_id, "reason": reason})
             txn.conn.execute("INSERT INTO token_revoke VALUES (?,?,?,?,?)",
                              (token_id, reason, actor, seq, txn.now_text))
-            self._authority.revoked(token_id, seq)
+            self._authority.revoked(grant, seq)
             return seq
 
         try:

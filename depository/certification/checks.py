@@ -36,6 +36,7 @@ from depository.certification._framework import (
 )
 from depository.signing import generate_key, sign_note
 from depository.store import (
+    AuthorityError,
     ConfigError,
     GovernanceLockedError,
     MetadataError,
@@ -915,11 +916,6 @@ def check_authority(ctx: CheckContext, rec: Recorder) -> str:
                    "rejected after expiry", "rejected")
         rec.refused("a product token without a product",
                     lambda: s.create_token(role="writer", actor="x"), StoreError)
-        seq = s.revoke_token(tok.id, reason="certification drill", actor="admin:certify")
-        rec.record_evidence(s, seq, "copy")
-        revoked = s.authenticate(secret, now)
-        rec.expect("a revoked token stops working at once", revoked is None,
-                   "rejected" if revoked is None else "STILL ACCEPTED", "rejected")
         r = _drill_put(s, p, "authority", b"x", actor=f"token:{tok.id}")
         with contextlib.suppress(WriteOnceError):
             _drill_put(s, p, "authority", b"y", actor=f"token:{tok.id}")
@@ -928,6 +924,14 @@ def check_authority(ctx: CheckContext, rec: Recorder) -> str:
                    and last.actor == f"token:{tok.id}", f"{last.type} by {last.actor}",
                    f"artifact.refused by token:{tok.id}")
         rec.record_evidence(s, last.seq, "copy")
+        seq = s.revoke_token(tok.id, reason="certification drill", actor="admin:certify")
+        rec.record_evidence(s, seq, "copy")
+        revoked = s.authenticate(secret, now)
+        rec.expect("a revoked token stops working at once", revoked is None,
+                   "rejected" if revoked is None else "STILL ACCEPTED", "rejected")
+        rec.refused("the store writes nothing more on the revoked token's authority",
+                    lambda: _drill_put(s, p, "authority-late", b"z", actor=f"token:{tok.id}"),
+                    AuthorityError, match="revoked")
         s.lock("certification drill", check="manual", actor="admin:certify")
         rec.refused("unlock without a reason", lambda: s.unlock(reason="", actor="x"),
                     StoreError)
@@ -1142,10 +1146,12 @@ def check_ai_escalation(ctx: CheckContext, rec: Recorder) -> str:
         r = _drill_put(s, ai, "conversation", b"log", actor=actor)
         shorter = datetime.fromisoformat(r.retain_until.replace("Z", "+00:00")) - timedelta(
             days=365)
+        # A writer token may not touch retention at all (the store judges it by the
+        # log's authority rules, before the retention rule).
         rec.refused("the AI agent shortens its own retention",
                     lambda: s.extend_retention(ai, r.artifact_id, shorter, actor=actor,
-                                               reason="cleanup"), RetentionError)
-        rec.record_evidence(s, s.size() - 1, "copy")
+                                               reason="cleanup"),
+                    (AuthorityError, RetentionError))
         rec.refused("the AI agent overwrites its log",
                     lambda: _drill_put(s, ai, "conversation", b"edited", actor=actor),
                     WriteOnceError)

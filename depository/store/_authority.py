@@ -138,7 +138,8 @@ class WriterAuthority:
             if found is not None:
                 g = self._grants[tid] = explain_token(tid, found, leaf)
         why = refusal(g, tid, typ, product, now)
-        return None if why is None else AuthorityError(f"{typ} refused: {why}")
+        return None if why is None else AuthorityError(
+            f"refused: {why} (judged from the log, as `verify store` replays it)")
 
     def issued(self, token_id: str, role: str, product: str | None, expires: str | None,
                idx: int) -> None:

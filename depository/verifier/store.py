@@ -17,10 +17,15 @@ every other table, file and signature is checked against them.
 4. **Derived tables** are re-derived from the records and compared row by row.
 5. **Semantics**: retention is only ever extended; no disposal before retention ran out
    or under an unreleased legal hold; names are written once; the put's retention meets
-   the store's minimum; no state-changing write under a governance lock.
-6. **Blobs**: every live artifact's bytes hash to its record; disposed bytes are gone;
+   the store's minimum; no state-changing write under a governance lock; every refusal
+   record names what the log says was stored (:data:`CHECK_REFUSAL`).
+6. **Authority** (:mod:`depository.verifier.authority`): every record by a ``token:<id>``
+   actor was caused by a token an earlier, itself authorized, record issued, not revoked
+   or expired at that record, whose role and product permit it; token issues and
+   revocations meet their preconditions.
+7. **Blobs**: every live artifact's bytes hash to its record; disposed bytes are gone;
    the ``inline_blob`` table holds nothing unreferenced.
-7. **SQLite** ``PRAGMA integrity_check`` and the schema fingerprint frozen in record 0.
+8. **SQLite** ``PRAGMA integrity_check`` and the schema fingerprint frozen in record 0.
 
 With ``jobs > 1`` the per-leaf work (canonical parsing, leaf hashing, subtree hashing)
 and blob hashing run in worker processes over aligned chunks of the log; the result is

@@ -454,8 +454,8 @@ def forger(path: Path) -> Iterator[Forger]:
 LATER = T0 + timedelta(days=2)
 
 
-def _result(path: Path, base: Base) -> StoreResult:
-    return store_result(path, [base.vkey])
+def _result(path: Path, base: Base, jobs: int = 1) -> StoreResult:
+    return store_result(path, [base.vkey], jobs=jobs)
 
 
 def _only(res: StoreResult, check: str, index: int) -> Finding:
@@ -477,10 +477,11 @@ def test_tokens_used_within_their_authority_verify(base: Base) -> None:
     assert any(c.startswith("refusals: 2 refusal records") for c in res.checks)
 
 
-def test_a_token_never_issued(base: Base, copy: Path) -> None:
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_token_never_issued(base: Base, copy: Path, jobs: int) -> None:
     with forger(copy) as f:
         n = f.put("token:tok-990", "gurukul", "planted.txt", b"x", LATER)
-    hit = _only(_result(copy, base), "authority", n)
+    hit = _only(_result(copy, base, jobs), "authority", n)
     assert hit.message.startswith(f"record {n} (artifact.put by token:tok-990): token "
                                   "tok-990 was never issued")
 

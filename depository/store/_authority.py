@@ -23,16 +23,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from depository.store._errors import AuthorityError, StoreError
 from depository.verifier import VerificationError
-from depository.verifier.authority import Grant, refusal, token_id_of
+from depository.verifier.authority import ROLE_EVENTS, Grant, refusal, token_id_of
 from depository.verifier.record import parse_record
 
 # role, product, expires, secret_sha256, issued_idx, revoked_idx (None: not revoked)
 TokenRow = tuple[str, str | None, str | None, str, int, int | None]
 ReadLeaf = Callable[[int], bytes | None]
+
+
+class Rows(Protocol):
+    """Where the writer reads a token's rows and a record's leaf."""
+
+    def token_row(self, token_id: str) -> TokenRow | None: ...
+
+    def leaf(self, idx: int) -> bytes | None: ...
 
 
 class UnexplainedRowError(StoreError):
@@ -124,8 +132,8 @@ class WriterAuthority:
         it); they are checked against the log again on next use."""
         self._grants.clear()
 
-    def refuse(self, actor: str, typ: str, product: str | None, now: datetime,
-               row: Callable[[str], TokenRow | None], leaf: ReadLeaf) -> StoreError | None:
+    def refuse(self, actor: str, typ: str, product: str | None, now: datetime, rows: Rows
+               ) -> StoreError | None:
         """None if ``actor`` may cause a ``typ`` record for ``product`` at ``now``; else the
         error refusing it. Only ``token:<id>`` actors are judged (operators with the
         signer key are not limited by the log). Raises :class:`UnexplainedRowError`."""
@@ -134,9 +142,12 @@ class WriterAuthority:
             return None
         g = self._grants.get(tid)
         if g is None:
-            found = row(tid)
+            found = rows.token_row(tid)
             if found is not None:
-                g = self._grants[tid] = explain_token(tid, found, leaf)
+                g = self._grants[tid] = explain_token(tid, found, rows.leaf)
+        elif (g.revoked is None and g.expires is None and g.product == product
+              and typ in ROLE_EVENTS[g.role]):
+            return None  # the common case (every put of a writer token), decided at once
         why = refusal(g, tid, typ, product, now)
         return None if why is None else AuthorityError(
             f"refused: {why} (judged from the log, as `verify store` replays it)")

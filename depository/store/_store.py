@@ -352,6 +352,12 @@ class _Txn:
         self.leaves_added = True
         return lh
 
+    def token_row(self, token_id: str) -> TokenRow | None:
+        return _token_row(self.conn, token_id)
+
+    def leaf(self, idx: int) -> bytes | None:
+        return _leaf(self.conn, idx)
+
     def lookup(self, aid: str) -> tuple[Any, ...] | None:
         """The artifact with this id as this transaction sees it, or None."""
         hit = self.pending.get(aid)
@@ -1591,9 +1597,7 @@ class Store:
         if not actor.startswith("token:"):
             return None
         try:
-            return self._authority.refuse(
-                actor, typ, product, txn.now, functools.partial(_token_row, txn.conn),
-                functools.partial(_leaf, txn.conn))
+            return self._authority.refuse(actor, typ, product, txn.now, txn)
         except UnexplainedRowError as exc:
             return self._unexplained(txn, str(exc))
 

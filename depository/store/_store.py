@@ -1161,7 +1161,7 @@ class Store:
         row = txn.lookup(aid)
         if row is not None and row[5] is None:  # a committed row: the log must explain it
             try:
-                explain_artifact(aid, row[0], row[2], functools.partial(_leaf, txn.conn))
+                explain_artifact(aid, row[0], row[2], txn.leaf)
             except UnexplainedRowError as exc:
                 return self._unexplained(txn, str(exc))
         if row is not None:
@@ -1535,7 +1535,7 @@ class Store:
                 return NotFoundError(f"no token {token_id!r}; list them with "
                                      "`depository token list`")
             try:
-                grant = explain_token(token_id, row, functools.partial(_leaf, txn.conn))
+                grant = explain_token(token_id, row, txn.leaf)
             except UnexplainedRowError as exc:
                 return self._unexplained(txn, str(exc))
             if grant.revoked is not None:

@@ -35,7 +35,7 @@ from functools import partial
 from itertools import repeat
 from typing import Any
 
-from depository.verifier.merkle import (
+from depository.tlog.merkle import (
     consistency_proof_from_nodes,
     inclusion_proof_from_nodes,
     node_hash,

@@ -66,7 +66,7 @@ if str(ROOT) not in sys.path:
 
 from depository.store._store import PutItem, Store, format_time, parse_time  # noqa: E402
 from depository.store.config import default_config_dict  # noqa: E402
-from depository.verifier import merkle  # noqa: E402
+from depository.tlog import merkle  # noqa: E402
 
 ALL = ("group-commit", "bulk-ingest", "proofs", "verify", "query")
 BIG = ("proofs", "verify", "query")

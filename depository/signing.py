@@ -13,22 +13,22 @@ import os
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from depository.verifier._errors import CheckpointError, MalformedInputError
-from depository.verifier.checkpoint import parse_checkpoint
-from depository.verifier.note import (
+from depository.tlog.checkpoint import parse_checkpoint
+from depository.tlog.errors import CheckpointError, MalformedInputError
+from depository.tlog.note import (
     MAX_COSIGNATURE_TIMESTAMP,
     MAX_SIGNATURES,
     SIG_TYPE_COSIGNATURE_V1,
     SIG_TYPE_ED25519,
     Signature,
-    _b64decode,
-    _is_valid_name,
-    _parse_signature_block,
-    _validate_text,
     compute_key_id,
     cosignature_v1_message,
+    decode_base64,
     format_signature_line,
+    is_valid_key_name,
     parse_note,
+    parse_signature_block,
+    validate_note_text,
 )
 
 __all__ = [
@@ -81,7 +81,7 @@ def generate_key(name: str, *, sig_type: int = SIG_TYPE_ED25519) -> tuple[str, s
 
 def key_from_seed(name: str, seed: bytes, *, sig_type: int = SIG_TYPE_ED25519) -> tuple[str, str]:
     """Return the (signer key, verifier key) pair for a 32-byte Ed25519 seed."""
-    if not _is_valid_name(name):
+    if not is_valid_key_name(name):
         raise SigningKeyError(f"invalid key name {name!r}: need non-empty, no spaces or '+'")
     if sig_type not in (SIG_TYPE_ED25519, SIG_TYPE_COSIGNATURE_V1):
         raise SigningKeyError(f"unsupported signature type {sig_type!r}")
@@ -137,8 +137,8 @@ def add_signatures(signed_note: bytes, lines: bytes) -> bytes:
     """
     try:
         body, existing = parse_note(signed_note)
-        _validate_text(lines)
-        new = _parse_signature_block(lines)
+        validate_note_text(lines)
+        new = parse_signature_block(lines)
     except MalformedInputError as e:
         raise ValueError(str(e)) from None
     replaced = {(s.name, s.key_id) for s in new}
@@ -153,7 +153,7 @@ def _check_note_text(text: bytes) -> bytes:
         raise TypeError("note text must be bytes")
     body = bytes(text)
     try:
-        _validate_text(body)
+        validate_note_text(body)
     except MalformedInputError as e:
         raise ValueError(str(e).replace("malformed note", "invalid note text")) from None
     if not body.endswith(b"\n"):
@@ -169,9 +169,9 @@ def _parse_signer_key(skey: str) -> _SignerKey:
     if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
         raise SigningKeyError("signer key must look like PRIVATE+KEY+<name>+<id>+<key>")
     _, _, name, hex_id, b64 = parts
-    if not _is_valid_name(name):
+    if not is_valid_key_name(name):
         raise SigningKeyError(f"signer key has an invalid name {name!r}")
-    raw = _b64decode(b64)
+    raw = decode_base64(b64)
     if len(hex_id) != 8 or raw is None:
         raise SigningKeyError(f"signer key {name}: malformed key ID or key data")
     if not raw or raw[0] not in (SIG_TYPE_ED25519, SIG_TYPE_COSIGNATURE_V1):

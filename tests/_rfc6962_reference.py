@@ -1,7 +1,7 @@
 """A naive RFC 6962 §2.1 Merkle tree, transcribed from the RFC text. Tests only.
 
 Deliberately slow and literal (recursion on list slices) so that it can serve as an
-independent oracle for :mod:`depository.verifier.merkle`. ``D[n]`` is a list of leaf *inputs*
+independent oracle for :mod:`depository.tlog.merkle`. ``D[n]`` is a list of leaf *inputs*
 (data entries); the leaf hash ``SHA-256(0x00 ‖ d)`` is applied here, as in the RFC.
 The RFC's list concatenation ``A : B`` is written ``[*A, B]``.
 """

@@ -32,9 +32,9 @@ from depository.certification.signoffs import SignoffError, role_slug
 from depository.cli._certify import certify
 from depository.signing import generate_key, sign_note
 from depository.store import Store
-from depository.verifier.checkpoint import verify_checkpoint, verify_proof_file
-from depository.verifier.merkle import leaf_hash
-from depository.verifier.record import canonical_json
+from depository.tlog.checkpoint import verify_checkpoint, verify_proof_file
+from depository.tlog.merkle import leaf_hash
+from depository.tlog.record import canonical_json
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 __all__ = ["sigstore_env"]  # a fixture, imported to be available here

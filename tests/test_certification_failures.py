@@ -13,8 +13,8 @@ from _sigstore_fixture import make_store, write_results
 
 from depository.certification._framework import CheckContext, Missing, Recorder, run_check
 from depository.certification.report import run_certification
-from depository.verifier import merkle
-from depository.verifier.record import encode_record, parse_record
+from depository.tlog import merkle
+from depository.tlog.record import encode_record, parse_record
 
 
 def _tamper_record(store: Path) -> int:

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from conftest import seeded_key
 
-from depository.signing import add_signatures, cosign_checkpoint, key_from_seed, sign_note
-from depository.verifier import (
+from depository.signing import add_signatures, cosign_checkpoint, sign_note
+from depository.tlog import (
     CheckpointError,
     InclusionProofError,
     MalformedInputError,
@@ -19,7 +20,7 @@ from depository.verifier import (
     SignatureError,
     VerificationError,
 )
-from depository.verifier.checkpoint import (
+from depository.tlog.checkpoint import (
     Checkpoint,
     ProofFile,
     format_checkpoint,
@@ -29,25 +30,19 @@ from depository.verifier.checkpoint import (
     verify_checkpoint,
     verify_proof_file,
 )
-from depository.verifier.merkle import leaf_hash, verify_inclusion
-from depository.verifier.note import SIG_TYPE_COSIGNATURE_V1
+from depository.tlog.merkle import leaf_hash, verify_inclusion
 
 ORIGIN = "log.example/depository"
 ROOT = hashlib.sha256(b"root").digest()
 ROOT_B64 = base64.b64encode(ROOT).decode()
 
 
-def _key(name: str, witness: bool = False) -> tuple[str, str]:
-    sig_type = SIG_TYPE_COSIGNATURE_V1 if witness else 0x01
-    return key_from_seed(name, hashlib.sha256(name.encode()).digest(), sig_type=sig_type)
+LOG_S, LOG_V = seeded_key(ORIGIN)
+W1_S, W1_V = seeded_key("witness.example/w1", witness=True)
+W2_S, W2_V = seeded_key("witness.example/w2", witness=True)
 
 
-LOG_S, LOG_V = _key(ORIGIN)
-W1_S, W1_V = _key("witness.example/w1", witness=True)
-W2_S, W2_V = _key("witness.example/w2", witness=True)
-
-
-# A small RFC 6962 tree, built independently of depository.verifier.merkle.
+# A small RFC 6962 tree, built independently of depository.tlog.merkle.
 def _node(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
@@ -226,14 +221,14 @@ def test_origin_mismatch() -> None:
 
 def test_log_key_must_be_named_after_origin() -> None:
     body = format_checkpoint(Checkpoint(ORIGIN, 1, ROOT))
-    other_s, other_v = _key("log.example/impostor")
+    other_s, other_v = seeded_key("log.example/impostor")
     with pytest.raises(SignatureError):
         verify_checkpoint(sign_note(body, other_s), [other_v])
 
 
 def test_witness_key_named_like_origin_is_not_a_log_signature() -> None:
     body = format_checkpoint(Checkpoint(ORIGIN, 1, ROOT))
-    w_s, w_v = _key(ORIGIN, witness=True)
+    w_s, w_v = seeded_key(ORIGIN, witness=True)
     signed = body + b"\n" + cosign_checkpoint(body, w_s, 7)
     log_line = sign_note(body, LOG_S).splitlines(keepends=True)[-1]
     assert verify_checkpoint(add_signatures(signed, log_line), [LOG_V, w_v])

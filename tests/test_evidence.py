@@ -18,19 +18,21 @@ import subprocess
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import bagit
 import pytest
 from click.testing import CliRunner
+from conftest import Clock
 
 from depository.cli._evidence import evidence
 from depository.evidence import EvidenceError, export_package
 from depository.evidence._dat import FIELDS, QUOTE, SEPARATOR
 from depository.store import RetentionError, Store, WriteOnceError, parse_time
 from depository.store.config import default_config_dict
+from depository.tlog.record import parse_record
 from depository.verifier.package import (
     PackageInputError,
     PackageVerificationError,
@@ -38,22 +40,10 @@ from depository.verifier.package import (
     package_result,
     verify_package,
 )
-from depository.verifier.record import parse_record
 
 ORIGIN = "evidence.example/log"
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
 EXPORT_TIME = datetime(2100, 3, 1, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    """A clock that moves 1 ms per reading, so record times differ and are reproducible."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
 
 
 @dataclass
@@ -595,7 +585,7 @@ def test_cli_export_and_package_outcome(built: Built, tmp_path: Path) -> None:
     outcome = package_outcome(str(bad), [built.vkey])
     assert not outcome.ok and outcome.exit_code == 1
     assert "data/loadfile.dat" in (outcome.error or "")
-    from depository.verifier._commands import UsageError
+    from depository.verifier.commands import UsageError
 
     with pytest.raises(UsageError):
         package_outcome(str(tmp_path / "nope.zip"), [built.vkey])

@@ -46,9 +46,9 @@ from depository.store import (
 )
 from depository.store._store import token_secret_hash
 from depository.store._tree import Frontier
-from depository.verifier import merkle
-from depository.verifier.checkpoint import Checkpoint, format_checkpoint
-from depository.verifier.record import Record, encode_record
+from depository.tlog import merkle
+from depository.tlog.checkpoint import Checkpoint, format_checkpoint
+from depository.tlog.record import Record, encode_record
 from depository.verifier.store import Finding, StoreResult, store_result
 
 with warnings.catch_warnings():  # starlette would rather have httpx2 for its test client

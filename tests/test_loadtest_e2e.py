@@ -106,15 +106,38 @@ def test_bad_token_is_a_clear_error_and_nothing_passes(tmp_path: Path) -> None:
 
 def test_server_dying_mid_run_is_reported_not_passed(tmp_path: Path) -> None:
     # A stand-in for `depository serve` that starts the real server and kills it with
-    # SIGKILL a few seconds later, while the writers are running.
+    # SIGKILL once the writers are demonstrably running: the log has grown by 40 records
+    # past its size when the first write arrived (a fixed delay raced the run's length on
+    # a loaded machine). Polls the store read-only; gives up killing after 120 s.
     wrapper = tmp_path / "dying_serve.py"
     wrapper.write_text(textwrap.dedent("""
-        import signal, subprocess, sys, time
+        import signal, sqlite3, subprocess, sys, time
+        argv = sys.argv[1:]
+        store = argv[argv.index("--store") + 1]
         cmd = [sys.executable, "-c", "from depository.cli._serve import serve; serve()",
-               *sys.argv[1:]]
+               *argv]
         p = subprocess.Popen(cmd)
         signal.signal(signal.SIGINT, lambda *a: (p.kill(), sys.exit(130)))
-        time.sleep(6.0)
+
+        def size():
+            try:
+                db = sqlite3.connect(f"file:{store}/depository.db?mode=ro", uri=True)
+                try:
+                    return db.execute("SELECT count(*) FROM log").fetchone()[0]
+                finally:
+                    db.close()
+            except sqlite3.Error:
+                return None
+
+        deadline = time.monotonic() + 120
+        first = None
+        while time.monotonic() < deadline and p.poll() is None:
+            n = size()
+            if n is not None and first is None:
+                first = n
+            if n is not None and first is not None and n >= first + 40:
+                break
+            time.sleep(0.05)
         p.kill()
         p.wait()
         sys.exit(137)

@@ -1,4 +1,4 @@
-"""depository.verifier.merkle against a naive RFC 6962 §2.1 reference, sizes 1..70 exhaustively."""
+"""depository.tlog.merkle against a naive RFC 6962 §2.1 reference, sizes 1..70 exhaustively."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from collections.abc import Callable
 import _rfc6962_reference as ref
 import pytest
 
-from depository.verifier import merkle
-from depository.verifier._errors import (
+from depository.tlog import merkle
+from depository.tlog.errors import (
     ConsistencyProofError,
     InclusionProofError,
     MalformedInputError,
 )
-from depository.verifier.merkle import (
+from depository.tlog.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     consistency_proof,

@@ -1,4 +1,4 @@
-"""Hypothesis properties of depository.verifier.merkle on trees of up to a few thousand leaves.
+"""Hypothesis properties of depository.tlog.merkle on trees of up to a few thousand leaves.
 
 Every generated proof verifies; every tampering with a proof, a root, a leaf, an index or a
 size is rejected with a VerificationError subclass; garbage input never raises anything else.
@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from depository.verifier._errors import VerificationError
-from depository.verifier.merkle import (
+from depository.tlog.errors import VerificationError
+from depository.tlog.merkle import (
     NodeFn,
     consistency_proof,
     consistency_proof_from_nodes,

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from depository.verifier._errors import (
+from depository.tlog.errors import (
     ConsistencyProofError,
     InclusionProofError,
     MalformedInputError,
     VerificationError,
 )
-from depository.verifier.merkle import (
+from depository.tlog.merkle import (
     consistency_proof,
     inclusion_proof,
     leaf_hash,

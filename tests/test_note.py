@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 
 import pytest
+from conftest import seeded_key
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,8 +18,8 @@ from depository.signing import (
     sign_note,
     verifier_key_from_signer,
 )
-from depository.verifier import MalformedInputError, SignatureError, VerificationError
-from depository.verifier.note import (
+from depository.tlog import MalformedInputError, SignatureError, VerificationError
+from depository.tlog.note import (
     MAX_SIGNATURES,
     SIG_TYPE_COSIGNATURE_V1,
     Signature,
@@ -32,13 +32,8 @@ from depository.verifier.note import (
 TEXT = b"Hello, auditor.\n\nThis line follows a blank line.\n"
 
 
-def _key(name: str, witness: bool = False) -> tuple[str, str]:
-    sig_type = SIG_TYPE_COSIGNATURE_V1 if witness else 0x01
-    return key_from_seed(name, hashlib.sha256(name.encode()).digest(), sig_type=sig_type)
-
-
-ALICE_S, ALICE_V = _key("example.com/alice")
-BOB_S, BOB_V = _key("example.com/bob")
+ALICE_S, ALICE_V = seeded_key("example.com/alice")
+BOB_S, BOB_V = seeded_key("example.com/bob")
 SIGNED = sign_note(TEXT, ALICE_S)
 
 
@@ -221,7 +216,7 @@ def test_duplicate_identical_keys_allowed() -> None:
 
 
 def test_cosignature_note_and_witness_keys() -> None:
-    w_s, w_v = _key("witness.example/w", witness=True)
+    w_s, w_v = seeded_key("witness.example/w", witness=True)
     assert parse_verifier_key(w_v).sig_type == SIG_TYPE_COSIGNATURE_V1
     with pytest.raises(SigningKeyError, match="witness"):
         sign_note(TEXT, w_s)

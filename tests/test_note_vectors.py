@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from depository.signing import add_signatures, sign_note, verifier_key_from_signer
-from depository.verifier import VerificationError
-from depository.verifier.checkpoint import verify_checkpoint
-from depository.verifier.note import (
+from depository.tlog import VerificationError
+from depository.tlog.checkpoint import verify_checkpoint
+from depository.tlog.note import (
     SIG_TYPE_COSIGNATURE_V1,
     SIG_TYPE_ED25519,
     parse_note,

@@ -11,9 +11,9 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from depository.verifier import RecordError
-from depository.verifier import record as record_module
-from depository.verifier.record import (
+from depository.tlog import RecordError
+from depository.tlog import record as record_module
+from depository.tlog.record import (
     Record,
     _canonical_value,
     canonical_json,

@@ -19,7 +19,7 @@ from depository.store._anchors import check_anchors
 from depository.store._backend import log_retention_days
 from depository.store._s3 import fetch_anchors, parse_s3_url
 from depository.store.config import default_config_dict
-from depository.verifier.checkpoint import Checkpoint, format_checkpoint
+from depository.tlog.checkpoint import Checkpoint, format_checkpoint
 
 __all__ = ["ceph", "s3"]
 

@@ -32,8 +32,8 @@ from depository.service._monitoring import (
 from depository.service._problems import Problem
 from depository.store import NotFoundError, Store
 from depository.store.config import parse_config
-from depository.verifier import merkle
-from depository.verifier.checkpoint import parse_checkpoint, verify_checkpoint, verify_proof_file
+from depository.tlog import merkle
+from depository.tlog.checkpoint import parse_checkpoint, verify_checkpoint, verify_proof_file
 
 with warnings.catch_warnings():  # starlette would rather have httpx2 for its test client
     warnings.simplefilter("ignore")

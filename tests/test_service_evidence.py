@@ -20,8 +20,8 @@ from test_service_support import bearer, issue_tokens, make_store
 from depository.service import create_app
 from depository.service._exports import ExportSettings
 from depository.store import Store
+from depository.tlog.record import parse_record
 from depository.verifier.package import package_result
-from depository.verifier.record import parse_record
 
 with warnings.catch_warnings():  # starlette would rather have httpx2 for its test client
     warnings.simplefilter("ignore")

@@ -30,9 +30,9 @@ from depository.store import (
     WriteOnceError,
 )
 from depository.store.config import default_config_dict
-from depository.verifier import merkle
-from depository.verifier.checkpoint import verify_checkpoint, verify_proof_file
-from depository.verifier.record import parse_record
+from depository.tlog import merkle
+from depository.tlog.checkpoint import verify_checkpoint, verify_proof_file
+from depository.tlog.record import parse_record
 
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
 
@@ -476,7 +476,7 @@ def test_pre_encoded_put_records_are_byte_identical_to_encode_record() -> None:
     import random
 
     from depository.store import _encode
-    from depository.verifier.record import Record, canonical_json, encode_record
+    from depository.tlog.record import Record, canonical_json, encode_record
 
     rng = random.Random(8785)
     alphabet = ("abcXYZ019 _-/.\"\\\n\t\r\b\f\x00\x01\x1f\x7f\u00e9\u00fc\u20ac\u0928\u092e"
@@ -527,7 +527,7 @@ def test_pre_encoded_put_records_are_byte_identical_to_encode_record() -> None:
 
 def test_store_put_leaves_match_encode_record(store: Store) -> None:
     """End to end: the leaf the writer stored re-encodes to itself."""
-    from depository.verifier.record import encode_record
+    from depository.tlog.record import encode_record
 
     store.put("gurukul", "\u00fcnicode/\U0001f600 \"q\" \\", b"x",
               metadata={"n": 1.5, "big": 2**53 - 1, "t": "\u2028\\", "f": False},

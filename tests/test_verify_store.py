@@ -26,29 +26,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Clock
 
 import depository.verifier.store as vstore
 from depository.signing import generate_key
 from depository.store import Store, artifact_id, format_time
 from depository.store._tree import Frontier
-from depository.verifier import StoreVerificationError, merkle
-from depository.verifier.record import Record, encode_record
+from depository.tlog import merkle
+from depository.tlog.record import Record, encode_record
+from depository.verifier import StoreVerificationError
 from depository.verifier.store import Finding, StoreResult, store_result, verify_store
 
 ORIGIN = "drill.example/depository"
 DAY = timedelta(days=1)
 SEVEN_YEARS = timedelta(days=7 * 365 + 2)
-
-
-class Clock:
-    """A settable clock that moves 1 ms per reading (so record times differ)."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
 
 
 @dataclass
@@ -263,7 +254,7 @@ def test_parallel_replay_is_identical(built: Built, copy: Path,
 def test_canonical_text_of_nested_values() -> None:
     """The verifier's quick canonical text of a sub-object equals RFC 8785's, including
     where Python's encoder differs (floats, UTF-16 key order) and must not be used."""
-    from depository.verifier.record import canonical_json
+    from depository.tlog.record import canonical_json
     from depository.verifier.store import _canonical_in
 
     for meta in ({"a": "x", "n": 3, "t": True}, {"r": 1e-7}, {"\ufb01": 1, "\U0001f600": 2},
@@ -675,7 +666,7 @@ def test_cli_since_checkpoint_catches_a_rollback(built: Built, copy: Path,
 
 def test_a_schema_v1_store_is_refused_with_a_clear_error(built: Built, copy: Path) -> None:
     """The derived tables' layout depends on the schema version frozen in record 0."""
-    from depository.verifier.record import parse_record
+    from depository.tlog.record import parse_record
 
     with attack(copy) as conn:
         leaf = conn.execute("SELECT leaf FROM log WHERE idx = 0").fetchone()[0]

@@ -23,7 +23,7 @@ from typing import Any
 
 from depository.signing import generate_key
 from depository.store import Store, StoreError
-from depository.verifier.record import parse_record
+from depository.tlog.record import parse_record
 
 STATUSES = ("pass", "fail", "error", "missing")
 

@@ -51,14 +51,14 @@ from depository.store import (
 )
 from depository.store._schema import schema_fingerprint
 from depository.store.config import default_config_dict, parse_config
-from depository.verifier import merkle
-from depository.verifier.checkpoint import (
+from depository.tlog import merkle
+from depository.tlog.checkpoint import (
     Checkpoint,
     format_checkpoint,
     verify_checkpoint,
     verify_proof_file,
 )
-from depository.verifier.record import canonical_json, encode_record, parse_record
+from depository.tlog.record import canonical_json, encode_record, parse_record
 
 __all__ = ["CHECKS", "CheckSpec", "run_checks"]
 

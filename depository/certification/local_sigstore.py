@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from depository.verifier import merkle
-from depository.verifier.record import canonical_json
+from depository.tlog import merkle
+from depository.tlog.record import canonical_json
 
 __all__ = ["LocalSigstore"]
 

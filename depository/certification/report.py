@@ -44,9 +44,9 @@ from depository.certification.signoffs import (
     verify_signoff,
 )
 from depository.store import Store, StoreError, format_time
-from depository.verifier.checkpoint import parse_checkpoint
-from depository.verifier.note import parse_note
-from depository.verifier.record import canonical_json
+from depository.tlog.checkpoint import parse_checkpoint
+from depository.tlog.note import parse_note
+from depository.tlog.record import canonical_json
 
 __all__ = [
     "REPORT_FORMAT",

@@ -30,8 +30,8 @@ import yaml
 
 from depository.certification.content import ROLES
 from depository.signing import SigningKeyError, sign_note, verifier_key_from_signer
-from depository.verifier._errors import VerificationError
-from depository.verifier.note import parse_verifier_key, verify_note
+from depository.tlog.errors import VerificationError
+from depository.tlog.note import parse_verifier_key, verify_note
 
 __all__ = [
     "SIGNOFF_CONFIG",

@@ -20,10 +20,10 @@ from typing import Any
 
 from depository.certification.pdf import attachments, validate_signature
 from depository.certification.signoffs import SignerSpec, SignoffStatus, digest_text, verify_all
-from depository.verifier import merkle
-from depository.verifier._errors import VerificationError
-from depository.verifier.checkpoint import verify_checkpoint
-from depository.verifier.record import canonical_json
+from depository.tlog import merkle
+from depository.tlog.checkpoint import verify_checkpoint
+from depository.tlog.errors import VerificationError
+from depository.tlog.record import canonical_json
 
 __all__ = ["Outcome", "diff_reports", "report_status", "verify_report"]
 

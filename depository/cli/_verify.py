@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import click
 
-from depository.verifier import _commands as cmd
+from depository.verifier import commands as cmd
 
 _EXIT = cmd.EXIT_CODES_HELP
 

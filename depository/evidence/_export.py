@@ -45,9 +45,10 @@ from depository.store import (
     format_time,
 )
 from depository.store._store import _hold_covers
-from depository.verifier import merkle
-from depository.verifier.checkpoint import format_proof_file, parse_checkpoint
-from depository.verifier.note import parse_note
+from depository.tlog import merkle
+from depository.tlog.checkpoint import format_proof_file, parse_checkpoint
+from depository.tlog.note import parse_note
+from depository.tlog.record import canonical_json, parse_record
 from depository.verifier.package import (
     ARTIFACT_TYPES,
     EXPORT_TYPE,
@@ -56,7 +57,6 @@ from depository.verifier.package import (
     RECORD_DIGITS,
     SIGNATURE_HEADER,
 )
-from depository.verifier.record import canonical_json, parse_record
 
 LOAD_FILE_FORMATS = ("dat",)
 DEFAULT_INDEX_LIMIT = 500

@@ -12,8 +12,8 @@ import secrets
 import urllib.error
 import urllib.request
 
-from depository.verifier._errors import VerificationError
-from depository.verifier.package import (
+from depository.tlog.errors import VerificationError
+from depository.verifier.timestamp import (
     HASH_OID_OF,
     der_int,
     der_tlv,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from depository.store._store import artifact_id
+from depository.store import artifact_id
 
 PARAMS_ENV = "DEPOSITORY_LOADTEST_PARAMS"
 # The service's routes the suites use ({product}, {name}, {artifact_id} are filled in).

@@ -620,7 +620,7 @@ def _alerts(tgt: Target) -> dict[str, Any]:
 def _level_names(n: int) -> list[str]:
     """The alert level names of levels 1..n, as the service names them."""
     try:
-        from depository.service._monitoring import level_name
+        from depository.service import level_name
     except ImportError:  # the service is not installed: its documented naming
         def level_name(level: int, n_levels: int) -> str:
             if level >= n_levels:
@@ -904,8 +904,8 @@ def _offline_verify(tgt: Target, names: Mapping[str, list[str]], sample: int
     """Fetch ``sample`` proofs over HTTP, then verify them offline; proofs/s of the
     verification alone."""
     from depository.store import artifact_id
-    from depository.verifier import merkle
-    from depository.verifier.checkpoint import verify_proof_file
+    from depository.tlog import merkle
+    from depository.tlog.checkpoint import verify_proof_file
 
     rng = random.Random(sample)
     picks = [(pid, rng.choice(ns)) for pid, ns in names.items() if ns for _ in range(1)]

@@ -35,7 +35,7 @@ from locust import FastHttpUser, constant, constant_throughput, events, task
 from locust.env import Environment
 
 from depository.loadtests import common
-from depository.store._store import artifact_id
+from depository.store import artifact_id
 
 PARAMS: dict[str, Any] = common.load_params()
 LP: dict[str, Any] = dict(PARAMS.get("limit_params") or {})

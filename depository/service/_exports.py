@@ -31,8 +31,12 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from depository.evidence import EvidenceError, EvidenceKeyError, export_package
-from depository.evidence._tsa import TimestampRequestError
+from depository.evidence import (
+    EvidenceError,
+    EvidenceKeyError,
+    TimestampRequestError,
+    export_package,
+)
 from depository.service._auth import LEGAL, Principal
 from depository.service._problems import Problem
 from depository.store import Hold, NotFoundError, Store, format_time

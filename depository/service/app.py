@@ -913,14 +913,14 @@ def create_app(
             raise Problem("invalid-parameter", f"end must be in [start, start + "
                           f"{ENTRIES_MAX}]", field="query:end")
         rows = await run_in_threadpool(lambda: list(store.log_entries(start, end)))
-        from depository.verifier.merkle import leaf_hash
+        from depository.tlog.merkle import leaf_hash
 
         return _json({"start": start, "end": end, "size": store.size(), "entries": [
             {"index": i, "leaf": leaf.decode(), "leaf_hash": leaf_hash(leaf).hex()}
             for i, leaf in rows]})
 
     def _inclusion_json(index: int, size: int) -> dict[str, Any]:
-        from depository.verifier.merkle import leaf_hash
+        from depository.tlog.merkle import leaf_hash
 
         proof = store.inclusion_proof(index, size)
         leaf = next(iter(store.log_entries(index, index + 1)))[1]

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from depository.verifier.checkpoint import parse_checkpoint, verify_checkpoint
+from depository.tlog.checkpoint import parse_checkpoint, verify_checkpoint
 
 if TYPE_CHECKING:
     from depository.store._store import Store

@@ -8,7 +8,7 @@ record it claims to derive from (``token.issue`` at ``issued_idx``, ``token.revo
 ``log_idx``, ``artifact.put`` at ``log_idx``): same type, same id, same fields. A row that
 does not match is tampering: the write is refused and the writer records a governance lock.
 
-Then the rules of :mod:`depository.verifier.authority` (the ones ``verify store``
+Then the rules of :mod:`depository.tlog.authority` (the ones ``verify store``
 replays) decide whether the token may cause the record: issued, not revoked, not
 expired at the record's time, a role and product that permit it. The writer keeps the
 grants it has checked in memory for its lifetime (it issues and revokes every token
@@ -26,9 +26,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from depository.store._errors import AuthorityError, StoreError
-from depository.verifier import VerificationError
-from depository.verifier.authority import ROLE_EVENTS, Grant, refusal, token_id_of
-from depository.verifier.record import parse_record
+from depository.tlog.authority import ROLE_EVENTS, Grant, refusal, token_id_of
+from depository.tlog.errors import VerificationError
+from depository.tlog.record import parse_record
 
 # role, product, expires, secret_sha256, issued_idx, revoked_idx (None: not revoked)
 TokenRow = tuple[str, str | None, str | None, str, int, int | None]

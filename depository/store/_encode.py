@@ -8,14 +8,14 @@ canonical bytes of a record are the canonical bytes of its parts spliced in key 
     {"actor":A,"body":B,"product":P,"seq":S,"time":T,"type":Y,"v":1}
 
 The writer adds only ``seq`` and ``time``. ``tests/test_store.py`` checks the result is
-byte-identical to :func:`depository.verifier.record.encode_record` over random records.
+byte-identical to :func:`depository.tlog.record.encode_record` over random records.
 """
 
 from __future__ import annotations
 
 from json.encoder import encode_basestring
 
-from depository.verifier.record import RECORD_VERSION, canonical_json
+from depository.tlog.record import RECORD_VERSION, canonical_json
 
 
 def _text(value: str) -> bytes:

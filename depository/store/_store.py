@@ -70,9 +70,9 @@ from depository.store._errors import (
 )
 from depository.store._tree import Frontier, NodeRow
 from depository.store.config import Config, Product, default_config_dict, dump_config, load_config
-from depository.verifier import merkle
-from depository.verifier.checkpoint import Checkpoint, format_checkpoint, format_proof_file
-from depository.verifier.record import Record, canonical_json, encode_record, parse_record
+from depository.tlog import merkle
+from depository.tlog.checkpoint import Checkpoint, format_checkpoint, format_proof_file
+from depository.tlog.record import Record, canonical_json, encode_record, parse_record
 
 Clock = Callable[[], datetime]
 DB_NAME = "depository.db"

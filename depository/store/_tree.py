@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from depository.verifier.merkle import EMPTY_ROOT, node_hash
+from depository.tlog.merkle import EMPTY_ROOT, node_hash
 
 NodeRow = tuple[int, int, bytes]  # (level, k, hash): leaves [k·2^level, (k+1)·2^level)
 

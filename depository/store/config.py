@@ -17,7 +17,7 @@ import yaml
 
 from depository.store._backend import AnchorConfig, BackendConfig, parse_anchors, parse_backend
 from depository.store._errors import ConfigError
-from depository.verifier.record import canonical_json
+from depository.tlog.record import canonical_json
 
 GB = 1000**3
 MB = 1000**2

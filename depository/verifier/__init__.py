@@ -1,15 +1,16 @@
-"""Offline verification of Depository logs, proofs, checkpoints and records.
+"""Offline verification of Depository stores and evidence packages.
 
-This package is what an auditor runs on their own machine. It imports only the standard
-library, ``cryptography`` and ``rfc8785`` (a test enforces it), and every ``verify_*``
-function returns ``None`` or raises a subclass of :class:`VerificationError`.
-
-Modules: :mod:`.merkle` (RFC 6962 hashing and proofs), :mod:`.note` (C2SP signed notes),
-:mod:`.checkpoint` (C2SP tlog-checkpoint and tlog-proof), :mod:`.record` (canonical
-audit records).
+This package is what an auditor runs on their own machine: :mod:`.store` replays a store
+read-only, :mod:`.package` checks an evidence package, :mod:`.timestamp` checks RFC 3161
+tokens, and :mod:`.commands` holds the shared ``store|package|proof|note`` commands behind
+``python -m depository.verifier`` and ``depository verify``. It imports only the standard
+library, ``cryptography``, ``rfc8785`` and :mod:`depository.tlog` (the log formats it checks:
+Merkle proofs, signed notes, checkpoints, records); a test enforces it. Every ``verify_*``
+function returns ``None`` or raises a subclass of :class:`VerificationError`, re-exported here
+from :mod:`depository.tlog.errors`.
 """
 
-from depository.verifier._errors import (
+from depository.tlog.errors import (
     CheckpointError,
     ConsistencyProofError,
     InclusionProofError,

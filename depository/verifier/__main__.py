@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from depository.verifier import _commands as cmd
+from depository.verifier import commands as cmd
 
 _EPILOG = f"""\
 {cmd.EXIT_CODES_HELP}

@@ -19,7 +19,7 @@ every other table, file and signature is checked against them.
    or under an unreleased legal hold; names are written once; the put's retention meets
    the store's minimum; no state-changing write under a governance lock; every refusal
    record names what the log says was stored (:data:`CHECK_REFUSAL`).
-6. **Authority** (:mod:`depository.verifier.authority`): every record by a ``token:<id>``
+6. **Authority** (:mod:`depository.tlog.authority`): every record by a ``token:<id>``
    actor was caused by a token an earlier, itself authorized, record issued, not revoked
    or expired at that record, whose role and product permit it; token issues and
    revocations meet their preconditions.
@@ -54,17 +54,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from depository.verifier import merkle
-from depository.verifier._errors import (
+from depository.tlog import merkle
+from depository.tlog.authority import Grant, issue_problem, refusal, token_id_of
+from depository.tlog.checkpoint import verify_checkpoint
+from depository.tlog.errors import (
     MalformedInputError,
     RecordError,
     StoreVerificationError,
     VerificationError,
 )
-from depository.verifier.authority import Grant, issue_problem, refusal, token_id_of
-from depository.verifier.checkpoint import verify_checkpoint
-from depository.verifier.note import parse_verifier_key
-from depository.verifier.record import (
+from depository.tlog.note import parse_verifier_key
+from depository.tlog.record import (
     Record,
     canonical_json,
     parse_record,
@@ -1664,7 +1664,7 @@ class _Replay:
 
     def _authorize(self, idx: int, typ: str, product: str | None, t: str, tok: str) -> bool:
         """A record written on a token's authority: the token as the log defines it up to
-        here must permit it (:mod:`depository.verifier.authority`)."""
+        here must permit it (:mod:`depository.tlog.authority`)."""
         self.authorized += 1
         g = self.grants.get(tok)
         why = refusal(g, tok, typ, product,

@@ -12,22 +12,22 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from depository.verifier._errors import (
+from depository.tlog.errors import (
     CheckpointError,
     MalformedInputError,
     ProofFileError,
     SignatureError,
 )
-from depository.verifier.merkle import verify_inclusion
-from depository.verifier.note import (
+from depository.tlog.merkle import verify_inclusion
+from depository.tlog.note import (
     SIG_TYPE_ED25519,
     Note,
     _as_bytes,
-    _b64decode,
     _open_note,
     _parse_keys,
-    _validate_text,
+    decode_base64,
     parse_note,
+    validate_note_text,
 )
 
 PROOF_HEADER = b"c2sp.org/tlog-proof@v1"
@@ -81,7 +81,7 @@ def format_checkpoint(cp: Checkpoint) -> bytes:
     text = "\n".join((cp.origin, str(cp.size), root, *cp.extensions)) + "\n"
     data = text.encode()
     try:
-        _validate_text(data)
+        validate_note_text(data)
     except MalformedInputError as e:
         raise ValueError(f"checkpoint is not valid note text: {e}") from None
     return data
@@ -90,7 +90,7 @@ def format_checkpoint(cp: Checkpoint) -> bytes:
 def parse_checkpoint(text: bytes) -> Checkpoint:
     """Parse a checkpoint body; raise :class:`CheckpointError` if it is not well formed."""
     try:
-        decoded = _validate_text(_as_bytes(text))
+        decoded = validate_note_text(_as_bytes(text))
     except MalformedInputError as e:
         raise CheckpointError(f"checkpoint: {e}") from None
     if not decoded.endswith("\n"):
@@ -104,7 +104,7 @@ def parse_checkpoint(text: bytes) -> Checkpoint:
     size = _parse_uint64(size_line.encode())
     if size is None:
         raise CheckpointError(f"checkpoint size {size_line!r} is not a decimal uint64")
-    root = _b64decode(root_line)
+    root = decode_base64(root_line)
     if root is None or len(root) != _HASH_LEN:
         raise CheckpointError("checkpoint root hash is not base64 of 32 bytes")
     if not all(extensions):
@@ -171,7 +171,7 @@ def parse_proof_file(data: bytes) -> ProofFile:
     pos = 1
     extra = None
     if pos < len(lines) and lines[pos].startswith(_EXTRA_PREFIX):
-        extra = _b64decode(lines[pos][len(_EXTRA_PREFIX) :])
+        extra = decode_base64(lines[pos][len(_EXTRA_PREFIX) :])
         if not extra:
             raise ProofFileError("proof file extra line is not non-empty base64")
         pos += 1
@@ -185,7 +185,7 @@ def parse_proof_file(data: bytes) -> ProofFile:
         raise ProofFileError(f"inclusion proof has more than {MAX_PROOF_HASHES} hashes")
     proof = []
     for n, line in enumerate(hash_lines):
-        h = _b64decode(line)
+        h = decode_base64(line)
         if h is None or len(h) != _HASH_LEN:
             raise ProofFileError(f"inclusion proof line {n + 1} is not base64 of 32 bytes")
         proof.append(h)

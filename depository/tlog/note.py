@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from depository.verifier._errors import MalformedInputError, SignatureError
+from depository.tlog.errors import MalformedInputError, SignatureError
 
 SIG_TYPE_ED25519 = 0x01
 """Signature type byte of plain Ed25519 note signatures."""
@@ -101,11 +101,11 @@ def parse_verifier_key(vkey: str) -> VerifierKey:
         raise MalformedInputError("verifier key must be a string")
     name, _, rest = vkey.partition("+")
     hex_id, _, b64 = rest.partition("+")
-    if not _is_valid_name(name):
+    if not is_valid_key_name(name):
         raise MalformedInputError(f"verifier key has an invalid name: {name!r}")
     if not _HEX_KEY_ID.fullmatch(hex_id):
         raise MalformedInputError(f"verifier key {name}: key ID must be 8 hex digits")
-    raw = _b64decode(b64)
+    raw = decode_base64(b64)
     if not raw:
         raise MalformedInputError(f"verifier key {name}: key data is not canonical base64")
     sig_type, public_key = raw[0], raw[1:]
@@ -128,12 +128,12 @@ def parse_verifier_key(vkey: str) -> VerifierKey:
 def parse_note(text: bytes) -> tuple[bytes, list[Signature]]:
     """Split a signed note into its text and signature lines without verifying anything."""
     data = _as_bytes(text)
-    _validate_text(data)
+    validate_note_text(data)
     split = data.rfind(b"\n\n")
     if split < 0:
         raise MalformedInputError("malformed note: no blank line before the signatures")
     body, block = data[: split + 1], data[split + 2 :]
-    return body, _parse_signature_block(block)
+    return body, parse_signature_block(block)
 
 
 def verify_note(text: bytes, verifier_keys: Sequence[str]) -> Note:
@@ -217,8 +217,12 @@ def cosignature_v1_message(body: bytes, timestamp: int) -> bytes:
     return COSIGNATURE_V1_HEADER + b"time %d\n" % timestamp + body
 
 
-def _parse_signature_block(block: bytes) -> list[Signature]:
-    """Parse the signature lines after the blank line (text already validated)."""
+def parse_signature_block(block: bytes) -> list[Signature]:
+    """Parse the signature lines after a note's blank line (text already validated).
+
+    ``block`` is every line after the separating blank line, each ending in ``\n``; returns
+    the unverified :class:`Signature` entries or raises :class:`MalformedInputError`.
+    """
     if not block or not block.endswith(b"\n"):
         raise MalformedInputError("malformed note: empty signature block or no final newline")
     lines = block[:-1].split(b"\n")
@@ -230,8 +234,8 @@ def _parse_signature_block(block: bytes) -> list[Signature]:
             raise MalformedInputError("malformed note: signature line does not start with '— '")
         name_bytes, _, b64 = line[len(_SIG_PREFIX) :].partition(b" ")
         name = name_bytes.decode()
-        raw = _b64decode(b64)
-        if not _is_valid_name(name):
+        raw = decode_base64(b64)
+        if not is_valid_key_name(name):
             raise MalformedInputError(f"malformed note: invalid key name {name!r}")
         if raw is None:
             raise MalformedInputError(f"malformed note: signature by {name} is not base64")
@@ -241,7 +245,7 @@ def _parse_signature_block(block: bytes) -> list[Signature]:
     return sigs
 
 
-def _validate_text(data: bytes) -> str:
+def validate_note_text(data: bytes) -> str:
     """Require UTF-8 with no ASCII control characters other than newline; return the text."""
     try:
         decoded = data.decode("utf-8")
@@ -255,7 +259,7 @@ def _validate_text(data: bytes) -> str:
     return decoded
 
 
-def _b64decode(s: str | bytes) -> bytes | None:
+def decode_base64(s: str | bytes) -> bytes | None:
     """Decode canonical standard base64 (padding required, no stray bits); None if invalid."""
     try:
         data = s.encode("ascii") if isinstance(s, str) else s
@@ -265,7 +269,7 @@ def _b64decode(s: str | bytes) -> bytes | None:
     return raw if base64.b64encode(raw) == data else None
 
 
-def _is_valid_name(name: str) -> bool:
+def is_valid_key_name(name: str) -> bool:
     """Key names are non-empty UTF-8 with no white space, control characters or '+'."""
     try:
         encoded = name.encode("utf-8")

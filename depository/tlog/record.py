@@ -23,7 +23,7 @@ from typing import Any
 
 import rfc8785
 
-from depository.verifier._errors import RecordError
+from depository.tlog.errors import RecordError
 
 RECORD_VERSION = 1
 ENVELOPE_KEYS = frozenset({"v", "seq", "time", "type", "actor", "product", "body"})

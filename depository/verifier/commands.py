@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from depository.verifier._errors import MalformedInputError, VerificationError
+from depository.tlog.errors import MalformedInputError, VerificationError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -148,7 +148,7 @@ def _run(verb: str, body: Callable[[Outcome], None]) -> Outcome:
 
 def leaf_hash_from(leaf_file: str | None, leaf_hash: str | None) -> bytes:
     """The leaf hash from ``--leaf FILE`` (hashed as RFC 6962 leaf) or ``--leaf-hash``."""
-    from depository.verifier.merkle import leaf_hash as _leaf_hash
+    from depository.tlog.merkle import leaf_hash as _leaf_hash
 
     if (leaf_file is None) == (leaf_hash is None):
         raise UsageError("give exactly one of --leaf FILE or --leaf-hash HASH")
@@ -163,7 +163,7 @@ def inclusion(
     leaf_hash: str | None,
 ) -> Outcome:
     """Verify an RFC 6962 inclusion proof."""
-    from depository.verifier import merkle
+    from depository.tlog import merkle
 
     lh = leaf_hash_from(leaf_file, leaf_hash)
     want_root = parse_hash(root, "--root")
@@ -182,7 +182,7 @@ def inclusion(
 
 def consistency(*, size1: int, size2: int, root1: str, root2: str, proof_file: str) -> Outcome:
     """Verify an RFC 6962 consistency proof."""
-    from depository.verifier import merkle
+    from depository.tlog import merkle
 
     r1 = parse_hash(root1, "--root1")
     r2 = parse_hash(root2, "--root2")
@@ -201,8 +201,8 @@ def consistency(*, size1: int, size2: int, root1: str, root2: str, proof_file: s
 
 def note(*, note_file: str, keys: Sequence[str]) -> Outcome:
     """Verify a C2SP signed note (a checkpoint is shown parsed)."""
-    from depository.verifier.checkpoint import parse_checkpoint
-    from depository.verifier.note import verify_note
+    from depository.tlog.checkpoint import parse_checkpoint
+    from depository.tlog.note import verify_note
 
     data = read_bytes(note_file)
     vkeys = read_keys(keys)
@@ -234,7 +234,7 @@ def proof(
     origin: str | None,
 ) -> Outcome:
     """Verify a C2SP tlog-proof@v1 file for a leaf."""
-    from depository.verifier.checkpoint import verify_proof_file
+    from depository.tlog.checkpoint import verify_proof_file
 
     data = read_bytes(proof_file)
     vkeys = read_keys(keys)
@@ -275,7 +275,7 @@ def store(
     blob_exists: Callable[[str], bool] | None = None,
 ) -> Outcome:
     """Replay a whole store directory offline (see :mod:`depository.verifier.store`)."""
-    from depository.verifier.note import parse_verifier_key
+    from depository.tlog.note import parse_verifier_key
     from depository.verifier.store import DB_NAME, store_result
 
     if not keys:

@@ -14,7 +14,7 @@ who hold the signer key: nothing in the log grants or limits them, so they are n
 judged here. The store's writer applies the same rules before it signs a record (so it
 never writes one the verifier refuses) and the offline verifier replays them.
 
-Standard library only: the verifier and the store both use it.
+Standard library only: the offline verifier and the store both use it.
 """
 
 from __future__ import annotations

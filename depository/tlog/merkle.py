@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-from depository.verifier._errors import (
+from depository.tlog.errors import (
     ConsistencyProofError,
     InclusionProofError,
     MalformedInputError,

@@ -705,7 +705,7 @@ def test_an_inserted_token_row_locks_the_store(live: tuple[Store, Clock]) -> Non
     rec = s.record(before)
     assert (rec.type, rec.actor, rec.body["check"]) == ("governance.lock", "depository",
                                                          "tamper")
-    assert "record 990 is missing or unreadable, not the token.issue of this token" in \
+    assert "record 990 is missing or unreadable, not the token.issue it claims" in \
         rec.body["reason"]
 
 

@@ -48,15 +48,32 @@ class UnexplainedRowError(StoreError):
     from: the database was written behind the store's back."""
 
 
-def _record(leaf: ReadLeaf, idx: int) -> dict[str, Any] | None:
+_BEHIND = "The row was inserted into the database behind the store's back"
+_ABSENT: Any = object()
+
+
+def explain(leaf: ReadLeaf, idx: int, typ: str, body: dict[str, Any], row: str, *,
+            product: Any = _ABSENT) -> None:
+    """Check that record ``idx`` is a ``typ`` record whose body has these fields (and
+    this envelope ``product``, if given): the record the derived ``row`` (described for
+    the message) claims to come from. Raises :class:`UnexplainedRowError` if not."""
     raw = leaf(idx)
-    if raw is None:
-        return None
-    try:
-        rec = parse_record(raw, index=idx)
-    except VerificationError:
-        return None
-    return {"type": rec.type, "product": rec.product, "body": rec.body}
+    rec = None
+    if raw is not None:
+        try:
+            rec = parse_record(raw, index=idx)
+        except VerificationError:
+            rec = None
+    if rec is None:
+        what = "missing or unreadable"
+    elif rec.type != typ or (product is not _ABSENT and rec.product != product) or any(
+            rec.body.get(k, _ABSENT) != v for k, v in body.items()):
+        what = f"a {rec.type} record" + (" with other fields" if rec.type == typ else "")
+    else:
+        return
+    raise UnexplainedRowError(f"{row} is not explained by the log: record {idx} is {what}, "
+                              f"not the {typ} it claims. {_BEHIND}")
+
 
 
 def _time(text: str | None) -> datetime | None:
@@ -67,57 +84,24 @@ def explain_token(token_id: str, row: TokenRow, leaf: ReadLeaf) -> Grant:
     """The grant the log gives ``token_id``, checked against its ``token`` row (and its
     ``token_revoke`` row, if any). Raises :class:`UnexplainedRowError` on a mismatch."""
     role, product, expires, secret_sha256, issued_idx, revoked_idx = row
-    rec = _record(leaf, issued_idx)
-    want = {"type": "token.issue", "product": product,
-            "body": {"token_id": token_id, "role": role, "expires": expires,
-                     "secret_sha256": secret_sha256}}
-    if rec is None or _differs(rec, want):
-        raise UnexplainedRowError(
+    explain(leaf, issued_idx, "token.issue",
+            {"token_id": token_id, "role": role, "expires": expires,
+             "secret_sha256": secret_sha256},
             f"token {token_id}: its row in table token (role {role}, issued_idx "
-            f"{issued_idx}) is not explained by the log: record {issued_idx} is "
-            f"{_what(rec)}, not the token.issue of this token. The row was inserted into "
-            "the database behind the store's back")
+            f"{issued_idx})", product=product)
     grant = Grant(token_id, role, product, _time(expires), issued_idx)
     if revoked_idx is not None:
-        rev = _record(leaf, revoked_idx)
-        if rev is None or _differs(rev, {"type": "token.revoke",
-                                         "body": {"token_id": token_id}}):
-            raise UnexplainedRowError(
-                f"token {token_id}: its revocation row (log_idx {revoked_idx}) is not "
-                f"explained by the log: record {revoked_idx} is {_what(rev)}. The row was "
-                "inserted into the database behind the store's back")
+        explain(leaf, revoked_idx, "token.revoke", {"token_id": token_id},
+                f"token {token_id}: its revocation row (log_idx {revoked_idx})")
         grant.revoked = revoked_idx
     return grant
 
 
 def explain_artifact(aid: str, sha256: str, log_idx: int, leaf: ReadLeaf) -> None:
-    """Check an ``artifact`` row (id, sha256, log_idx) against the put at ``log_idx``.
-    Raises :class:`UnexplainedRowError` on a mismatch."""
-    rec = _record(leaf, log_idx)
-    if rec is None or _differs(rec, {"type": "artifact.put",
-                                     "body": {"artifact_id": aid, "sha256": sha256}}):
-        raise UnexplainedRowError(
+    """Check an ``artifact`` row (id, sha256, log_idx) against the put at ``log_idx``."""
+    explain(leaf, log_idx, "artifact.put", {"artifact_id": aid, "sha256": sha256},
             f"artifact {aid}: its row in table artifact (sha256 {sha256[:16]}…, log_idx "
-            f"{log_idx}) is not explained by the log: record {log_idx} is {_what(rec)}, "
-            "not the put of these bytes. The row was inserted into the database behind "
-            "the store's back")
-
-
-def _differs(rec: dict[str, Any], want: dict[str, Any]) -> bool:
-    for k, v in want.items():
-        if k == "body":
-            body = rec["body"]
-            if any(body.get(bk, object()) != bv for bk, bv in v.items()):
-                return True
-        elif rec[k] != v:
-            return True
-    return False
-
-
-def _what(rec: dict[str, Any] | None) -> str:
-    if rec is None:
-        return "missing or unreadable"
-    return f"a {rec['type']} record"
+            f"{log_idx})")
 
 
 class WriterAuthority:

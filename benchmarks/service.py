@@ -220,7 +220,9 @@ class Proc:
 def ours(store: Path, *extra: str) -> Proc:
     port = free_port()
     return Proc([PY, "-c", "from depository.cli._serve import serve; serve()", "--store",
-                 str(store), "--port", str(port), *extra], port)
+                 str(store), "--port", str(port),
+                 # wrk opens up to 1000 connections from one address (the default cap: 256)
+                 "--max-connections-per-address", "0", *extra], port)
 
 
 def bare(workdir: Path, sync: str) -> Proc:

@@ -36,7 +36,7 @@ FULL_LIMITS: list[tuple[str, float | None, float, str, str]] = [
     ("write-throughput", 1000, 1412.5, "writes/s", "measured"),
     ("artifact-count", 100_000, 100_000, "artifacts", "measured"),
     ("query-response", 5.0, 0.41, "seconds", "measured"),
-    ("audit-trail", None, 2_000_000, "records", "scaled-down"),
+    ("audit-trail", None, 2_000_000, "records", "extrapolated"),
 ]
 
 
@@ -94,29 +94,64 @@ def make_store(path: Path, *, artifacts: bool = True) -> Path:
     return path
 
 
+# The commit the fixture's load results and certifications claim: certification binds the
+# results to the certifying code's commit, injected here so tests do not depend on git.
+COMMIT = "c0ffee" * 6 + "c0ff"
+
+
+def _extrapolation(status: str = "supported") -> dict[str, Any]:
+    return {"label": "EXTRAPOLATED beyond the largest measurement, not measured",
+            "model": "write p99 (ms) = a + b * log10(artifacts), least squares",
+            "points": [{"x": 1000, "y": 20.0}, {"x": 10000, "y": 22.5},
+                       {"x": 100000, "y": 25.1}],
+            "uncertainty": {"confidence": 0.95, "low": 30.1, "high": 38.4},
+            "predicted": 34.2, "status": status,
+            "reason": "write p99 (ms) at 1e+09 artifacts: 34.2 (95 % up to 38.4) < 100"}
+
+
 def write_results(directory: Path, *, overrides: dict[str, dict[str, Any]] | None = None,
-                  drop: tuple[str, ...] = (), chart: bool = True) -> Path:
-    """A load-test results.json following the contract (plus an SVG chart)."""
+                  drop: tuple[str, ...] = (), chart: bool = True, profile: str = "certify",
+                  commit: str | None = COMMIT, dirty: bool = False) -> Path:
+    """A load-test results.json valid against the results schema (plus an SVG chart)."""
     directory.mkdir(parents=True, exist_ok=True)
     limits = []
+    when = "2026-11-20T10:00:00Z"
     for lid, target, measured, unit, method in FULL_LIMITS:
         if lid in drop:
             continue
         entry: dict[str, Any] = {
-            "id": lid, "target": target, "measured": measured, "unit": unit,
-            "pass": True, "method": method,
-            "latencies": {"p50": 4.2, "p95": 18.0, "p99": 41.5},
+            "id": lid, "title": lid, "description": lid, "target": target, "unit": unit,
+            "profile_target": target, "measured": measured, "pass": True,
+            "status": "measured", "figure": method, "method": f"the {lid} suite",
+            "profile": profile, "load": {},
+            "latency_ms": {"p50": 4.2, "p95": 18.0, "p99": 41.5, "max": 80.0},
+            "throughput": None, "requests": 100, "errors": 0, "lost": 0, "checks": [],
+            "details": {"extrapolation": _extrapolation()} if method == "extrapolated"
+            else {},
+            "reason": None, "raw": [], "chart": None, "started": when, "ended": when,
+            "seconds": 1.0,
         }
         if chart and lid == "write-throughput":
             (directory / "charts").mkdir(exist_ok=True)
             (directory / "charts" / "write-throughput.svg").write_text(
                 "<svg xmlns='http://www.w3.org/2000/svg' width='200' height='40'>"
                 "<rect width='150' height='20' fill='#1e88e5'/></svg>")
-            entry["charts"] = ["charts/write-throughput.svg"]
+            entry["chart"] = "charts/write-throughput.svg"
         entry.update((overrides or {}).get(lid, {}))
         limits.append(entry)
-    doc = {"environment": {"cpu": "2 cores", "memory": "24 GiB", "python": "3.11"},
-           "limits": limits}
+    not_measured = [{"id": e["id"], "reason": e["reason"]} for e in limits
+                    if e["status"] != "measured"]
+    complete = not not_measured and not drop
+    doc = {"schema_version": 1, "tool": "depository loadtest", "profile": profile,
+           "complete": complete, "pass": complete and all(e["pass"] for e in limits),
+           "started": when, "ended": when, "seconds": 7.0,
+           "target": {"mode": "spawn", "url": None, "store": None},
+           "command": ["depository", "loadtest", "run", "--spawn", "--profile", profile],
+           "environment": {"cpu": "2 cores", "memory": "24 GiB", "cpu_model": "test",
+                           "cpu_count": 2, "memory_bytes": 24 << 30, "os": "Linux",
+                           "python": "3.11", "sqlite": "3.40", "packages": {},
+                           "git_commit": commit, "git_dirty": dirty},
+           "limits": limits, "not_measured": not_measured, "error": None}
     (directory / "results.json").write_text(json.dumps(doc, indent=1))
     return directory
 

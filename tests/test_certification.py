@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from _sigstore_fixture import (
+    COMMIT,
     IDENTITY,
     ISSUER,
     loopback_tsa,
@@ -39,6 +40,9 @@ from depository.tlog.record import canonical_json
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 __all__ = ["sigstore_env"]  # a fixture, imported to be available here
 SIGSTORE_ROLE = "Executor Lane"
+ACCEPTED = {"total-storage": "growth fitted over three orders of magnitude; the disk is "
+                             "provisioned for 1.2 TB",
+            "audit-trail": "proof size is ceil(log2 n) hashes by construction"}
 PYHANKO = str(Path(sys.executable).with_name("pyhanko"))
 
 
@@ -60,7 +64,10 @@ def _setup(base: Path) -> dict[str, Any]:
         (base / f"{role_slug(role)}.key").write_text(skey + "\n")
         signers.append({"role": role, "name": f"{role} person", "ed25519_key": vkey})
     (store / "certification").mkdir()
-    (store / "certification" / "signoffs.yaml").write_text(yaml.safe_dump({"signers": signers}))
+    # The signers accept the two extrapolated limits, by id and with the rationale the cover
+    # states; without this an extrapolated figure cannot certify.
+    (store / "certification" / "signoffs.yaml").write_text(yaml.safe_dump({
+        "signers": signers, "accept_extrapolated": ACCEPTED}))
     return {"store": store, "results": results, "inst": inst, "keys": keys,
             "vkey": (store / "keys" / "log.vkey").read_text().strip()}
 
@@ -69,7 +76,8 @@ def _setup(base: Path) -> dict[str, Any]:
 def certified(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("certify")
     env = _setup(base)
-    env["run"] = run_certification(env["store"], env["results"], base / "report")
+    env["run"] = run_certification(env["store"], env["results"], base / "report",
+                                   commit=(COMMIT, False))
     env["report"] = base / "report"
     env["ca"] = create_demo_ca(base / "ca")
     return env
@@ -92,7 +100,10 @@ def _pages(pdf: Path) -> int:
 def test_report_data_from_executed_checks(certified: dict[str, Any]) -> None:
     d = certified["run"].data
     out: Path = certified["report"]
-    assert d["verdict"] == {"result": "pass", "reasons": []}, d["verdict"]
+    assert d["verdict"]["result"] == "pass" and d["verdict"]["reasons"] == [], d["verdict"]
+    assert d["verdict"]["demo_reasons"] == []
+    assert {a["id"]: a["rationale"] for a in d["verdict"]["accepted_extrapolations"]} \
+        == ACCEPTED
     assert len(d["checks"]) == 23 and all(c["status"] == "pass" for c in d["checks"])
     for c in d["checks"]:
         assert c["steps"] and all(s["ok"] for s in c["steps"]), c["id"]
@@ -104,7 +115,7 @@ def test_report_data_from_executed_checks(certified: dict[str, Any]) -> None:
     assert all(p["isolation"] == "pass" and p["quota_enforced"] == "pass"
                for p in d["products"])
     methods = {x["id"]: x["method"] for x in d["scale_limits"]["limits"]}
-    assert methods["total-storage"] == "extrapolated" and methods["audit-trail"] == "scaled-down"
+    assert methods["total-storage"] == "extrapolated" and methods["audit-trail"] == "extrapolated"
     assert d["scale_limits"]["environment"]["cpu"] == "2 cores"
     # The tamper drill staged every kind of tampering and each was caught.
     tamper = next(c for c in d["checks"] if c["id"] == "tamper-drill")
@@ -124,6 +135,16 @@ def test_report_data_from_executed_checks(certified: dict[str, Any]) -> None:
     with Store.open(certified["store"], readonly=True) as s:
         assert s.record(idx).type == "certification.run"
         assert s.record(idx).body["report_id"] == d["report_id"]
+        # Issue 14 finding 10: the verdict and validity are logged after the checks.
+        result = [s.record(i) for i in range(idx + 1, s.size())
+                  if s.record(i).type == "certification.result"]
+        assert len(result) == 1, "no certification.result record after the run"
+        body = result[0].body
+        assert body["report_id"] == d["report_id"] and body["verdict"] == "pass"
+        assert body["valid_until"] == d["validity"]["until"]
+        assert body["report_sha256"] == hashlib.sha256(
+            (out / "report.json").read_bytes()).hexdigest()
+    assert d["validity"]["recertification_due"] == d["validity"]["until"]
     leaf = (out / "evidence" / "certification-run.leaf.json").read_bytes()
     verify_proof_file((out / "evidence" / "certification-run.tlog-proof").read_bytes(),
                       leaf_hash(leaf), [certified["vkey"]])
@@ -153,17 +174,20 @@ def test_review_pdf_layout(certified: dict[str, Any]) -> None:
     assert len(pages) == n
     for i, t in enumerate(pages, 1):
         assert f"Page {i} of {n}" in t and "DRAFT" in t
-    assert "EXTRAPOLATED" in text and "SCALED-DOWN" in text
+    assert "EXTRAPOLATED" in text
     # The cover does not let scaled-down figures pass for full-scale ones.
     by = certified["run"].data["summary"]["limits_by_method"]
     cover = " ".join(_pdftext(pdf, 1).split())
     assert f"only {by['measured']} measured at the full configured limit" in cover, cover
     assert f"{by['scaled-down']} scaled down" in cover
+    # The extrapolations the signers accepted are stated on the cover with their rationale.
+    assert "accepted by the sign-offs" in cover and "three orders of magnitude" in cover
     assert "PENDING SIGN-OFF" in text
 
 
 # --------------------------------------------------------------------------- the whole cycle
-def test_full_cycle(certified: dict[str, Any], tmp_path: Path, sigstore_env: None) -> None:
+def test_full_cycle(certified: dict[str, Any], tmp_path: Path, sigstore_env: None,
+                    caplog: pytest.LogCaptureFixture) -> None:
     report = tmp_path / "report"
     shutil.copytree(certified["report"], report)
     inst: LocalSigstore = certified["inst"]
@@ -266,10 +290,33 @@ def test_full_cycle(certified: dict[str, Any], tmp_path: Path, sigstore_env: Non
     st = json.loads(res.output)
     assert res.exit_code == 0 and st["state"] == "CERTIFIED" and st["pending"] == []
     assert 170 <= st["days_to_expiry"] <= 190
+    # Issue 14 finding 10: recertification is due when the six-month validity ends.
+    assert st["recertification_due"] == st["valid_until"]
     # The wrong log key or trust anchor is reported.
     other_vkey = generate_key("cert.test/log")[1]
     res = runner.invoke(certify, ["verify", str(pdf), "--key", other_vkey])
     assert res.exit_code == 1
+
+    # Issue 14 finding 2: without a trust anchor the signer is unknown — never CERTIFIED.
+    res = runner.invoke(certify, ["verify", str(pdf), "--key", certified["vkey"]])
+    assert res.exit_code == 1, res.output
+    assert "VERDICT: INTEGRITY ONLY" in res.output and "signer unknown" in res.output
+    assert "Traceback" not in res.output and "PathBuildingError" not in res.output
+    assert not [r for r in caplog.records if r.exc_info], "pyHanko logged a traceback"
+    # Anyone can re-sign the same report data with their own CA: without --trust that is
+    # indistinguishable, so it must not certify; with the real anchor it does not chain.
+    forged_dir = tmp_path / "forged"
+    shutil.copytree(report, forged_dir)
+    (forged_dir / "report.pdf").unlink()
+    evil = create_demo_ca(tmp_path / "evil-ca", organisation="Mallory Inc")
+    forged, _ = finalize(forged_dir, key_file=evil.signer_key, cert_file=evil.signer_cert)
+    res = runner.invoke(certify, ["verify", str(forged), "--key", certified["vkey"], "--json"])
+    out = json.loads(res.output)
+    assert res.exit_code == 1 and not out["certified"] and not out["anchored"], out
+    assert out["verdict"].startswith("INTEGRITY ONLY")
+    res = runner.invoke(certify, ["verify", str(forged), "--trust", str(ca.ca_cert), "--key",
+                                  certified["vkey"]])
+    assert res.exit_code == 1 and "does not chain to the given trust anchor" in res.output
 
     # One tampered byte: all three verifiers reject it.
     blob = bytearray(pdf.read_bytes())
@@ -286,6 +333,9 @@ def test_full_cycle(certified: dict[str, Any], tmp_path: Path, sigstore_env: Non
     res = runner.invoke(certify, ["verify", str(bad), "--trust", str(ca.ca_cert), "--key",
                                   certified["vkey"]])
     assert res.exit_code == 1 and "NOT AUTHENTIC" in res.output
+    # A digest mismatch is reported as such, not also as an untrusted signer.
+    assert "digest mismatch" in res.output
+    assert "does not chain" not in res.output, res.output
 
 
 def test_previous_certification_and_diff(certified: dict[str, Any], tmp_path: Path) -> None:
@@ -300,7 +350,7 @@ def test_previous_certification_and_diff(certified: dict[str, Any], tmp_path: Pa
         s.put("gurukul", "later.txt", b"written after the first certification")
     res2 = run_certification(store, write_results(tmp_path / "load2", overrides={
         "write-throughput": {"measured": 1650.0}}), tmp_path / "second", previous=p1,
-        only={"store-state", "replay", "signatures"}, render=False)
+        only={"store-state", "replay", "signatures"}, render=False, commit=(COMMIT, False))
     d = res2.data
     assert d["previous"]["report_id"] == certified["run"].data["report_id"]
     cons = d["previous"]["consistency"]
@@ -321,6 +371,7 @@ def test_previous_certification_and_diff(certified: dict[str, Any], tmp_path: Pa
     rolled = tmp_path / "rolled"
     make_store(rolled)
     res3 = run_certification(rolled, certified["results"], tmp_path / "third", previous=p1,
+                             commit=(COMMIT, False),
                              only={"signatures"}, render=False,
                              verifier_key=(rolled / "keys" / "log.vkey").read_text().strip())
     sig3 = next(c for c in res3.data["checks"] if c["id"] == "signatures")

@@ -342,3 +342,102 @@ def test_the_runner_never_imports_locust() -> None:
                          env=dict(os.environ))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "locust" not in sys.modules
+
+
+# ------------------------------------------------------------- extrapolations (issue 14)
+def _fit(points: list[tuple[float, float]], bound: float = 1000.0) -> dict[str, object]:
+    return analysis.extrapolate(points, model="p99 = a + b log10 n", x_at=1e8,
+                                transform="log10", bound=bound, bound_label="bound",
+                                x_label="artifacts", y_label="p99 (ms)")
+
+
+def test_an_extrapolation_states_model_points_and_uncertainty() -> None:
+    x = _fit([(300, 20.0), (1000, 22.0), (3000, 23.5), (10_000, 26.0)])
+    assert x["status"] == "supported", x["reason"]
+    assert x["model"] and len(x["points"]) == 4  # type: ignore[arg-type]
+    unc = x["uncertainty"]
+    assert isinstance(unc, dict) and unc["low"] < x["predicted"] < unc["high"]
+    assert unc["judged"] >= unc["high"] and unc["confidence"] == 0.95
+    # The same fit against a bound inside its interval does not support the claim.
+    assert _fit([(300, 20.0), (1000, 22.0), (3000, 23.5), (10_000, 26.0)],
+                bound=float(unc["high"]) - 1)["status"] == "not-supported"
+
+
+def test_an_unusable_fit_is_insufficient_data_never_a_pass() -> None:
+    # The demo's case: two points, falling latency -> a negative p99 "under the bound".
+    two = _fit([(300, 20.0), (3000, 18.0)])
+    assert two["status"] == "insufficient-data" and "insufficient data" in str(two["reason"])
+    # A fit predicting no usable (non-positive) value says nothing either.
+    broken = _fit([(300, 0.0), (1000, -1.0), (3000, 0.0)])
+    assert broken["status"] == "insufficient-data", broken
+    # A falling cost is not extrapolated downwards (to a negative latency): the slope is
+    # constrained to 0, said so, and the largest observation still bounds the judgement.
+    falling = _fit([(300, 40.0), (1000, 25.0), (3000, 11.0)])
+    fit = falling["fit"]
+    assert isinstance(fit, dict) and fit["b"] == 0 and fit["unconstrained_b"] < 0
+    assert "constrained" in fit and float(falling["predicted"]) > 0  # type: ignore[arg-type]
+    assert falling["uncertainty"]["judged"] >= 40.0  # type: ignore[index]
+    # Every profile measures at least three levels, so a fit is possible at all.
+    for prof in PROFILE_PARAMS.values():
+        assert len(prof["total-storage"]["levels"]) >= analysis.MIN_EXTRAPOLATION_POINTS
+        assert len(prof["audit-trail"]["sizes"]) >= analysis.MIN_EXTRAPOLATION_POINTS
+
+
+def test_total_storage_never_reports_the_target_as_measured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The total-storage suite on a faked run: two growth levels with falling latency (what
+    produced 'measured 1,000,000,000,000 bytes' and a −15.1 ms p99 that passed)."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from depository.loadtests import runner
+
+    store = tmp_path / "store"
+    store.mkdir()
+    p99s = iter([20.0, 18.0])
+    stored = iter([(90_000, 3_000_000), (900_000, 30_000_000)])
+
+    def run_locust(lid: str, tag: str, tgt: object, **kw: object) -> object:
+        acks: list[dict[str, object]] = []
+        rows: list[analysis.Row] = []
+        extra: dict[str, object] = {"counters": {}}
+        if tag == "mixed":
+            acks = [{"status": 201, "product": "gurukul", "size": 10_000}] * 10
+            rows = [analysis.Row(1.0, "PUT mixed", 5.0, 201, True)] * 10
+        elif tag == "quota":
+            acks = [{"status": 201, "product": runner.QUOTA_PRODUCT, "size": 4_000_000}]
+            extra = {"counters": {"quota_refusals": 3}}
+        else:
+            rows = [analysis.Row(1.0, "PUT", next(p99s), 201, True)] * 20
+        return runner.LocustRun(tmp_path, rows, acks, extra, {
+            "requests": len(rows), "failures": 0, "endpoints": {}}, 1.0, 0, 1)
+
+    usage = {"gurukul": {"bytes": 100_000, "artifacts": 10},
+             runner.QUOTA_PRODUCT: {"bytes": 4_000_000, "artifacts": 1}}
+    server = SimpleNamespace(stop=lambda: None, start=lambda: None, url="http://127.0.0.1:1")
+    tgt = SimpleNamespace(mode="spawn", store=store, server=server, url=server.url)
+    ctx = SimpleNamespace(
+        opts=SimpleNamespace(profile="certify"), targets=targets_from(None), out=tmp_path,
+        target=lambda *a, **k: contextlib.nullcontext(tgt), locust=run_locust,
+        usage=lambda t: usage, check_acks=lambda t, a: {"lost": 0},
+        verify=lambda t: {"ok": True, "detail": "verified"}, say=lambda m: None)
+    monkeypatch.setattr(runner, "_alerts", lambda t: {"history": [], "active": []})
+    monkeypatch.setattr(runner, "load_config",
+                        lambda p: SimpleNamespace(alert_levels=[]))
+    counts = iter([0, 300, 300, 300, 3000, 3000, 3000])  # before; seeded, now, after each
+    monkeypatch.setattr(runner, "_artifact_count", lambda t: next(counts))
+    monkeypatch.setattr(runner, "_metadata_bytes", lambda s: next(stored))
+    monkeypatch.setattr(runner, "_account", lambda *a: None)
+    monkeypatch.setattr(runner, "seed_library", lambda *a, **k: None)
+    p = dict(params_for("total-storage", "certify", targets_from(None)),
+             levels=[300, 3000])
+    res = runner.base_result("total-storage", ctx, p)  # type: ignore[arg-type]
+    runner.run_total_storage(ctx, res, p)  # type: ignore[arg-type]
+    target = DEFAULT_SCALE_LIMITS["total-storage"]["target"]
+    assert res["measured"] != target and res["measured"] == 30_000_000
+    assert res["figure"] == "extrapolated" and res["pass"] is False
+    ex = res["details"]["extrapolation"]
+    assert ex["status"] == "insufficient-data" and ex["model"] and len(ex["points"]) == 2
+    assert "insufficient data" in res["reason"]
+    assert ex["disk"]["free_bytes"] > 0  # free disk was consulted
+    assert any("file system can hold" in c["name"] for c in res["checks"])

@@ -9,7 +9,7 @@ import json
 import time
 import warnings
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -824,10 +824,19 @@ def test_service_metrics_match_prometheus_client() -> None:
 
 def test_certification_status_reads_the_log(env: Env) -> None:
     env.store.append_event("certification.run", actor="certifier", product=None,
-                           body={"result": "pass"})
+                           body={"report_id": "cert-1"})
     v = env.c.get("/v1/monitoring/certification", headers=env.h("admin")).json()
-    assert v["certification"]["status"] == "recorded"
-    assert v["certification"]["last"]["body"] == {"result": "pass"}
+    # A run record is written before the checks: it alone carries no verdict.
+    assert v["certification"]["status"] == "no verdict"
+    assert v["certification"]["last"]["body"] == {"report_id": "cert-1"}
+    assert v["certification"]["verdict"] is None
+    until = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    env.store.append_event("certification.result", actor="certifier", product=None,
+                           body={"report_id": "cert-1", "verdict": "pass",
+                                 "valid_from": "2026-01-01", "valid_until": until})
+    v = env.c.get("/v1/monitoring/certification", headers=env.h("admin")).json()["certification"]
+    assert v["status"] == "certified" and v["verdict"] == "pass"
+    assert v["valid_until"] == until and v["days_left"] == 30
 
 
 def test_problem_types_are_documented_and_routes_answer_problems(env: Env) -> None:

@@ -55,21 +55,14 @@ BACKEND_MAY_IMPORT = {"depository.store._errors"}
 # Violations that exist today, as (file, rule, imported); to be removed by the store split
 # (issue 12, items 2-4) unless the comment says otherwise. Remove an entry with the import.
 KNOWN_VIOLATIONS: set[tuple[str, str, str]] = {
-    # to be removed by the store split: the worker store imports the store's internals and
-    # the CLI's server class.
+    # to be removed by the store split: the worker store imports the store's internals.
     ("service/_workers.py", "private", "depository.store._backend"),
     ("service/_workers.py", "private", "depository.store._errors"),
     ("service/_workers.py", "private", "depository.store._store"),
-    ("service/_workers.py", "layer", "depository.cli._serve"),
-    ("service/_workers.py", "private", "depository.cli._serve"),
     ("cli/_serve.py", "private", "depository.service._workers"),
     # to be removed by the store split: S3 blob reads and anchor fetches for the verify CLI
     # become public blob-backend API.
     ("cli/_verify.py", "private", "depository.store._s3"),
-    # to be removed by the HTTP split (issue 12 item 5: the uvicorn config built in one place
-    # under service/).
-    ("cli/_serve.py", "private", "depository.service._exports"),
-    ("cli/_serve.py", "private", "depository.service._protocol"),
     # to be removed by the store split: the hold test belongs behind a public store verb.
     ("evidence/_export.py", "private", "depository.store._store"),
     # to be removed by the store split: the schema fingerprint becomes public store API.

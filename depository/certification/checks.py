@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import inspect
 import json
+import os
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +38,6 @@ from depository.certification._framework import (
 from depository.signing import generate_key, sign_note
 from depository.store import (
     AuthorityError,
-    ConfigError,
     GovernanceLockedError,
     MetadataError,
     NotFoundError,
@@ -50,7 +50,7 @@ from depository.store import (
     format_time,
 )
 from depository.store._schema import schema_fingerprint
-from depository.store.config import default_config_dict, parse_config
+from depository.store.config import default_config_dict
 from depository.tlog import merkle
 from depository.tlog.checkpoint import (
     Checkpoint,
@@ -58,6 +58,7 @@ from depository.tlog.checkpoint import (
     verify_checkpoint,
     verify_proof_file,
 )
+from depository.tlog.errors import VerificationError
 from depository.tlog.record import canonical_json, encode_record, parse_record
 
 __all__ = ["CHECKS", "CheckSpec", "run_checks"]
@@ -108,6 +109,25 @@ def _sql_refused(rec: Recorder, db: Path, sql: str, label: str) -> None:
         conn.close()
 
 
+def _verified(fn: Callable[[], Any]) -> tuple[bool, str]:
+    """Run a verifier: (True, "") when it returns, (False, why) when it raises."""
+    try:
+        fn()
+    except (VerificationError, ValueError) as exc:
+        return False, f"{type(exc).__name__}: {exc}"[:300]
+    return True, ""
+
+
+def _bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def _need_service(ctx: CheckContext, what: str) -> None:
+    if ctx.service_factory is None:
+        raise Missing(f"the HTTP service is not installed, so {what} cannot be exercised "
+                      "against it")
+
+
 def _real_artifact(store: Store) -> Any | None:
     arts = store.ls(limit=1)
     return arts[0] if arts else None
@@ -120,13 +140,40 @@ def check_store_state(ctx: CheckContext, rec: Recorder) -> str:
         rec.expect("read the store's governance state", not status["locked"],
                    f"locked: {status['reason']}" if status["locked"] else "not locked",
                    "not under a governance lock")
-        size, _note = store.latest_checkpoint()
-        rec.expect("latest signed checkpoint covers the certification record",
-                   size >= ctx.checkpoint_size,
-                   f"latest checkpoint size {size}, certification checkpoint {ctx.checkpoint_size}",
-                   f"size >= {ctx.checkpoint_size}")
+        _size, note = store.latest_checkpoint()
+        cp: Checkpoint | None = None
+        try:
+            cp, _ = verify_checkpoint(note, [ctx.verifier_key], origin=ctx.origin)
+            sig_ok, observed = True, f"{cp.origin} size {cp.size}"
+        except VerificationError as exc:
+            sig_ok, observed = False, f"{exc}"[:300]
+        rec.expect("the store's latest checkpoint verifies with the trusted log key",
+                   sig_ok, observed, f"a signature by {ctx.verifier_key.split('+')[0]}")
+        if cp is None:
+            return "the store's latest checkpoint does not verify"
+        root = store.root_at(cp.size) if cp.size <= store.size() else b""
+        rec.expect("the root recomputed from the store's log records equals the latest "
+                   "checkpoint's signed root", root == cp.root_hash,
+                   root.hex() or f"the log has only {store.size()} records",
+                   cp.root_hash.hex())
+        if ctx.certification_index is not None:
+            rec.expect("the latest checkpoint covers the certification.run record",
+                       cp.size > ctx.certification_index, f"size {cp.size}",
+                       f"more than index {ctx.certification_index}")
+        if cp.size == ctx.checkpoint_size:
+            ok, why = cp.root_hash == ctx.checkpoint_root, "same size, different root"
+        elif cp.size > ctx.checkpoint_size:
+            proof = store.consistency_proof(ctx.checkpoint_size, cp.size)
+            ok, why = _verified(_call(merkle.verify_consistency, ctx.checkpoint_size,
+                                      cp.size, proof, ctx.checkpoint_root, cp.root_hash))
+        else:
+            ok, why = False, "the latest checkpoint is older than the certification's"
+        rec.expect("the latest checkpoint extends the certification checkpoint (RFC 6962 "
+                   "consistency)", ok, f"{ctx.checkpoint_size} -> {cp.size}"
+                   + (f": {why}" if not ok else ""), "consistent")
         rec.add_evidence("checkpoint", "checkpoint.txt", size=ctx.checkpoint_size)
-    return "the store is open for writes (no governance lock) and its log is checkpointed"
+    return ("the store is open for writes, and its latest checkpoint is signed by the log "
+            "key, matches the stored log and extends the certification checkpoint")
 
 
 def check_replay(ctx: CheckContext, rec: Recorder) -> str:
@@ -397,13 +444,8 @@ def check_write_once(ctx: CheckContext, rec: Recorder) -> str:
                      artifact_ids=[r.artifact_id])
         s.lock("certification drill", check="manual", actor="certify")
         s.unlock(reason="certification drill", actor="certify")
-        public = sorted(n for n in dir(Store) if not n.startswith("_"))
-        verbs = [n for n in public if n.split("_")[0] in
-                 ("delete", "update", "remove", "overwrite", "replace", "modify", "edit",
-                  "truncate", "rewrite", "set")]
-        rec.expect("the store's API has no update or delete operation", not verbs,
-                   f"public operations: {', '.join(public)}" if not verbs
-                   else f"found: {verbs}", "none named delete/update/remove/overwrite/...")
+        _http_no_update(ctx, rec, s, p, f"{DRILL}/write-once", r.artifact_id,
+                        b"original bytes")
         db = s.path / "depository.db"
         for sql, label in (
             ("UPDATE artifact SET name = 'renamed'", "artifact update"),
@@ -421,6 +463,52 @@ def check_write_once(ctx: CheckContext, rec: Recorder) -> str:
             _sql_refused(rec, db, sql, label)
     return ("updates and deletes were attempted through the API and directly in SQLite on a "
             "copy; every one was refused and the API attempts were logged")
+
+
+def _http_no_update(ctx: CheckContext, rec: Recorder, s: Store, p: str, name: str, aid: str,
+                    original: bytes) -> None:
+    """Every way to change or remove an artifact or a log record over the running service
+    (every HTTP method on its routes, with the strongest token there is) is refused, and
+    the bytes are unchanged afterwards."""
+    _need_service(ctx, "updates and deletes over HTTP")
+    from urllib.parse import quote
+
+    admin, _ = s.create_token(role="admin", actor="certify", note="write-once drill")
+    writer, _ = s.create_token(role="writer", product=p, actor="certify",
+                               note="write-once drill")
+    art = f"/v1/products/{p}/artifacts/{quote(name)}"
+    size = s.size()
+
+    async def drill(c: Any) -> None:
+        attempts = [(m, path, tok) for path in (art, f"/v1/artifacts/{aid}",
+                                                "/v1/log/entries", f"/v1/products/{p}/artifacts")
+                    for m in ("DELETE", "PATCH", "POST") for tok in (admin, writer)]
+        attempts.append(("PUT", f"/v1/artifacts/{aid}", writer))
+        bad = []
+        for method, path, tok in attempts:
+            r = await c.request(method, path, content=b"changed", headers=_bearer(tok))
+            if r.status_code < 400:
+                bad.append(f"{method} {path} -> {r.status_code}")
+        rec.expect(f"HTTP: {len(attempts)} DELETE/PATCH/POST/PUT attempts on the artifact "
+                   "(by name and by id), its listing and the log, as admin and as writer",
+                   not bad, "; ".join(bad[:4]) if bad else "every one refused (4xx)",
+                   "every one refused")
+        put = await c.put(art, content=b"changed bytes", headers=_bearer(writer))
+        rec.expect("HTTP: PUT other bytes under the name", put.status_code == 409,
+                   f"HTTP {put.status_code}", "409 (write-once)")
+        got = await c.get(art, headers=_bearer(writer))
+        rec.expect("HTTP: the artifact still serves its original bytes",
+                   got.status_code == 200 and got.content == original,
+                   "unchanged" if got.content == original else f"HTTP {got.status_code}, "
+                   f"{len(got.content)} bytes differing from the original", "unchanged")
+
+    _http(ctx, s, drill)
+    rec.expect("no log record was removed by the attempts", s.size() >= size,
+               f"log size {s.size()}", f">= {size}")
+
+
+def _leaf_hashes(s: Store, n: int) -> list[bytes]:
+    return [merkle.leaf_hash(leaf) for _, leaf in s.log_entries(0, n)]
 
 
 # ============================================================== G2 retention
@@ -446,14 +534,48 @@ def check_audit_retention(ctx: CheckContext, rec: Recorder) -> str:
                     lambda: _drill_put(s, p, "short", b"x",
                                        retain_until=datetime.now(UTC) + timedelta(days=30)),
                     RetentionError, match="minimum")
+        before = s.size()
+        hashes = _leaf_hashes(s, before)
+        root = s.root_at(before)
         r = _drill_put(s, p, "retained", b"x")
         rec.refused("dispose a fresh artifact",
                     lambda: s.dispose(datetime.now(UTC), actor="certify",
                                       artifact_ids=[r.artifact_id]), RetentionError)
-        rec.expect("no operation removes log records",
-                   not any(n for n in dir(Store) if "log" in n and
-                           n.split("_")[0] in ("delete", "truncate", "prune", "compact")),
-                   "the log has only appends", "no log-removing operation")
+        # Every state-changing operation there is, including a disposal once retention has
+        # run out (the store's clock moved forward on this copy): the log only grows.
+        with contextlib.suppress(WriteOnceError):
+            _drill_put(s, p, "retained", b"y")
+        s.extend_retention(p, r.artifact_id, FAR_FUTURE - timedelta(days=1), actor="certify",
+                           reason="drill")
+        hold = s.place_hold(matter="CERT-DRILL-R", reason="drill", actor="certify",
+                            artifact_ids=[r.artifact_id])
+        s.release_hold(hold.id, reason="drill", actor="certify")
+        _, tok = s.create_token(role="reader", product=p, actor="certify", note="drill")
+        s.revoke_token(tok.id, reason="drill", actor="certify")
+        s.lock("retention drill", check="manual", actor="certify")
+        s.unlock(reason="retention drill", actor="certify")
+        s.clock = lambda: FAR_FUTURE
+        disposed: list[int] = []
+        try:
+            disposed = s.dispose(FAR_FUTURE, actor="certify", artifact_ids=[r.artifact_id])
+        except RetentionError as exc:  # a product-wide hold of the store covers it too
+            rec.note(f"the drill disposal was refused ({exc}); the other operations ran")
+        s.checkpoint()
+        after = s.size()
+        kept = _leaf_hashes(s, before)
+        changed = [i for i, (a, b) in enumerate(zip(hashes, kept, strict=False)) if a != b]
+        rec.expect(f"after put, refused put, retention extension, hold place and release, "
+                   f"token issue and revoke, lock, unlock and a disposal "
+                   f"({len(disposed)} record), every one of the {before} earlier log records "
+                   "is still there, byte for byte",
+                   after > before and len(kept) == before and not changed,
+                   f"log {before} -> {after} records; changed or missing: "
+                   f"{changed[:5] or (before - len(kept)) or 'none'}", "all kept")
+        ok, why = _verified(_call(merkle.verify_consistency, before, after,
+                                  s.consistency_proof(before, after), root, s.root_at(after)))
+        rec.expect("the log after the drill is an append-only extension (RFC 6962 "
+                   f"consistency {before} -> {after})", ok, why or "consistent",
+                   "consistent")
     return f"minimum retention {days} days is frozen in the init record and enforced"
 
 
@@ -538,10 +660,14 @@ def check_provenance(ctx: CheckContext, rec: Recorder) -> str:
                 name = f"provenance-{art.log_index}"
                 (ctx.evidence_dir / f"{name}.tlog-proof").write_bytes(proof)
                 (ctx.evidence_dir / f"{name}.leaf.json").write_bytes(leaf)
-                cp = verify_proof_file(proof, merkle.leaf_hash(leaf), [ctx.verifier_key])
+                got: list[Checkpoint] = []
+                ok, why = _verified(lambda: got.append(verify_proof_file(
+                    proof, merkle.leaf_hash(leaf), [ctx.verifier_key])))
                 rec.expect("a tlog-proof of that record verifies offline against the "
-                           "certification checkpoint", cp.size == ctx.checkpoint_size,
-                           f"included at {art.log_index} of {cp.size}", "verified")
+                           "certification checkpoint",
+                           ok and got[0].size == ctx.checkpoint_size,
+                           f"included at {art.log_index} of {got[0].size}" if ok else why,
+                           "verified")
                 rec.add_evidence("file", f"evidence/{name}.tlog-proof", index=art.log_index)
                 rec.add_evidence("file", f"evidence/{name}.leaf.json", index=art.log_index)
         else:
@@ -563,11 +689,11 @@ def check_provenance(ctx: CheckContext, rec: Recorder) -> str:
         _sql_refused(rec, s.path / "depository.db",
                      "UPDATE artifact SET provenance = '{}'", "provenance update")
         receipt = s.with_proof(r)
-        assert receipt.proof is not None
-        verify_proof_file(receipt.proof, receipt.leaf_hash, [ctx.verifier_key]
-                          if not ctx.throwaway_key else [_vkey_of(ctx, s)])
+        key = ctx.verifier_key if not ctx.throwaway_key else _vkey_of(ctx, s)
+        ok, why = (False, "the receipt has no proof") if receipt.proof is None else \
+            _verified(_call(verify_proof_file, receipt.proof, receipt.leaf_hash, [key]))
         rec.expect("the drill artifact's receipt carries a tlog-proof that verifies",
-                   True, f"record {r.log_index} proven", "verified")
+                   ok, f"record {r.log_index} proven" if ok else why, "verified")
     return "provenance is in the signed record, cannot be replaced, and is provable offline"
 
 
@@ -752,9 +878,11 @@ def check_signatures(ctx: CheckContext, rec: Recorder) -> str:
             leaf = dict(ro.log_entries(idx, idx + 1))[idx]
             (ctx.evidence_dir / "certification-run.tlog-proof").write_bytes(proof)
             (ctx.evidence_dir / "certification-run.leaf.json").write_bytes(leaf)
-            verify_proof_file(proof, merkle.leaf_hash(leaf), [ctx.verifier_key])
+            ok, why = _verified(_call(verify_proof_file, proof, merkle.leaf_hash(leaf),
+                                      [ctx.verifier_key]))
             rec.expect("the certification.run record is included under the checkpoint "
-                       "(tlog-proof)", True, f"record {idx} of {cp.size}", "verified")
+                       "(tlog-proof)", ok, f"record {idx} of {cp.size}" if ok else why,
+                       "verified")
             rec.add_evidence("file", "evidence/certification-run.tlog-proof", index=idx)
             rec.record_evidence(ro, idx, "store")
         if ctx.previous_checkpoint is not None:
@@ -766,15 +894,16 @@ def check_signatures(ctx: CheckContext, rec: Recorder) -> str:
                           prev.size <= cp.size, f"{prev.size} -> {cp.size}",
                           "previous size <= today's"):
                 proof_hashes = ro.consistency_proof(prev.size, cp.size)
-                merkle.verify_consistency(prev.size, cp.size, proof_hashes, prev.root_hash,
-                                          cp.root_hash)
+                ok, why = _verified(_call(merkle.verify_consistency, prev.size, cp.size,
+                                          proof_hashes, prev.root_hash, cp.root_hash))
                 name = f"consistency-{prev.size}-{cp.size}.txt"
                 (ctx.evidence_dir / name).write_text(
                     "".join(base64.b64encode(h).decode() + "\n" for h in proof_hashes))
-                rec.expect("RFC 6962 consistency proof from the previous checkpoint to "
-                           "today's verifies", True,
-                           f"{len(proof_hashes)} hashes, {prev.size} -> {cp.size}",
-                           "verified")
+                if not rec.expect("RFC 6962 consistency proof from the previous checkpoint "
+                                  "to today's verifies", ok,
+                                  f"{len(proof_hashes)} hashes, {prev.size} -> {cp.size}"
+                                  if ok else why, "verified"):
+                    return "the log does not extend the previous certification's"
                 rec.add_evidence("file", f"evidence/{name}", size1=prev.size, size2=cp.size)
                 ctx.shared["consistency"] = {
                     "size1": prev.size, "size2": cp.size, "root1": prev.root_hash.hex(),
@@ -816,10 +945,18 @@ def check_quota(ctx: CheckContext, rec: Recorder) -> str:
     return "usage is within every quota; quotas refuse writes with the figures"
 
 
+_STRICT_SCHEMA = {"type": "object", "required": ["case"], "additionalProperties": False,
+                  "properties": {"case": {"type": "string", "pattern": "^[A-Z]+-[0-9]+$"}}}
+
+
 def check_metadata_validation(ctx: CheckContext, rec: Recorder) -> str:
+    _need_service(ctx, "metadata validation at the service")
+    from urllib.parse import quote
+
     with ctx.open_copy("metadata", rec) as s:
         size = s.size()
-        for pid, prod in sorted(s.config.products.items()):
+        tokens = {}
+        for pid in sorted(s.config.products):
             rec.refused(f"{pid}: metadata with a NaN (not exact JSON)",
                         _call(_drill_put, s, pid, "nan", b"x",
                               metadata={"score": float("nan")}),
@@ -827,16 +964,56 @@ def check_metadata_validation(ctx: CheckContext, rec: Recorder) -> str:
             rec.refused(f"{pid}: provenance with an integer beyond 2^53",
                         _call(_drill_put, s, pid, "big", b"x", provenance={"n": 2**60}),
                         MetadataError)
-            validator = jsonschema.Draft202012Validator(prod.metadata_schema)
-            if not validator.is_valid({}):
-                rec.refused(f"{pid}: metadata missing the schema's required fields",
-                            _call(_drill_put, s, pid, "empty", b"x", metadata={}),
-                            MetadataError)
+            tokens[pid] = s.create_token(role="writer", product=pid, actor="certify",
+                                         note="metadata drill")[0]
         rec.refused("a name with control characters",
                     lambda: s.put(_first_product(s), "bad\x00name", b"x"), MetadataError)
-        rec.expect("nothing was written", s.size() == size, f"log size {s.size()}",
-                   f"log size {size}")
-    return "poisoned metadata and provenance are refused before anything is stored"
+        drafted = s.size()
+        products = dict(s.config.products)
+
+        async def drill(c: Any) -> None:
+            # Each product's own schema, at the service: a document it rejects is refused.
+            for pid, prod in sorted(products.items()):
+                validator = jsonschema.Draft202012Validator(prod.metadata_schema)
+                docs: tuple[Any, ...] = ({}, [], "text", 1)
+                bad = next((d for d in docs if not validator.is_valid(d)), None)
+                if not rec.expect(f"{pid}: its metadata schema rejects some document",
+                                  bad is not None,
+                                  "rejects " + json.dumps(bad) if bad is not None
+                                  else "ACCEPTS ANY JSON: metadata is not validated",
+                                  "a schema that constrains metadata"):
+                    continue
+                r = await c.put(f"/v1/products/{pid}/artifacts/{quote(f'{DRILL}/meta')}",
+                                content=b"x", headers={**_bearer(tokens[pid]),
+                                                       "Depository-Metadata": json.dumps(bad)})
+                rec.expect(f"HTTP: {pid}: metadata {json.dumps(bad)} against its schema",
+                           r.status_code in (400, 422), f"HTTP {r.status_code}", "refused")
+
+        _http(ctx, s, drill)
+        rec.expect("nothing was written", s.size() == drafted, f"log size {s.size()}",
+                   f"log size {drafted} (tokens only since {size})")
+    # A product with a strict schema (a drill store with the same products): what the
+    # schema forbids is refused, what it allows is stored.
+    with Store.open(ctx.snapshot, readonly=True) as ro:
+        cfg = default_config_dict(ro.origin)
+        cfg["products"] = {pid: {"name": prod.name, "metadata_schema": _STRICT_SCHEMA,
+                                 "quota": {"bytes": 10**6, "artifacts": 100}}
+                           for pid, prod in ro.config.products.items()}
+    with Store.init(ctx.scratch / "metadata-drill-store", config=cfg, actor="certify") as d:
+        pid = sorted(d.config.products)[0]
+        for label, meta in (("without the required field", {}),
+                            ("with a number where a string is required", {"case": 7}),
+                            ("with a value outside the pattern", {"case": "x"}),
+                            ("with an extra field", {"case": "CASE-1", "note": "x"})):
+            rec.refused(f"strict schema: metadata {label}",
+                        _call(_drill_put, d, pid, "strict", b"x", metadata=meta),
+                        MetadataError)
+        ok = _drill_put(d, pid, "strict", b"x", metadata={"case": "CASE-1"})
+        rec.expect("strict schema: conforming metadata is stored",
+                   dict(d.get(pid, ok.artifact_id).metadata) == {"case": "CASE-1"},
+                   json.dumps(dict(d.get(pid, ok.artifact_id).metadata)), '{"case": "CASE-1"}')
+    return ("poisoned metadata and provenance are refused before anything is stored; each "
+            "product's schema is enforced at the service")
 
 
 def check_concurrent_writers(ctx: CheckContext, rec: Recorder) -> str:
@@ -957,40 +1134,58 @@ def check_legal_hold(ctx: CheckContext, rec: Recorder) -> str:
     with ctx.open_copy("legal-hold", rec) as s:
         p = _first_product(s, "enforcement")
         r = _drill_put(s, p, "held", b"evidence for a matter", provenance={"author": "x"})
+        control = _drill_put(s, p, "control", b"same retention, no hold")
+        # Holds already in the store would cover the control too; lift them on this copy
+        # so the control shows what a disposal does without a hold.
+        for h in s.holds_covering(s.get(p, control.artifact_id)):
+            s.release_hold(h.id, reason="certification drill on a scratch copy",
+                           actor="legal:certify")
+            rec.note(f"the store's hold {h.id} was released on the scratch copy for the "
+                     "control artifact")
         hold = s.place_hold(matter="CERT-DRILL-1", reason="certification drill",
                             actor="legal:certify", artifact_ids=[r.artifact_id])
         rec.record_evidence(s, hold.placed_index, "copy")
-        held_free = r.artifact_id in {a.id for a in s.disposable(FAR_FUTURE)}
-        rec.expect("a held artifact is not disposable even after its retention",
-                   not held_free, "DISPOSABLE" if held_free else "excluded", "excluded")
+        free = {a.id for a in s.disposable(FAR_FUTURE)}
+        rec.expect("after both retentions ran out, the held artifact is not disposable and "
+                   "the unheld control is", r.artifact_id not in free
+                   and control.artifact_id in free,
+                   f"held: {'DISPOSABLE' if r.artifact_id in free else 'excluded'}; control: "
+                   f"{'disposable' if control.artifact_id in free else 'EXCLUDED'}",
+                   "held excluded, control disposable")
+        covering = [h.id for h in s.holds_covering(s.get(p, r.artifact_id))]
+        rec.expect("the store attributes the protection to this hold", covering == [hold.id],
+                   f"covered by {covering or 'nothing'}", f"hold {hold.id}")
         # Disposal is judged at the store's clock: run the scratch copy's clock forward.
         s.clock = lambda: FAR_FUTURE
+        size = s.size()
         rec.refused("dispose of the held artifact after its retention ran out",
                     lambda: s.dispose(FAR_FUTURE, actor="ops", artifact_ids=[r.artifact_id]),
-                    RetentionError, match="hold")
+                    RetentionError)
+        rec.expect("nothing was disposed by the refused attempt", s.size() == size,
+                   f"log size {s.size()}", f"{size}")
+        # The control, same retention, is disposed: the refusal above was the hold's.
+        try:
+            done = s.dispose(FAR_FUTURE, actor="ops", artifact_ids=[control.artifact_id])
+            observed = f"disposed (record {done[0]})" if done else "nothing disposed"
+        except StoreError as exc:
+            done, observed = [], f"REFUSED — {exc}"[:300]
+        rec.expect("the unheld control with the same retention is disposed", bool(done),
+                   observed, "disposed")
         with s.open_content(s.get(p, r.artifact_id)) as f:
-            rec.expect("the evidence is preserved", f.read() == b"evidence for a matter",
+            rec.expect("the held evidence is preserved", f.read() == b"evidence for a matter",
                        "bytes intact", "intact")
         seq = s.release_hold(hold.id, reason="matter closed (drill)", actor="legal:certify")
         rec.record_evidence(s, seq, "copy")
-        # Holds already in the store (e.g. a product-wide matter) may still cover it.
-        others = [h.id for h in s.holds_covering(s.get(p, r.artifact_id))]
-        free = r.artifact_id in {a.id for a in s.disposable(FAR_FUTURE)}
-        if others:
-            rec.expect("after release it stays protected by the store's other holds "
-                       f"({', '.join(others)})", not free,
-                       "disposable" if free else "still held", "still held")
-        else:
-            rec.expect("after release it is disposable once retention has run out", free,
-                       "disposable" if free else "not disposable", "disposable")
-    return "legal holds block disposal and preserve evidence; place and release are logged"
+        free = {a.id for a in s.disposable(FAR_FUTURE)}
+        rec.expect("after release it is disposable once retention has run out",
+                   r.artifact_id in free, "disposable" if r.artifact_id in free
+                   else "not disposable", "disposable")
+    return ("a legal hold, and only the hold, blocked disposal of an expired artifact and "
+            "preserved it; place and release are logged")
 
 
 def check_no_bulk_read(ctx: CheckContext, rec: Recorder) -> str:
-    public = sorted(n for n in dir(Store) if not n.startswith("_"))
-    bulk = [n for n in public if any(w in n for w in ("export", "dump", "scan", "bulk", "all"))]
-    rec.expect("the store API has no bulk export or scan", not bulk,
-               f"none among {len(public)} operations" if not bulk else str(bulk), "none")
+    _need_service(ctx, "bulk reads")
     with ctx.open_copy("bulk", rec) as s:
         p = _first_product(s)
         for i in range(5):
@@ -1001,37 +1196,64 @@ def check_no_bulk_read(ctx: CheckContext, rec: Recorder) -> str:
                    len(page1) == 2 and len(page2) == 2
                    and page1[-1].log_index < page2[0].log_index,
                    f"pages of {len(page1)} and {len(page2)}", "pages of 2")
-        params = inspect.signature(Store.ls).parameters
-        rec.expect("a listing has a default page size", params["limit"].default not in
-                   (None, inspect.Parameter.empty), f"limit={params['limit'].default}",
-                   "a finite default")
-        if ctx.service_factory is not None:
-            secret, _ = s.create_token(role="reader", product=p, actor="certify",
-                                       note="bulk-read drill")
+        tokens = {role: s.create_token(role=role, product=p, actor="certify",
+                                       note="bulk-read drill")[0]
+                  for role in ("reader", "writer")}
+        for role in ("auditor", "admin", "legal"):
+            tokens[role] = s.create_token(role=role, actor="certify", note="bulk-read drill")[0]
+        size = s.size()
 
-            async def drill(c: Any) -> None:
-                r = await c.get(f"/v1/products/{p}/artifacts", params={"limit": "100000000"},
-                                headers={"Authorization": f"Bearer {secret}"})
-                rec.expect("HTTP: a listing asking for 100,000,000 rows is refused",
-                           r.status_code == 400, f"HTTP {r.status_code}", "400")
+        async def drill(c: Any) -> None:
+            r = await c.get(f"/v1/products/{p}/artifacts", params={"limit": "100000000"},
+                            headers=_bearer(tokens["reader"]))
+            rec.expect("HTTP: a listing asking for 100,000,000 rows is refused",
+                       r.status_code == 400, f"HTTP {r.status_code}", "400")
+            r = await c.get(f"/v1/products/{p}/artifacts", params={"limit": "2"},
+                            headers=_bearer(tokens["reader"]))
+            body = r.json() if r.status_code == 200 else {}
+            items = next((v for v in body.values() if isinstance(v, list)), [])
+            rec.expect("HTTP: a listing returns one page (limit 2 of 5+)",
+                       r.status_code == 200 and len(items) == 2,
+                       f"HTTP {r.status_code}, {len(items)} items", "200, 2 items")
+            for role in ("reader", "writer"):
+                r = await c.get("/v1/log/entries", params={"start": "0", "end": "10"},
+                                headers=_bearer(tokens[role]))
+                rec.expect(f"HTTP: a product {role} reads the whole log (GET /v1/log/entries)",
+                           r.status_code == 403, f"HTTP {r.status_code}", "403")
+            r = await c.get("/v1/log/entries", params={"start": "0", "end": "100000000"},
+                            headers=_bearer(tokens["auditor"]))
+            rec.expect("HTTP: the auditor asks for 100,000,000 log entries at once",
+                       r.status_code == 400, f"HTTP {r.status_code}", "400 (pages only)")
+            body = {"matter": "CERT-DRILL-BULK", "reason": "bulk-read drill"}
+            for role in ("reader", "writer", "auditor", "admin"):
+                r = await c.post("/v1/evidence/exports", json=body,
+                                 headers=_bearer(tokens[role]))
+                rec.expect(f"HTTP: a {role} exports evidence packages (POST "
+                           "/v1/evidence/exports)", r.status_code == 403,
+                           f"HTTP {r.status_code}", "403 (legal only)")
+            r = await c.post("/v1/evidence/exports", json=body, headers=_bearer(tokens["legal"]))
+            rec.expect("HTTP: legal exports a matter that holds nothing (an unscoped export)",
+                       400 <= r.status_code < 500, f"HTTP {r.status_code}: "
+                       + str(r.json().get("detail", ""))[:160] if r.status_code >= 400
+                       else f"HTTP {r.status_code}",
+                       "refused (an export is scoped to held evidence)")
 
-            _http(ctx, s, drill)
-        else:
-            rec.note("the HTTP service is not installed; its page cap was not exercised")
-    return "reads are per artifact or paginated listings; there is no bulk export"
+        _http(ctx, s, drill)
+        exports = [s.record(i) for i in range(size, s.size())
+                   if s.record(i).type == "evidence.export"]
+        rec.expect("no export was recorded by the refused attempts", not exports,
+                   f"{len(exports)} evidence.export records", "none")
+    return ("reads are per artifact or paginated; the whole log pages for auditors only, "
+            "and evidence exports are legal's, scoped to held evidence")
 
 
 def check_no_conditional_write(ctx: CheckContext, rec: Recorder) -> str:
-    params = set(inspect.signature(Store.put).parameters)
-    cond = sorted(x for x in params if any(w in x for w in
-                                           ("if_", "match", "expect", "precondition",
-                                            "overwrite", "force", "version")))
-    rec.expect("put takes no condition, expectation or overwrite flag", not cond,
-               f"parameters: {', '.join(sorted(params - {'self'}))}" if not cond
-               else str(cond), "none")
+    _need_service(ctx, "conditional writes")
+    from urllib.parse import quote
+
     with ctx.open_copy("conditional", rec) as s:
         p = _first_product(s)
-        _drill_put(s, p, "cond", b"v1")
+        first = _drill_put(s, p, "cond", b"v1")
         size = s.size()
         dup = _drill_put(s, p, "cond", b"v1")
         rec.expect("repeating a write is idempotent (no new record)",
@@ -1040,25 +1262,68 @@ def check_no_conditional_write(ctx: CheckContext, rec: Recorder) -> str:
         rec.refused("any write of other bytes to the name", lambda: _drill_put(s, p, "cond",
                                                                                b"v2"),
                     WriteOnceError)
-    return "there is no conditional or overwriting write"
+        writer, _ = s.create_token(role="writer", product=p, actor="certify",
+                                   note="conditional-write drill")
+        admin, _ = s.create_token(role="admin", actor="certify", note="conditional-write drill")
+        path = f"/v1/products/{p}/artifacts/{quote(f'{DRILL}/cond')}"
+        etag = f'"{first.sha256}"'
+        conditions: list[tuple[str, dict[str, str], dict[str, str]]] = [
+            ("If-Match: the current ETag", {"If-Match": etag}, {}),
+            ("If-Match: *", {"If-Match": "*"}, {}),
+            ("If-None-Match: a stale ETag", {"If-None-Match": '"0"'}, {}),
+            ("If-Unmodified-Since: far future", {"If-Unmodified-Since":
+                                                 "Fri, 01 Jan 2100 00:00:00 GMT"}, {}),
+            ("?overwrite=true", {}, {"overwrite": "true"}),
+            ("?force=true", {}, {"force": "true"}),
+            ("?version=2", {}, {"version": "2"}),
+        ]
+
+        async def drill(c: Any) -> None:
+            for label, hdrs, params in conditions:
+                for who, tok in (("writer", writer), ("admin", admin)):
+                    r = await c.put(path, content=b"v2", params=params,
+                                    headers={**_bearer(tok), **hdrs})
+                    rec.expect(f"HTTP: PUT other bytes with {label} ({who})",
+                               r.status_code in (403, 409, 412), f"HTTP {r.status_code}",
+                               "refused")
+            got = await c.get(path, headers=_bearer(writer))
+            rec.expect("HTTP: the artifact still holds its first bytes", got.content == b"v1",
+                       f"{got.content[:20]!r}", "b'v1'")
+
+        _http(ctx, s, drill)
+        changed = [s.record(i).type for i in range(size, s.size())
+                   if s.record(i).type == "artifact.put"]
+        rec.expect("no conditional attempt wrote a record of the name", not changed,
+                   f"{len(changed)} artifact.put records", "none")
+    return "no condition, flag or role turns a write into an overwrite"
+
+
+_LOCK_BYPASSES: tuple[tuple[str, dict[str, str], dict[str, str]], ...] = (
+    ("no override", {}, {}),
+    ("?force=true", {}, {"force": "true"}),
+    ("?override=true", {}, {"override": "true"}),
+    ("X-Override: true", {"X-Override": "true"}, {}),
+    ("X-Governance-Exception: urgent", {"X-Governance-Exception": "urgent"}, {}),
+)
 
 
 def check_no_governance_relaxation(ctx: CheckContext, rec: Recorder) -> str:
-    names = {n: set(inspect.signature(getattr(Store, n)).parameters)
-             for n in dir(Store) if not n.startswith("_") and callable(getattr(Store, n))}
-    bypass = sorted(f"{n}({x})" for n, ps in names.items() for x in ps
-                    if any(w in x for w in ("force", "bypass", "override", "ignore_lock",
-                                            "exception")))
-    rec.expect("no operation has a force, bypass or override parameter", not bypass,
-               "none" if not bypass else str(bypass), "none")
+    _need_service(ctx, "governance exceptions")
+    from urllib.parse import quote
+
     with ctx.open_copy("relaxation", rec) as s:
         p = _first_product(s)
         r = _drill_put(s, p, "relax", b"x")
         hold = s.place_hold(matter="CERT-DRILL-2", reason="drill", actor="legal",
                             artifact_ids=[r.artifact_id])
+        admin, _ = s.create_token(role="admin", actor="certify", note="relaxation drill")
+        writer, _ = s.create_token(role="writer", product=p, actor="certify",
+                                   note="relaxation drill")
+        legal, _ = s.create_token(role="legal", actor="certify", note="relaxation drill")
         seq = s.lock("certification drill: governance relaxation", check="manual",
                      actor="admin:certify")
         rec.record_evidence(s, seq, "copy")
+        size = s.size()
         rec.refused("put while locked", lambda: _drill_put(s, p, "relax2", b"y"),
                     GovernanceLockedError)
         rec.refused("extend retention while locked",
@@ -1070,8 +1335,35 @@ def check_no_governance_relaxation(ctx: CheckContext, rec: Recorder) -> str:
         rec.refused("append an event while locked",
                     lambda: s.append_event("evidence.export", actor="a", product=p,
                                            body={"drill": True}), GovernanceLockedError)
-        rec.refused("unlock without a reason", lambda: s.unlock(reason="", actor="a"),
-                    StoreError)
+
+        async def drill(c: Any) -> None:
+            for label, hdrs, params in _LOCK_BYPASSES:
+                for who, tok in (("writer", writer), ("admin", admin)):
+                    put = await c.put(f"/v1/products/{p}/artifacts/"
+                                      f"{quote(f'{DRILL}/relax-{who}')}", content=b"urgent",
+                                      params=params, headers={**_bearer(tok), **hdrs})
+                    rec.expect(f"HTTP: write while locked, {label} ({who})",
+                               put.status_code in (403, 503), f"HTTP {put.status_code}",
+                               "refused (503 locked; 403 for a role that cannot write)")
+                ext = await c.post(f"/v1/artifacts/{r.artifact_id}/retention", params=params,
+                                   json={"until": "2199-01-01T00:00:00Z",
+                                         "reason": "urgent"},
+                                   headers={**_bearer(admin), **hdrs})
+                rel = await c.post(f"/v1/holds/{hold.id}/release", params=params,
+                                   json={"reason": "urgent"}, headers={**_bearer(legal), **hdrs})
+                rec.expect(f"HTTP: extend retention and release a hold while locked, {label}",
+                           ext.status_code == 503 and rel.status_code == 503,
+                           f"HTTP {ext.status_code} / {rel.status_code}", "503 (locked)")
+            un = await c.post("/v1/governance/unlock", json={"reason": ""},
+                              headers=_bearer(admin))
+            rec.expect("HTTP: unlock without a reason", un.status_code == 400,
+                       f"HTTP {un.status_code}", "400")
+
+        _http(ctx, s, drill)
+        rec.expect("nothing was written while locked", s.size() == size,
+                   f"log size {s.size()}", f"{size}")
+        rec.expect("the store is still locked", bool(s.governance_status()["locked"]),
+                   "locked" if s.governance_status()["locked"] else "UNLOCKED", "locked")
     return "while locked every state-changing operation is refused; no exception path"
 
 
@@ -1092,81 +1384,239 @@ def check_no_cross_product_query(ctx: CheckContext, rec: Recorder) -> str:
     return "product tokens are bound to one product and queries are product-scoped"
 
 
+class _IoWatch:
+    """Records, while active, every file opened for writing and every socket connection
+    the process makes (``sys.addaudithook``; installed once, inert when inactive)."""
+
+    _installed = False
+    _active: list[tuple[str, str]] | None = None
+
+    @classmethod
+    def _hook(cls, event: str, args: tuple[Any, ...]) -> None:
+        seen = cls._active
+        if seen is None:
+            return
+        if event == "open":
+            path, mode, flags = (*args, None, None, None)[:3]
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+            if writing and isinstance(path, str | bytes | os.PathLike):
+                seen.append(("write", os.fsdecode(path)))
+        elif event in ("os.rename", "os.link", "os.symlink", "shutil.copyfile"):
+            seen.append(("write", os.fsdecode(args[1])))
+        elif event == "socket.connect":
+            seen.append(("connect", str(args[1])))
+
+    @classmethod
+    @contextlib.contextmanager
+    def watch(cls) -> Iterator[list[tuple[str, str]]]:
+        if not cls._installed:
+            sys.addaudithook(cls._hook)
+            cls._installed = True
+        seen: list[tuple[str, str]] = []
+        cls._active = seen
+        try:
+            yield seen
+        finally:
+            cls._active = None
+
+
 def check_no_replication(ctx: CheckContext, rec: Recorder) -> str:
+    _need_service(ctx, "a write cycle through the service")
+    from urllib.parse import quote
+
     with Store.open(ctx.snapshot, readonly=True) as ro:
-        base = default_config_dict(ro.origin)
-    for key in ("replication", "regions", "replicas"):
-        cfg = dict(base)
-        cfg[key] = {"enabled": True}
-        rec.refused(f"a configuration with a '{key}' setting",
-                    _call(parse_config, cfg), ConfigError)
+        backend = ro.config.backend
+        anchors = ro.config.anchors
+    where = ("the store directory (local files)" if backend.type == "local" else
+             f"one {backend.type} bucket {backend.bucket} ({backend.region or 'default region'})")
+    rec.expect("the configuration names one place for artifact bytes", backend.type in (
+        "local", "s3"), where, "one backend")
+    if anchors is not None:
+        rec.note(f"signed checkpoints (not data) are also published to {anchors.url}")
     path = ctx.copy("replication")
     signer = ctx.copy_signer(path)
-    with Store.open(path, signer_key_file=signer):
+    root = path.resolve()
+    with Store.open(path, signer_key_file=signer) as s:
+        p = _first_product(s)
+        writer, _ = s.create_token(role="writer", product=p, actor="certify",
+                                   note="replication drill")
+        big = b"replication drill " * (s.config.inline_max // 16 + 64)
+
+        async def drill(c: Any) -> None:
+            for name, data in (("small", b"replication drill"), ("large", big)):
+                r = await c.put(f"/v1/products/{p}/artifacts/{quote(f'{DRILL}/repl-{name}')}",
+                                content=data, headers=_bearer(writer))
+                rec.expect(f"HTTP: write a {name} artifact", r.status_code == 201,
+                           f"HTTP {r.status_code}", "201")
+
+        with _IoWatch.watch() as seen:
+            _http(ctx, s, drill)
+            s.checkpoint()
+        outside = sorted({x for kind, x in seen if kind == "write"
+                          and root not in Path(x).resolve().parents})
+        remote = sorted({x for kind, x in seen if kind == "connect"})
+        if backend.type != "local":
+            rec.note("the backend is not local: the connections are its bucket's")
+        rec.expect("the write cycle wrote files only inside the store directory",
+                   not outside, f"outside: {outside[:4]}" if outside else
+                   f"{sum(1 for k, _ in seen if k == 'write')} writes, all under the store",
+                   "no file written elsewhere")
+        rec.expect("the write cycle opened no network connection",
+                   not remote or backend.type != "local",
+                   f"connections: {remote[:4]}" if remote else "none", "none")
         rec.refused("a second writer process on the same store",
                     lambda: Store.open(path, signer_key_file=signer).close(), StoreError,
                     match="another process")
-    return "one store directory, one writer; the configuration has no replication"
+    return "one store directory, one writer; a write cycle wrote nowhere else"
+
+
+def _detected(ctx: CheckContext, rec: Recorder, s: Store, since: int, actor: str,
+              types: tuple[str, ...], auditor: str) -> list[int]:
+    """Detection as an auditor sees it: the records of ``types`` by ``actor`` appended since
+    ``since``, read through the service's log and proven under a new signed checkpoint."""
+    found: list[tuple[int, str]] = []
+
+    async def drill(c: Any) -> None:
+        r = await c.get("/v1/log/entries", params={"start": str(since),
+                                                     "end": str(s.size())},
+                        headers=_bearer(auditor))
+        for e in r.json().get("entries", []) if r.status_code == 200 else []:
+            rec_ = json.loads(e["leaf"])
+            if rec_.get("actor") == actor and rec_.get("type") in types:
+                found.append((int(e["index"]), str(rec_["type"])))
+
+    _http(ctx, s, drill)
+    got = sorted({t for _, t in found})
+    rec.expect(f"detection: the auditor reads {', '.join(types)} records naming {actor} "
+               "through the service's log", got == sorted(types),
+               f"records {found[:6]}" if found else "NONE naming the actor",
+               f"{', '.join(types)} by {actor}")
+    s.checkpoint()
+    key = ctx.verifier_key if not ctx.throwaway_key else _vkey_of(ctx, s)
+    for idx, _ in found[:3]:
+        leaf = dict(s.log_entries(idx, idx + 1))[idx]
+        ok, why = _verified(_call(verify_proof_file, s.proof_file(idx, s.size()),
+                                  merkle.leaf_hash(leaf), [key]))
+        rec.expect(f"record {idx} is proven under a signed checkpoint (tlog-proof)", ok,
+                   "verified" if ok else why, "verified")
+        rec.record_evidence(s, idx, "copy")
+    return [i for i, _ in found]
 
 
 def check_executor_misbehaves(ctx: CheckContext, rec: Recorder) -> str:
+    _need_service(ctx, "detection through the service")
+    from urllib.parse import quote
+
     with ctx.open_copy("executor", rec) as s:
-        now = datetime.now(UTC)
         p = _first_product(s, "enforcement")
         secret, tok = s.create_token(role="writer", product=p, actor="admin",
                                      note="executor lane")
+        auditor, _ = s.create_token(role="auditor", actor="admin", note="F1 drill")
+        admin, _ = s.create_token(role="admin", actor="admin", note="F1 drill")
         actor = f"token:{tok.id}"
-        _drill_put(s, p, "decision-1", b"decision A", actor=actor)
-        rec.refused("the executor overwrites a decision",
-                    lambda: _drill_put(s, p, "decision-1", b"decision B", actor=actor),
-                    WriteOnceError)
-        det = s.record(s.size() - 1)
-        rec.expect("detection: the attempt is an artifact.refused record naming the executor",
-                   det.type == "artifact.refused" and det.actor == actor,
-                   f"{det.type} by {det.actor}", f"artifact.refused by {actor}")
-        rec.record_evidence(s, det.seq, "copy")
-        seq = s.revoke_token(tok.id, reason="executor overwrote a decision", actor="admin")
-        rec.record_evidence(s, seq, "copy")
-        rec.expect("response: the executor's token is revoked and stops working",
-                   s.authenticate(secret, now) is None, "rejected", "rejected")
-    return "detected by the refusal record; the executor's token was revoked"
+        since = s.size()
+        path = f"/v1/products/{p}/artifacts/{quote(f'{DRILL}/decision-1')}"
+
+        async def misbehave(c: Any) -> None:
+            first = await c.put(path, content=b"decision A", headers=_bearer(secret))
+            again = await c.put(path, content=b"decision B", headers=_bearer(secret))
+            rec.expect("HTTP: the executor writes a decision, then overwrites it",
+                       first.status_code == 201 and again.status_code == 409,
+                       f"HTTP {first.status_code}, then {again.status_code}", "201, then 409")
+
+        _http(ctx, s, misbehave)
+        _detected(ctx, rec, s, since, actor, ("artifact.refused",), auditor)
+
+        async def respond(c: Any) -> None:
+            r = await c.post(f"/v1/tokens/{tok.id}/revoke",
+                             json={"reason": "executor overwrote a decision"},
+                             headers=_bearer(admin))
+            gone = await c.get("/v1/whoami", headers=_bearer(secret))
+            rec.expect("response (an admin's, through the service): the revoked executor "
+                       "token is refused at once", r.status_code == 200
+                       and gone.status_code == 401,
+                       f"revoke HTTP {r.status_code}; executor then HTTP {gone.status_code}",
+                       "revoked, then 401")
+
+        _http(ctx, s, respond)
+        last = s.record(s.size() - 1)
+        if last.type == "token.revoke":
+            rec.record_evidence(s, last.seq, "copy")
+    return ("the overwrite attempt was detected in the audit log, attributed to the "
+            "executor's token and proven under a checkpoint; revoking it stops the executor")
 
 
 def check_ai_escalation(ctx: CheckContext, rec: Recorder) -> str:
+    _need_service(ctx, "detection through the service")
+    from urllib.parse import quote
+
     with ctx.open_copy("ai-escalation", rec) as s:
         products = sorted(s.config.products)
         ai = _first_product(s, "ai-assistant")
         other = next(p for p in products if p != ai) if len(products) > 1 else ai
         _drill_put(s, other, "restricted", b"other product data")
-        _, tok = s.create_token(role="writer", product=ai, actor="admin", note="AI agent")
+        secret, tok = s.create_token(role="writer", product=ai, actor="admin", note="AI agent")
+        auditor, _ = s.create_token(role="auditor", actor="admin", note="F2 drill")
+        admin, _ = s.create_token(role="admin", actor="admin", note="F2 drill")
         actor = f"token:{tok.id}"
-        rec.refused(f"the AI agent reads {other}'s data with its {ai} scope",
-                    lambda: s.get(ai, f"{DRILL}/restricted"), NotFoundError,
-                    expected="not found")
         r = _drill_put(s, ai, "conversation", b"log", actor=actor)
-        shorter = datetime.fromisoformat(r.retain_until.replace("Z", "+00:00")) - timedelta(
-            days=365)
-        # A writer token may not touch retention at all (the store judges it by the
-        # log's authority rules, before the retention rule).
-        rec.refused("the AI agent shortens its own retention",
-                    lambda: s.extend_retention(ai, r.artifact_id, shorter, actor=actor,
-                                               reason="cleanup"),
-                    (AuthorityError, RetentionError))
-        rec.refused("the AI agent overwrites its log",
-                    lambda: _drill_put(s, ai, "conversation", b"edited", actor=actor),
-                    WriteOnceError)
-        rec.record_evidence(s, s.size() - 1, "copy")
-        seq = s.lock("AI escalation attempts by " + actor, check="manual", actor="admin")
-        rec.record_evidence(s, seq, "copy")
-        rec.refused("response: writes halt under the lock",
-                    lambda: _drill_put(s, ai, "more", b"x", actor=actor),
-                    GovernanceLockedError)
-        seq = s.unlock(reason="reviewed: agent token revoked", actor="admin")
-        rec.record_evidence(s, seq, "copy")
-        rec.expect("recovery: unlock is logged with its reason",
-                   s.record(seq).type == "governance.unlock", s.record(seq).type,
-                   "governance.unlock")
-    return "each escalation attempt was refused and logged; a lock halted writes"
+        since = s.size()
+        shorter = format_time(datetime.fromisoformat(r.retain_until.replace("Z", "+00:00"))
+                              - timedelta(days=365))
+        own = f"/v1/products/{ai}/artifacts/{quote(f'{DRILL}/conversation')}"
+
+        codes: list[int] = []
+
+        async def escalate(c: Any) -> None:
+            codes[:] = [
+                (await c.get(f"/v1/products/{other}/artifacts/{quote(f'{DRILL}/restricted')}",
+                             headers=_bearer(secret))).status_code,
+                (await c.post(f"/v1/artifacts/{r.artifact_id}/retention",
+                              json={"until": shorter, "reason": "cleanup"},
+                              headers=_bearer(secret))).status_code,
+                (await c.put(own, content=b"edited", headers=_bearer(secret))).status_code,
+                (await c.post("/v1/governance/unlock", json={"reason": "let me"},
+                              headers=_bearer(secret))).status_code,
+            ]
+            rec.expect(f"HTTP: the AI agent reads {other}'s data, shortens its retention, "
+                       "edits its log, unlocks the store", codes[0] in (403, 404)
+                       and codes[1] in (403, 409) and codes[2] == 409 and codes[3] == 403,
+                       "HTTP " + " / ".join(map(str, codes)), "404 / 409 / 409 / 403")
+
+        _http(ctx, s, escalate)
+        logged: tuple[str, ...] = ("artifact.refused",)
+        if codes and codes[1] == 409:
+            logged += ("retention.refused",)
+        else:
+            rec.note("the retention change was refused by role at the service (HTTP 403), "
+                     "before the store: authorization refusals are not log records")
+        _detected(ctx, rec, s, since, actor, logged, auditor)
+        size = s.size()
+
+        async def respond(c: Any) -> None:
+            lock = await c.post("/v1/governance/lock",
+                                json={"reason": f"AI escalation attempts by {actor}"},
+                                headers=_bearer(admin))
+            more = await c.put(f"/v1/products/{ai}/artifacts/{DRILL}/more", content=b"x",
+                               headers=_bearer(secret))
+            rec.expect("response (an admin's, through the service): a lock halts the "
+                       "agent's writes", lock.status_code == 200 and more.status_code == 503,
+                       f"lock HTTP {lock.status_code}; write then HTTP {more.status_code}",
+                       "locked, then 503")
+            un = await c.post("/v1/governance/unlock",
+                              json={"reason": "reviewed: agent token revoked"},
+                              headers=_bearer(admin))
+            rec.expect("recovery: an unlock with its reason", un.status_code == 200,
+                       f"HTTP {un.status_code}", "200")
+
+        _http(ctx, s, respond)
+        types = [s.record(i).type for i in range(size, s.size())]
+        rec.expect("the lock and the unlock are in the log",
+                   types == ["governance.lock", "governance.unlock"], str(types),
+                   "governance.lock, governance.unlock")
+    return ("each escalation attempt was refused and detected in the audit log, attributed "
+            "to the agent's token; a lock halted its writes")
 
 
 def check_boundary_relaxation(ctx: CheckContext, rec: Recorder) -> str:

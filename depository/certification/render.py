@@ -34,6 +34,16 @@ def verdict_words(data: Mapping[str, Any], statuses: Sequence[SignoffStatus]) ->
     """(word, css class, sentence) for the cover: the technical verdict and sign-offs."""
     passed = data["verdict"]["result"] == "pass"
     all_signed = bool(statuses) and all(s.state == "signed" for s in statuses)
+    accepted = data["verdict"].get("accepted_extrapolations") or []
+    accepted_text = (" Extrapolated, not measured, and accepted by the sign-offs: "
+                     + "; ".join(f"{a['title']} ({a['rationale']})" for a in accepted) + "."
+                     if accepted else "")
+    if data["verdict"]["result"] == "demo":
+        return ("DEMO / NOT A CERTIFICATION", "not-certified",
+                "Every check passed, but the load figures do not certify the configured "
+                "limits: " + "; ".join(data["verdict"].get("demo_reasons", [])[:3])
+                + ("…" if len(data["verdict"].get("demo_reasons", [])) > 3 else "") + "."
+                + accepted_text)
     if not passed:
         return ("NOT CERTIFIED", "not-certified",
                 "The store does not meet its certification: "
@@ -42,10 +52,12 @@ def verdict_words(data: Mapping[str, Any], statuses: Sequence[SignoffStatus]) ->
     if not all_signed:
         return ("PENDING SIGN-OFF", "pending",
                 "Every check passed and every scale limit was met; the certification is not "
-                "final until all required signers have approved the report data.")
+                "final until all required signers have approved the report data."
+                + accepted_text)
     return ("CERTIFIED", "certified",
             "Every check passed, every scale limit was met and every required signer "
-            f"approved the report data. Valid until {data['validity']['until']}.")
+            f"approved the report data. Valid until {data['validity']['until']}."
+            + accepted_text)
 
 
 def render_html(data: Mapping[str, Any], report_sha256: str, specs: Sequence[SignerSpec],

@@ -27,7 +27,13 @@ from depository.certification import oscal
 from depository.certification._framework import CheckContext, CheckResult, copy_store
 from depository.certification.checks import CHECKS, run_checks
 from depository.certification.content import GUARANTEES, REFUSALS, SCENARIOS, THREATS, Item
-from depository.certification.loadresults import read_results, scale_limits
+from depository.certification.loadresults import (
+    accepted_from,
+    code_commit,
+    limit_policy,
+    read_results,
+    scale_limits,
+)
 from depository.certification.pdf import attachments as pdf_attachments
 from depository.certification.pdf import sign_pdf
 from depository.certification.render import Attachment, render_html, render_pdf
@@ -180,6 +186,7 @@ def run_certification(
     render: bool = True, service_factory: Callable[[Store], Any] | None = None,
     http: bool = True,
     progress: Callable[[str], None] | None = None, now: datetime | None = None,
+    commit: tuple[str | None, bool | None] | None = None,
 ) -> RunResult:
     """Run every check and write the report directory ``out`` (which must be new or empty)."""
     say = progress or (lambda _msg: None)
@@ -197,6 +204,7 @@ def run_certification(
         raise CertifyError(str(exc), usage=True) from exc
     try:
         specs, trust_configs, settings = load_signoff_config(store_dir, signoff_config)
+        accepted = accepted_from(settings)
     except ValueError as exc:
         raise CertifyError(str(exc), usage=True) from exc
     prev = _load_previous(previous) if previous is not None else None
@@ -263,7 +271,8 @@ def run_certification(
         notes.append("The log signer key was not available: scratch copies signed with a "
                      "throwaway key.")
     # 3. Assemble the report data.
-    limits = scale_limits(load_doc, load_raw, load_dir, _configured_limits(snapshot))
+    limits = scale_limits(load_doc, load_raw, load_dir, _configured_limits(snapshot),
+                          accepted=accepted, commit=commit or code_commit())
     chart_files: dict[str, Path] = {}
     for lim in limits["limits"]:
         for c in lim["charts"]:
@@ -309,10 +318,8 @@ def run_certification(
             reasons.append(f"check {c.id} {c.status.upper()}: {c.summary}")
     if only is not None:
         reasons.append(f"{len(CHECKS) - len(checks)} checks were not run")
-    for lim in limits["limits"]:
-        if lim["status"] != "pass":
-            reasons.append(f"scale limit {lim['title']} {lim['status'].upper()}"
-                           + (f": {lim['note']}" if lim["note"] else ""))
+    limit_fail, demo_reasons = limit_policy(limits)
+    reasons += limit_fail
     cert_day = now.astimezone(UTC).date()
     consistency = ctx.shared.get("consistency")
     data: dict[str, Any] = {
@@ -325,7 +332,9 @@ def run_certification(
             "months": months, "from": cert_day.isoformat(),
             "until": add_months(cert_day, months).isoformat(),
             "next_review": add_months(cert_day, months).isoformat(),
-            "recertification_due": add_months(cert_day, 12).isoformat(),
+            # Recertification is due when the validity ends (the seed's "annual" would
+            # leave a lapsed certification standing for six months).
+            "recertification_due": add_months(cert_day, months).isoformat(),
         },
         "store": {"origin": origin, "verifier_key": verifier_key,
                   "verifier_key_source": vkey_source, "log_size": cp_size},
@@ -353,7 +362,11 @@ def run_certification(
                                  for k in ("measured", "scaled-down", "extrapolated")},
             "isolation": by_id["isolation"].status if "isolation" in by_id else "missing",
         },
-        "verdict": {"result": "pass" if not reasons else "fail", "reasons": reasons},
+        "verdict": {"result": "fail" if reasons else "demo" if demo_reasons else "pass",
+                    "reasons": reasons, "demo_reasons": demo_reasons,
+                    "accepted_extrapolations": [
+                        {"id": lim["id"], "title": lim["title"], "rationale": lim["accepted"]}
+                        for lim in limits["limits"] if lim.get("accepted") is not None]},
         "notes": notes,
     }
     canonical = canonical_json(data)
@@ -367,6 +380,7 @@ def run_certification(
     for digest, blob in trust_configs.items():
         _write_new(out / "sigstore-trust" / f"{digest}.json", blob)
     (out / "signoffs").mkdir()
+    _record_result(store_dir, signer_key_file, data, sha, cert_index, say)
     if not keep_scratch:
         shutil.rmtree(scratch, ignore_errors=True)
     review = None
@@ -379,6 +393,28 @@ def run_certification(
         timings["render"] = (datetime.now(UTC) - t0).total_seconds()
     timings["total"] = (datetime.now(UTC) - t_start).total_seconds()
     return RunResult(out, data, sha, review, timings)
+
+
+def _record_result(store_dir: Path, signer_key_file: Path | None, data: Mapping[str, Any],
+                   sha: str, run_index: int | None, say: Callable[[str], None]) -> None:
+    """Log the verdict and validity after the checks (``certification.result``), so the
+    store's own monitoring can show them; the report data are fixed by then."""
+    if run_index is None:
+        return
+    try:
+        with Store.open(store_dir, signer_key_file=signer_key_file) as store:
+            store.append_event("certification.result", actor="certify", product=None, body={
+                "report_id": data["report_id"], "report_sha256": sha,
+                "run_record_index": run_index, "verdict": data["verdict"]["result"],
+                "reasons": len(data["verdict"]["reasons"]),
+                "valid_from": data["validity"]["from"],
+                "valid_until": data["validity"]["until"],
+                "next_review": data["validity"]["next_review"],
+                "recertification_due": data["validity"]["recertification_due"],
+            })
+            store.checkpoint()
+    except StoreError as exc:
+        say(f"the certification.result record could not be written: {exc}")
 
 
 def _default_service() -> Callable[[Store], Any] | None:

@@ -161,7 +161,8 @@ def load_signoff_config(
     data, base = _find_config(store_dir, path)
     responsibilities = dict(ROLES)
     trust: dict[str, bytes] = {}
-    settings = {k: v for k, v in data.items() if k in ("validity_months", "organisation")}
+    settings = {k: v for k, v in data.items() if k in ("validity_months", "organisation",
+                                                          "accept_extrapolated")}
     raw = data.get("signers")
     if raw is None:
         return ([SignerSpec(role=r, responsibility=resp, name="", method=None)

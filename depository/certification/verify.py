@@ -5,6 +5,11 @@ and chaining to ``--trust`` when given); that the embedded ``report.json`` is ca
 matches ``report.digest`` and the embedded load results; every sign-off against the
 required signers in ``report.json``; and the embedded checkpoint's signature with the log
 key. The outcome is authentic/final/certified plus the reasons.
+
+Without a trust anchor (``--trust``) nothing says who produced the file: anyone can
+re-sign an edited report, and the signer keys and Sigstore trust root the sign-offs are
+checked against come from the report itself. The verdict then says so — the file's
+integrity holds, its signer is unknown — and is never CERTIFIED (exit 1).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class Outcome:
     authentic: bool = False
     final: bool = False
     certified: bool = False
+    anchored: bool = False
     verdict: str = "UNVERIFIED"
     ok_lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -45,13 +51,14 @@ class Outcome:
 
     @property
     def exit_code(self) -> int:
-        return 0 if (self.authentic and self.final and self.certified) else 1
+        return 0 if (self.authentic and self.final and self.certified and self.anchored) else 1
 
     def to_json(self) -> dict[str, Any]:
         d = self.data or {}
         return {
             "verdict": self.verdict, "authentic": self.authentic, "final": self.final,
-            "certified": self.certified, "checks": self.ok_lines, "problems": self.problems,
+            "certified": self.certified, "anchored": self.anchored, "checks": self.ok_lines,
+            "problems": self.problems,
             "report_id": d.get("report_id"), "validity": d.get("validity"),
             "report_verdict": d.get("verdict"),
             "signoffs": [s.to_json() for s in self.signoffs],
@@ -63,6 +70,9 @@ class Outcome:
         lines.append(f"VERDICT: {self.verdict}")
         if self.data and self.data.get("verdict", {}).get("reasons"):
             lines += [f"  reason: {r}" for r in self.data["verdict"]["reasons"][:10]]
+        if self.data:
+            lines += [f"  not a certification: {r}"
+                      for r in self.data.get("verdict", {}).get("demo_reasons", [])[:10]]
         return "\n".join(lines)
 
 
@@ -86,12 +96,18 @@ def verify_report(pdf_path: Path, *, trust: Sequence[Path] = (), log_keys: Seque
     out = Outcome()
     pdf = pdf_path.read_bytes()
     sig = validate_signature(pdf, trust)
+    out.anchored = bool(trust) and sig.ok and bool(sig.trusted)
     if sig.ok:
         out.ok_lines.append(
-            f"PAdES signature by {sig.signer}: intact, covers the whole file"
-            + (", chains to the trust anchor" if sig.trusted else
-               " (signer not checked against a trust anchor: pass --trust)")
+            "PAdES signature: intact, covers the whole file"
+            + (f", by {sig.signer}, chains to the trust anchor" if sig.trusted else
+               f"; it names {sig.signer!r}, but without --trust that is not established")
             + (f", timestamped {sig.timestamp}" if sig.timestamp else ""))
+        if not trust:
+            out.problems.append(
+                "signer unknown: no trust anchor given (--trust CA.pem), so anyone could "
+                "have signed this file, and the sign-off keys and Sigstore trust root below "
+                "are the ones the report itself names")
     else:
         out.problems += [f"PDF signature: {p}" for p in sig.problems] or ["PDF signature invalid"]
     atts = _embedded(pdf)
@@ -167,14 +183,26 @@ def verify_report(pdf_path: Path, *, trust: Sequence[Path] = (), log_keys: Seque
             out.problems.append(f"sign-off {s.role} rejected: {s.reason}")
     pending = [s.role for s in out.signoffs if s.state != "signed"]
     out.authentic = sig.ok and not [p for p in out.problems if not p.startswith(
-        ("the checkpoint's signature was not checked", "sign-off"))]
+        ("the checkpoint's signature was not checked", "sign-off", "signer unknown"))]
     out.final = bool(out.signoffs) and not pending
     days = (date.fromisoformat(data["validity"]["until"]) - (today or datetime.now(UTC).date())
             ).days
-    passed = data.get("verdict", {}).get("result") == "pass"
-    out.certified = passed and days >= 0 and bool(log_keys)
+    result = data.get("verdict", {}).get("result")
+    passed = result == "pass"
+    out.certified = passed and days >= 0 and bool(log_keys) and out.anchored
     if not out.authentic:
         out.verdict = "NOT AUTHENTIC — the document or its data do not verify"
+    elif result == "demo":
+        out.verdict = ("DEMO — NOT A CERTIFICATION: the checks passed, but the load figures "
+                       "were scaled down or extrapolated"
+                       + ("" if out.anchored and log_keys and not pending else
+                          " (and " + ", ".join(
+                              x for x, bad in (("its signer is unknown: pass --trust",
+                                                not out.anchored),
+                                               ("the checkpoint is unverified: pass --key",
+                                                not log_keys),
+                                               (f"sign-offs are pending: {', '.join(pending)}",
+                                                bool(pending))) if bad) + ")"))
     elif not passed:
         out.verdict = "NOT CERTIFIED — the report's checks or limits failed"
     elif pending:
@@ -183,6 +211,9 @@ def verify_report(pdf_path: Path, *, trust: Sequence[Path] = (), log_keys: Seque
         out.verdict = f"EXPIRED on {data['validity']['until']}"
     elif not log_keys:
         out.verdict = "UNVERIFIED CHECKPOINT — pass --key LOG_VKEY"
+    elif not out.anchored:
+        out.verdict = ("INTEGRITY ONLY — the file is intact and its data hold together, but "
+                       "its signer is unknown: pass --trust CA.pem (not certified)")
     else:
         out.verdict = f"CERTIFIED — valid until {data['validity']['until']} ({days} days)"
     return out
@@ -217,7 +248,8 @@ def report_status(path: Path, today: date | None = None) -> dict[str, Any]:
     review = date.fromisoformat(data["validity"]["next_review"])
     pending = [s.role for s in statuses if s.state != "signed"]
     passed = data["verdict"]["result"] == "pass"
-    state = ("NOT CERTIFIED" if not passed else "EXPIRED" if today > until
+    state = ("DEMO — NOT A CERTIFICATION" if data["verdict"]["result"] == "demo"
+             else "NOT CERTIFIED" if not passed else "EXPIRED" if today > until
              else "PENDING SIGN-OFF" if pending else "CERTIFIED")
     return {
         "report_id": data["report_id"], "state": state, "verdict": data["verdict"],

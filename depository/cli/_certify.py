@@ -87,7 +87,9 @@ def run_cmd(store_dir: Path, results: Path, previous: Path | None, out: Path, vk
     Example:
       depository certify run --store ./store --results loadtest-results \\
           --previous cert-2026-05/report.pdf --out cert-2026-11
-    Exit 0 when the verdict is a pass, 1 when it is not (the report is written either way).
+    Exit 0 when the verdict is a pass, 1 when it is not — a fail, or DEMO / NOT A
+    CERTIFICATION when the load results are scaled down, from the quick profile or
+    extrapolated without acceptance (the report is written either way).
     """
     from depository.certification.checks import CHECKS
     from depository.certification.report import run_certification
@@ -111,6 +113,7 @@ def run_cmd(store_dir: Path, results: Path, previous: Path | None, out: Path, vk
     d = res.data
     summary = {"report": str(out), "report_id": d["report_id"],
                "verdict": d["verdict"]["result"], "reasons": d["verdict"]["reasons"],
+               "demo_reasons": d["verdict"].get("demo_reasons", []),
                "report_sha256": res.report_sha256, "valid_until": d["validity"]["until"],
                "review_pdf": str(res.review_pdf) if res.review_pdf else None,
                "seconds": res.seconds}
@@ -120,6 +123,8 @@ def run_cmd(store_dir: Path, results: Path, previous: Path | None, out: Path, vk
         click.echo(f"verdict: {d['verdict']['result'].upper()}")
         for r in d["verdict"]["reasons"]:
             click.echo(f"  - {r}")
+        for r in d["verdict"].get("demo_reasons", []):
+            click.echo(f"  - not a certification: {r}")
         click.echo(f"report data: {out / 'report.json'} (sha256:{res.report_sha256})")
         click.echo(f"for signers: {out / 'report.digest'}; review copy: {res.review_pdf}")
     if d["verdict"]["result"] != "pass":
@@ -208,7 +213,8 @@ def finalize_cmd(report_dir: Path, signing_key: Path, signing_cert: Path, chain:
 @certify.command("verify")
 @click.argument("report", type=_existing_file)
 @click.option("--trust", multiple=True, type=_existing_file,
-              help="Trust anchor (CA certificate, PEM) for the report signature. Repeatable.")
+              help="Trust anchor (CA certificate, PEM) for the report signature. Repeatable. "
+                   "Without one the signer is unknown and the verdict is INTEGRITY ONLY.")
 @click.option("--key", "keys", multiple=True, required=True,
               help="The log's verifier key (or a file) for the embedded checkpoint.")
 @click.option("--sigstore-trust", type=_existing_file, default=None,
@@ -222,7 +228,9 @@ def verify_cmd(report: Path, trust: tuple[Path, ...], keys: tuple[str, ...],
     \b
     Example:
       depository certify verify cert-2026-11/report.pdf --trust org-ca.pem --key log.vkey
-    Exit 0: authentic, final and certified (valid today); 1 otherwise; 2 bad usage.
+    Exit 0: authentic, final and certified (valid today) by a signer that chains to
+    --trust; 1 otherwise (INTEGRITY ONLY without --trust, DEMO for a report whose load
+    figures were scaled down or extrapolated without acceptance); 2 bad usage.
     """
     from depository.certification.verify import verify_report
 

@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import logging
-import signal
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from depository.store import Store, StoreError
-
-
-def _server_class() -> type:
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, minus re-raising the signal after a graceful shutdown: the
-        store must still be closed (writer drained, final checkpoint) before exiting."""
-
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            if self.should_exit and sig == signal.SIGINT:
-                self.force_exit = True
-            else:
-                self.should_exit = True
-
-    return Server
 
 
 @click.command()
@@ -64,12 +46,34 @@ def _server_class() -> type:
                    "runs N workers on the same port that parse, authenticate, validate and "
                    "hash, and hand each write to this process's single writer (a 2xx still "
                    "means durable). See docs/adr/0005-serve-workers.md.")
+@click.option("--header-timeout", envvar="DEPOSITORY_HEADER_TIMEOUT", default=10.0,
+              show_default=True, type=click.FloatRange(min=0),
+              help="Close a connection whose request headers have not all arrived this many "
+                   "seconds after it opened (or after its previous response); 0 turns it "
+                   "off. Or DEPOSITORY_HEADER_TIMEOUT.")
+@click.option("--max-connections", envvar="DEPOSITORY_MAX_CONNECTIONS", default=4096,
+              show_default=True, type=click.IntRange(min=0),
+              help="Open connections per server process; when full, the connection waiting "
+                   "longest for its headers is closed to make room (0: no cap; lowered to "
+                   "what the open-files limit allows). Or DEPOSITORY_MAX_CONNECTIONS.")
+@click.option("--max-connections-per-address", envvar="DEPOSITORY_MAX_CONNECTIONS_PER_ADDRESS",
+              default=256, show_default=True, type=click.IntRange(min=0),
+              help="Open connections per client IP address and server process; more are "
+                   "answered 503 (0: no cap, e.g. behind a reverse proxy). Or "
+                   "DEPOSITORY_MAX_CONNECTIONS_PER_ADDRESS.")
+@click.option("--max-header-bytes", envvar="DEPOSITORY_MAX_HEADER_BYTES", default=64 * 1024,
+              show_default=True, type=click.IntRange(min=0),
+              help="Size limit of one request's request line and headers; more is answered "
+                   "431 and the connection closed (0: no limit). Or "
+                   "DEPOSITORY_MAX_HEADER_BYTES.")
 @click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public_tiles: bool,
           upload_timeout: float, exports_dir: Path | None, evidence_key: Path | None,
-          tsa_url: str | None, organisation: str | None, workers: int, access_log: bool,
+          tsa_url: str | None, organisation: str | None, workers: int, header_timeout: float,
+          max_connections: int, max_connections_per_address: int, max_header_bytes: int,
+          access_log: bool,
           log_level: str) -> None:
     """Serve the store over HTTP until interrupted (SIGINT or SIGTERM).
 
@@ -90,12 +94,16 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
           --data-binary @l1.pdf http://127.0.0.1:8000/v1/products/gurukul/artifacts/l1.pdf
       # the same with 2 HTTP worker processes in front of the one writer:
       depository serve --store ./store --port 8000 --workers 2
+      # behind a reverse proxy (every connection from its address), tighter headers:
+      depository serve --store ./store --max-connections-per-address 0 --header-timeout 5
     """
-    import uvicorn
-
-    from depository.service import create_app
-    from depository.service._exports import EXPORTS_DIR, ExportSettings
-    from depository.service._protocol import http_protocol
+    from depository.service import (
+        EXPORTS_DIR,
+        ConnectionLimits,
+        ExportSettings,
+        create_app,
+        run,
+    )
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
@@ -109,24 +117,24 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
                                 "evidence_key": str(evidence_key) if evidence_key else None,
                                 "tsa_url": tsa_url or None,
                                 "organisation": organisation or None,
+                                "header_timeout": header_timeout,
+                                "max_connections": max_connections,
+                                "max_connections_per_address": max_connections_per_address,
+                                "max_header_bytes": max_header_bytes,
                                 "access_log": access_log, "log_level": log_level})
         return
-    _Server = _server_class()
     try:
         exports = ExportSettings(directory=exports_dir or store_dir / EXPORTS_DIR,
                                  evidence_key_file=evidence_key, tsa_url=tsa_url or None,
                                  organisation=organisation or None)
         app = create_app(store, public_tiles=public_tiles, upload_idle_timeout=upload_timeout,
                          exports=exports)
-        config = uvicorn.Config(
-            app, host=host, port=port, loop="uvloop", http=http_protocol(), lifespan="on",
-            access_log=access_log, log_level=log_level, timeout_graceful_shutdown=30,
-            backlog=4096, server_header=False, proxy_headers=False,
-        )
-        server = _Server(config)
+        limits = ConnectionLimits(header_timeout, max_connections,
+                                  max_connections_per_address, max_header_bytes)
         click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{port}",
                    err=True)
-        server.run()
+        run(app, host=host, port=port, limits=limits, access_log=access_log,
+            log_level=log_level)
     finally:
         store.close()  # drains the writer and signs a final checkpoint
 

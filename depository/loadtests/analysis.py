@@ -179,3 +179,93 @@ def by_name(rows: Iterable[Row]) -> dict[str, list[Row]]:
     for r in rows:
         out.setdefault(r.name, []).append(r)
     return out
+
+
+# Two-sided 95 % Student t quantiles by degrees of freedom (n - 2 for a line).
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def _t95(dof: int) -> float:
+    return next((v for k, v in sorted(_T95.items()) if dof <= k), 1.96)
+
+
+MIN_EXTRAPOLATION_POINTS = 3
+
+
+def extrapolate(points: Sequence[tuple[float, float]], *, model: str, x_at: float,
+                transform: str, bound: float, bound_label: str,
+                x_label: str, y_label: str) -> dict[str, Any]:
+    """A least-squares line through ``points`` (x, y), its 95 % prediction interval at
+    ``x_at`` and whether the upper end stays under ``bound``.
+
+    ``transform`` is applied to x before the fit ("log10", "log2" or "linear"). The
+    result always states the model, the data points and the uncertainty; ``status`` is
+    ``supported`` (the upper end, never below the largest observed y, is under the
+    bound), ``not-supported``, or ``insufficient-data`` (fewer than three distinct points,
+    or a fit that predicts a non-positive or non-finite value: such a line says nothing).
+    The modelled quantity is a cost that cannot fall as the store grows: a negative fitted
+    slope is constrained to 0 and said so in ``fit``."""
+    fx = {"log10": math.log10, "log2": math.log2, "linear": float}[transform]
+    pts = [(float(x), float(y)) for x, y in points
+           if x is not None and y is not None and x > 0 and math.isfinite(float(y))]
+    out: dict[str, Any] = {
+        "label": "EXTRAPOLATED beyond the largest measurement, not measured",
+        "model": model, "x": x_label, "y": y_label, "transform": transform,
+        "points": [{"x": x, "y": y} for x, y in pts], "at": x_at,
+        "bound": bound, "bound_label": bound_label,
+        "largest_measured_x": max((x for x, _ in pts), default=None),
+        "fit": None, "uncertainty": None, "predicted": None, "status": "insufficient-data",
+        "reason": "",
+    }
+    xs = [fx(x) for x, _ in pts]
+    ys = [y for _, y in pts]
+    n = len(pts)
+    if n < MIN_EXTRAPOLATION_POINTS or len(set(xs)) < MIN_EXTRAPOLATION_POINTS:
+        out["reason"] = (f"insufficient data: {len(set(xs))} distinct data point(s); an "
+                         f"extrapolation needs at least {MIN_EXTRAPOLATION_POINTS} (with two "
+                         "any line fits exactly and its uncertainty is unknown)")
+        return out
+    fit = linear_fit(xs, ys)
+    assert fit is not None
+    mx = sum(xs) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    x0 = fx(x_at)
+    if fit["b"] < 0:
+        # A cost cannot fall as the store grows: a falling fit is noise around a flat line,
+        # so the slope is constrained to 0 (the mean, with n - 1 degrees of freedom).
+        my = sum(ys) / n
+        s = math.sqrt(sum((y - my) ** 2 for y in ys) / (n - 1))
+        pred = my
+        half = _t95(n - 1) * s * math.sqrt(1 + 1 / n)
+        out["fit"] = {"a": my, "b": 0.0, "r2": 0.0, "n": n, "residual_sd": s,
+                      "slope_se": None, "unconstrained_b": fit["b"],
+                      "constrained": "the fitted slope was negative; a cost cannot fall as "
+                                     "the store grows, so the slope is constrained to 0"}
+    else:
+        ss_res = sum((y - (fit["a"] + fit["b"] * x)) ** 2
+                     for x, y in zip(xs, ys, strict=True))
+        s = math.sqrt(ss_res / (n - 2))
+        pred = fit["a"] + fit["b"] * x0
+        half = _t95(n - 2) * s * math.sqrt(1 + 1 / n + (x0 - mx) ** 2 / sxx)
+        out["fit"] = {**fit, "n": n, "residual_sd": s,
+                      "slope_se": s / math.sqrt(sxx) if sxx > 0 else None}
+    out["predicted"] = pred
+    high = max(pred + half, max(ys))
+    out["uncertainty"] = {"confidence": 0.95, "method": "Student t prediction interval",
+                          "low": pred - half, "high": pred + half,
+                          "judged": high, "judged_note": "upper end, never below the "
+                          "largest observed value"}
+    if not (math.isfinite(pred) and math.isfinite(half)) or pred <= 0:
+        out["reason"] = (f"insufficient data: the fit predicts {pred:.3g} {y_label} at "
+                         f"{x_at:.3g} {x_label}, which is not a usable value")
+        return out
+    if high < bound:
+        out["status"] = "supported"
+        out["reason"] = (f"{y_label} at {x_at:.3g} {x_label}: {pred:.3g} (95 % up to "
+                         f"{high:.3g}) < {bound_label} {bound:g}")
+    else:
+        out["status"] = "not-supported"
+        out["reason"] = (f"{y_label} at {x_at:.3g} {x_label}: {pred:.3g} (95 % up to "
+                         f"{high:.3g}) does not stay under {bound_label} {bound:g}")
+    return out

@@ -45,16 +45,22 @@ def chart(res: Mapping[str, Any], out_dir: Path) -> str | None:
             ex = d.get("extrapolation") or {}
             gx = [lv["artifacts"] for lv in g]
             ax.plot(gx, [lv["write_p99_ms"] for lv in g], "o", label="write p99 (measured)")
-            fit = ex.get("latency_fit")
-            if fit and ex.get("artifacts_at_target"):
-                nt = float(ex["artifacts_at_target"])
+            fit = ex.get("fit")
+            if fit and ex.get("at"):
+                nt = float(ex["at"])
                 lo = math.log10(min(gx))
                 grid = [10 ** (lo + i * (math.log10(nt) - lo)
                                / 50) for i in range(51)]
                 ax.plot(grid, [fit["a"] + fit["b"] * math.log10(x) for x in grid], "--",
-                        label="fit, EXTRAPOLATED to target")
+                        label=f"fit, EXTRAPOLATED ({ex.get('status')})")
+                unc = ex.get("uncertainty") or {}
+                if unc.get("high") is not None:
+                    ax.errorbar([nt], [ex["predicted"]],
+                                yerr=[[ex["predicted"] - unc["low"]],
+                                      [unc["high"] - ex["predicted"]]],
+                                fmt="x", color="black", capsize=3, label="95 % interval")
                 ax.axvline(nt, color="grey", lw=0.8)
-                ax.axhline(float(ex.get("write_p99_bound_ms", 0)), color="red", lw=0.8,
+                ax.axhline(float(ex.get("bound", 0)), color="red", lw=0.8,
                            label="p99 bound")
             ax.set_xscale("log")
             ax.set_xlabel("artifacts in store")

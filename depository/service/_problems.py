@@ -158,6 +158,15 @@ _TYPES = [
                 "The route exists but not with this method.", "Use a documented method."),
     ProblemType("unavailable", 503, "Service unavailable",
                 "The store is closing or otherwise unavailable.", "Retry shortly."),
+    ProblemType("too-many-connections", 503, "Too many connections",
+                "The client's address, or the server as a whole, has reached its limit of "
+                "open connections; this connection was answered and closed at once.",
+                "Reuse connections (keep-alive) instead of opening many, and retry after "
+                "the Retry-After delay."),
+    ProblemType("request-timeout", 408, "Request headers too slow",
+                "The request headers did not all arrive within the server's header "
+                "timeout; the connection was closed and nothing was done.",
+                "Send the whole header block at once; retry on a better connection."),
     ProblemType("internal", 500, "Internal error",
                 "An unexpected failure inside the service. Nothing acknowledged was lost.",
                 "Report it with the time of the request."),

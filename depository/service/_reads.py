@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,15 +135,18 @@ class UsageTracker:
 
 
 class CertificationScanner:
-    """Finds ``certification.run`` records, scanning only records appended since last time."""
+    """Finds ``certification.run`` records (written before the checks) and
+    ``certification.result`` records (the verdict and validity, written after them),
+    scanning only records appended since last time."""
 
-    NEEDLE = b'"type":"certification.run"'
+    NEEDLE = b'"type":"certification.'
 
     def __init__(self, reads: StoreReads) -> None:
         self._reads = reads
         self._lock = threading.Lock()
         self._scanned = 0
         self.runs: list[dict[str, Any]] = []
+        self.results: dict[str, dict[str, Any]] = {}
 
     def refresh(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -152,10 +156,48 @@ class CertificationScanner:
                     rec = json.loads(leaf)
                 except ValueError:  # pragma: no cover - the log holds canonical JSON
                     continue
+                entry = {"log_index": idx, "time": rec.get("time"), "actor": rec.get("actor"),
+                         "product": rec.get("product"), "body": rec.get("body")}
                 if rec.get("type") == "certification.run":
-                    self.runs.append({"log_index": idx, "time": rec.get("time"),
-                                      "actor": rec.get("actor"),
-                                      "product": rec.get("product"),
-                                      "body": rec.get("body")})
+                    self.runs.append(entry)
+                elif rec.get("type") == "certification.result" and isinstance(
+                        rec.get("body"), dict):
+                    self.results[str(rec["body"].get("report_id"))] = entry
             self._scanned = max(self._scanned, end)
             return list(self.runs)
+
+    def view(self, now: datetime) -> dict[str, Any]:
+        """The certification view: the latest run, and its verdict, validity and days left
+        from the ``certification.result`` record written after its checks."""
+        runs = self.refresh()
+        if not runs:
+            return {"status": "none", "runs": 0, "last": None, "verdict": None,
+                    "valid_until": None, "days_left": None,
+                    "detail": "no certification has run on this store yet (the log holds no "
+                              "certification.run record)"}
+        last = runs[-1]
+        body = last.get("body")
+        res = self.results.get(str(body.get("report_id"))) if isinstance(body, dict) else None
+        out: dict[str, Any] = {"runs": len(runs), "last": last, "result": res}
+        if res is None:
+            return {**out, "status": "no verdict", "verdict": None, "valid_until": None,
+                    "days_left": None,
+                    "detail": "the latest certification.run has no certification.result "
+                              "record: its checks did not complete"}
+        rb = res["body"]
+        until = str(rb.get("valid_until"))
+        try:
+            days = (date.fromisoformat(until) - now.astimezone(UTC).date()).days
+        except ValueError:
+            days = None
+        verdict = str(rb.get("verdict"))
+        status = ("expired" if days is not None and days < 0 else
+                  {"pass": "certified", "demo": "demo (not a certification)"}.get(
+                      verdict, "not certified"))
+        return {**out, "status": status, "verdict": verdict, "valid_from": rb.get("valid_from"),
+                "valid_until": until, "days_left": days,
+                "recertification_due": rb.get("recertification_due"),
+                "detail": f"report {rb.get('report_id')}: verdict {verdict}, valid until "
+                          f"{until}" + (f" ({days} days left)" if days is not None else "")
+                          + "; sign-offs are checked on the signed report "
+                            "(depository certify status)"}

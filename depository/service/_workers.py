@@ -630,12 +630,9 @@ def worker_main() -> None:
     spec = json.loads(sys.argv[1])
     if os.getppid() != spec["parent"]:
         sys.exit(1)  # the parent died before prctl took effect
-    import uvicorn
-
-    from depository.cli._serve import _server_class
     from depository.service import create_app
     from depository.service._exports import ExportSettings
-    from depository.service._protocol import http_protocol
+    from depository.service.server import limits_from_options, run
 
     logging.basicConfig(level=spec["log_level"].upper(),
                         format="%(asctime)s %(name)s %(message)s")
@@ -653,11 +650,7 @@ def worker_main() -> None:
             tsa_url=spec["tsa_url"], organisation=spec["organisation"])
         app = create_app(store, public_tiles=spec["public_tiles"],
                          upload_idle_timeout=spec["upload_timeout"], exports=exports)
-        config = uvicorn.Config(
-            app, loop="uvloop", http=http_protocol(), lifespan="on",
-            access_log=spec["access_log"], log_level=spec["log_level"],
-            timeout_graceful_shutdown=30, server_header=False, proxy_headers=False)
-        server = _server_class()(config)
-        server.run(sockets=[sock])
+        run(app, sockets=[sock], limits=limits_from_options(spec),
+            access_log=spec["access_log"], log_level=spec["log_level"])
     finally:
         store.close()

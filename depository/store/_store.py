@@ -249,7 +249,8 @@ ROLES = ("writer", "reader", "auditor", "legal", "admin")
 # Roles that act within one product; the others are store-wide (legal may be either).
 PRODUCT_ROLES = ("writer", "reader")
 # Events with no derived table that other parts of the toolkit may append.
-INFORMATIONAL_EVENTS = frozenset({"evidence.export", "certification.run"})
+INFORMATIONAL_EVENTS = frozenset({"evidence.export", "certification.run",
+                                  "certification.result"})
 
 
 @dataclass(frozen=True)

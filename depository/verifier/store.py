@@ -693,6 +693,7 @@ _BODIES: dict[str, dict[str, _Check]] = {
     # Informational events: no derived state, free-form bodies.
     "evidence.export": {},
     "certification.run": {},
+    "certification.result": {},
 }
 _PRODUCT_REQUIRED = frozenset({
     "artifact.put", "artifact.refused", "retention.extend", "retention.refused", "hold.place",

@@ -581,6 +581,18 @@ def test_artifact_refused_preconditions(base: Base, copy: Path) -> None:
     assert "refuses the very bytes the name already holds" in res.findings[2].message
 
 
+def test_artifact_refused_with_an_id_not_derived_from_its_name(base: Base, copy: Path
+                                                            ) -> None:
+    w = f"token:{base.tok['writer']}"
+    with forger(copy) as f:
+        n = f.append("artifact.refused", w, "gurukul", {
+            "artifact_id": base.aid["l2"], "name": "lessons/other.txt",
+            "sha256": hashlib.sha256(b"o").hexdigest(), "size": 1, "reason": "x",
+            "existing_sha256": base.sha["l2"]}, LATER)
+    hit = _only(_result(copy, base), "artifact-id", n)
+    assert "not the one derived from its product and name" in hit.message
+
+
 def test_retention_refused_preconditions(base: Base, copy: Path) -> None:
     legal = f"token:{base.tok['legal']}"
     aid = base.aid["l2"]

@@ -783,7 +783,7 @@ def _prepare(rec: dict[str, Any], leaf: bytes, ctx: _Context, out: list[Finding]
                            f"({product!r}); this record type is store-wide", index=idx,
                            table="log"))
     t, actor = rec["time"], rec["actor"]
-    tok = token_id_of(actor) if actor[:6] == "token:" else None
+    tok = token_id_of(actor)
     payload: Any
     if typ == "store.init":
         if idx != 0:
@@ -794,12 +794,7 @@ def _prepare(rec: dict[str, Any], leaf: bytes, ctx: _Context, out: list[Finding]
     if typ == "artifact.put":
         aid, name, meta = body["artifact_id"], body["name"], body["metadata"]
         p = product or ""
-        derived = _artifact_id(p, name)
-        if aid != derived:
-            out.append(Finding(CHECK_ARTIFACT_ID, f"record {idx} (artifact {aid}, {p}/{name}): "
-                               "the artifact id is not the one derived from its product and "
-                               f"name ({derived}): the record was forged", index=idx,
-                               artifact_id=aid, table="log"))
+        _check_id(idx, aid, p, name, out)
         received, recorded = _ts(body["received"]), _ts(t)
         if received is not None and recorded is not None and received > recorded:
             out.append(Finding(CHECK_RETENTION, f"record {idx} (artifact {aid}, {p}/{name}): "
@@ -845,12 +840,7 @@ def _prepare(rec: dict[str, Any], leaf: bytes, ctx: _Context, out: list[Finding]
         payload = (body["token_id"], body["reason"], actor, idx, t)
     elif typ == "artifact.refused":
         aid, name = body["artifact_id"], body["name"]
-        derived = _artifact_id(product or "", name)
-        if aid != derived:
-            out.append(Finding(CHECK_ARTIFACT_ID, f"record {idx} (artifact.refused of {aid}, "
-                               f"{product}/{name}): the artifact id is not the one derived "
-                               f"from its product and name ({derived}): the record was "
-                               "forged", index=idx, artifact_id=aid, table="log"))
+        _check_id(idx, aid, product or "", name, out)
         payload = (aid, name, body["sha256"], body["existing_sha256"])
     elif typ == "retention.refused":
         payload = (body["artifact_id"], body["current"], body["requested"])
@@ -859,6 +849,15 @@ def _prepare(rec: dict[str, Any], leaf: bytes, ctx: _Context, out: list[Finding]
     else:
         payload = None
     return (idx, typ, product, t, payload, tok)
+
+
+def _check_id(idx: int, aid: str, product: str, name: str, out: list[Finding]) -> None:
+    derived = _artifact_id(product, name)
+    if aid != derived:
+        out.append(Finding(CHECK_ARTIFACT_ID, f"record {idx} (artifact {aid}, {product}/{name}): "
+                           "the artifact id is not the one derived from its product and name "
+                           f"({derived}): the record was forged", index=idx, artifact_id=aid,
+                           table="log"))
 
 
 # --------------------------------------------------------------------------- state

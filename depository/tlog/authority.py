@@ -3,7 +3,9 @@
 A record whose actor is ``token:<id>`` was written on the authority of a bearer token. It
 is authorized only if, at that record's point in the log, the token
 
-1. was issued by an earlier ``token.issue`` record (``<id>`` is its ``token_id``),
+1. was issued by an earlier ``token.issue`` record (``<id>`` is its ``token_id``) that
+   was itself authorized (a token minted on forged authority grants nothing; the
+   verifier tracks that, the store never issues one),
 2. has no earlier ``token.revoke`` record and had not expired at the record's ``time``,
 3. has a role that may cause that record type (:data:`ROLE_EVENTS`, the rules the HTTP
    service applies), and

@@ -150,7 +150,7 @@ def test_report_data_from_executed_checks(certified: dict[str, Any]) -> None:
                       leaf_hash(leaf), [certified["vkey"]])
     # OSCAL assessment results.
     ar = json.loads((out / "report.oscal.json").read_text())["assessment-results"]
-    assert ar["metadata"]["oscal-version"] == "1.1.2"
+    assert ar["metadata"]["oscal-version"] == "1.2.3"
     result = ar["results"][0]
     assert len(result["observations"]) == 23
     states = {f["target"]["target-id"]: f["target"]["status"]["state"]

@@ -15,50 +15,70 @@ _FAIL = "#c62828"
 _MISSING = "#9e9e9e"
 
 
-def _ratio(limit: Mapping[str, Any], higher_is_better: bool) -> float | None:
+def _share(limit: Mapping[str, Any]) -> float | None:
+    """Measured as a share of the target (both as stated; no inversion)."""
     t, m = limit.get("target"), limit.get("measured")
-    if not isinstance(t, int | float) or not isinstance(m, int | float) or isinstance(t, bool):
+    if not isinstance(t, int | float) or not isinstance(m, int | float) or isinstance(t, bool) \
+            or isinstance(m, bool) or not t:
         return None
-    if higher_is_better:
-        return float(m) / float(t) if t else None
-    return float(t) / float(m) if m else None
+    return float(m) / float(t)
+
+
+def _pct(share: float) -> str:
+    p = share * 100
+    return f"{p:,.0f} %" if p >= 10 else f"{p:.1f} %"
 
 
 def limits_chart(limits: Sequence[Mapping[str, Any]], directions: Mapping[str, bool]) -> str:
-    """Each limit's measured figure as a share of its target (lower-is-better limits are
-    inverted, so right of the 100 % line is always better); capped at 200 %."""
-    row, left, width = 26, 190, 330
-    height = 40 + row * len(limits)
+    """Each limit's measured figure as a share of its target. A limit where lower is better
+    (a response-time ceiling) is met left of the 100 % line and says "of the ceiling";
+    every other limit is met at or right of it. Bars are capped at 200 %; the label
+    always gives the real share."""
+    row, left, width = 26, 160, 250
+    height = 48 + row * len(limits)
     x100 = left + width / 2
     parts = [
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='560' height='{height}' "
-        f"viewBox='0 0 560 {height}' {_FONT} font-size='10'>",
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='600' height='{height}' "
+        f"viewBox='0 0 600 {height}' {_FONT} font-size='10'>",
         f"<text x='{left}' y='14' font-size='11' font-weight='bold'>Measured as a share of "
-        "target (100 % = target met)</text>",
+        "the target (100 % = the target)</text>",
+        f"<text x='{left}' y='27' font-size='8'>A ceiling (lower is better) is met at or "
+        "below 100 %; every other target at or above it.</text>",
     ]
     for i, lim in enumerate(limits):
-        y = 26 + i * row
-        r = _ratio(lim, directions.get(str(lim.get("id")), True))
+        y = 34 + i * row
+        share = _share(lim)
+        ceiling = not directions.get(str(lim.get("id")), True)
         status = lim.get("status")
         color = _PASS if status == "pass" else _MISSING if status == "missing" else _FAIL
-        label = f"{lim.get('title', lim.get('id'))}"
+        label = f"{lim.get('title', lim.get('id'))}" + (" (ceiling)" if ceiling else "")
         parts.append(f"<text x='{left - 6}' y='{y + 13}' text-anchor='end'>"
                      f"{escape(label)}</text>")
-        if r is None:
+        if share is None:
             parts.append(f"<text x='{left + 4}' y='{y + 13}' fill='{_MISSING}'>"
                          f"{escape(str(status or 'no figure'))}</text>")
             continue
-        w = min(r, 2.0) / 2.0 * width
+        w = max(min(share, 2.0) / 2.0 * width, 0.5)
         parts.append(f"<rect x='{left}' y='{y + 3}' width='{w:.1f}' height='14' "
                      f"fill='{color}'/>")
         method = lim.get("method") or "?"
-        parts.append(f"<text x='{left + w + 4:.1f}' y='{y + 14}'>{r * 100:.0f} % "
+        what = "of the ceiling" if ceiling else "of target"
+        parts.append(f"<text x='{left + width + 6}' y='{y + 14}'>{_pct(share)} {what} "
                      f"({escape(str(method))})</text>")
-    parts.append(f"<line x1='{x100}' y1='20' x2='{x100}' y2='{height - 8}' stroke='#333' "
+    parts.append(f"<line x1='{x100}' y1='30' x2='{x100}' y2='{height - 8}' stroke='#333' "
                  "stroke-dasharray='3,2'/>")
-    parts.append(f"<text x='{x100 + 3}' y='{height - 2}' font-size='8'>100 %</text>")
+    parts.append(f"<text x='{x100 + 3}' y='{height - 1}' font-size='8'>100 %</text>")
+    parts.append(f"<text x='{left + width}' y='{height - 1}' font-size='8' "
+                 "text-anchor='end'>200 %+</text>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _ms(v: float) -> str:
+    """A latency label: never scientific notation, at most four significant digits."""
+    if v >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.3g}" if v >= 0.001 else f"{v:.6f}".rstrip("0")
 
 
 def latency_chart(limits: Sequence[Mapping[str, Any]]) -> str | None:
@@ -99,13 +119,13 @@ def latency_chart(limits: Sequence[Mapping[str, Any]]) -> str | None:
                 parts.append(f"<rect x='{left}' y='{y + 2 + j * 11}' width='{w:.1f}' "
                              f"height='9' fill='{colors[k]}'/>")
                 parts.append(f"<text x='{left + w + 3:.1f}' y='{y + 10 + j * 11}' "
-                             f"font-size='8'>{vals[k]:.4g}</text>")
+                             f"font-size='8'>{_ms(vals[k])}</text>")
     for e in range(lmin, lmax + 1):
         xe = left + (e - lmin) / (lmax - lmin) * width
         parts.append(f"<line x1='{xe:.1f}' y1='22' x2='{xe:.1f}' y2='{height - 14}' "
                      "stroke='#ccc'/>")
         parts.append(f"<text x='{xe:.1f}' y='{height - 3}' font-size='8' "
-                     f"text-anchor='middle'>{10.0 ** e:g}</text>")
+                     f"text-anchor='middle'>{_ms(10.0 ** e)}</text>")
     parts.append("</svg>")
     return "".join(parts)
 

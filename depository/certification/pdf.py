@@ -133,12 +133,46 @@ def dummy_timestamper(tsa_cert: Path, tsa_key: Path) -> Any:
     return DummyTimeStamper(tsa_cert=cert, tsa_key=asn1_keys.PrivateKeyInfo.load(der))
 
 
+def _pdfa3_writer(pdf: bytes, when: datetime) -> Any:
+    """An incremental writer that keeps a PDF/A-3 file PDF/A-3 (ISO 19005-3).
+
+    pyHanko by default raises the file to PDF 2.0 for an ECDSA key on a curve of ISO 32002
+    (P-256 among them) and registers that PDF 2.0 extension; PDF/A-3 is PDF 1.7, where
+    PAdES signs with ECDSA just as well (ETSI EN 319 142-1). It also writes its own name as
+    the XMP producer but appends it to the Info producer, and dates the XMP alone. Here
+    the version stays 1.7, only extensions based on PDF <= 1.7 are registered, and Info
+    and XMP get the same producer and modification date."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.pdf_utils.metadata.model import VENDOR
+
+    class PdfA3Writer(IncrementalPdfFileWriter):
+        def ensure_output_version(self, version: tuple[int, int]) -> None:
+            if version <= (1, 7):
+                super().ensure_output_version(version)  # type: ignore[no-untyped-call]
+
+        def register_extension(self, ext: Any) -> None:
+            if str(ext.base_version).lstrip("/") <= "1.7":
+                super().register_extension(ext)
+
+    writer = PdfA3Writer(io.BytesIO(pdf))
+    # pyHanko always writes VENDOR as the XMP producer and appends it to an Info producer
+    # that lacks it: the same value in both is VENDOR itself (the tool that wrote the
+    # final revision). Info /ModDate, when present, and xmp:ModifyDate get one instant.
+    info_ref = writer.trailer.raw_get("/Info")
+    info = info_ref.get_object()
+    info["/Producer"] = generic.TextStringObject(VENDOR)
+    writer.mark_update(info_ref)
+    writer.document_meta.last_modified = when.astimezone(UTC).replace(microsecond=0)
+    return writer
+
+
 def sign_pdf(pdf: bytes, *, key_file: Path, cert_file: Path,
              chain: Sequence[Path] = (), tsa_url: str | None = None,
              timestamper: Any = None, reason: str = "Certification report",
-             location: str | None = None) -> bytes:
-    """Sign ``pdf`` (PAdES B-B; B-T with a timestamp from ``tsa_url`` or ``timestamper``)."""
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+             location: str | None = None, when: datetime | None = None) -> bytes:
+    """Sign ``pdf`` (PAdES B-B; B-T with a timestamp from ``tsa_url`` or ``timestamper``)
+    as an incremental update that keeps a PDF/A-3b file PDF/A-3b."""
     from pyhanko.sign import fields, signers
     from pyhanko.sign.timestamps import HTTPTimeStamper
 
@@ -152,7 +186,7 @@ def sign_pdf(pdf: bytes, *, key_file: Path, cert_file: Path,
         field_name="CertificationReport", subfilter=fields.SigSeedSubFilter.PADES,
         reason=reason, location=location, use_pades_lta=False,
     )
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    writer = _pdfa3_writer(pdf, when or datetime.now(UTC))
     out = signers.sign_pdf(writer, meta, signer=signer, timestamper=timestamper)
     data: bytes = out.getvalue()
     return data

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from depository.certification import charts
 from depository.certification.content import LIMITS
 from depository.certification.signoffs import SignerSpec, SignoffStatus
 
-__all__ = ["Attachment", "render_html", "render_pdf", "verdict_words"]
+__all__ = ["Attachment", "figure", "percent", "quantity", "render_html", "render_pdf", "tidy",
+           "verdict_words"]
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "certification"
 
@@ -27,6 +30,67 @@ class Attachment:
     data: bytes
     relationship: str  # "Data", "Supplement", "Source", ...
     description: str
+
+
+def figure(x: Any) -> str:
+    """A number for people: digits grouped, at most four significant decimals, never in
+    scientific notation (``186.66666666666666`` -> ``186.7``, ``5e+08`` ->
+    ``500,000,000``); anything else as text."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return "—" if x is None else str(x)
+    if float(x).is_integer() and abs(x) < 1e18:
+        return f"{int(x):,}"
+    ax = abs(float(x))
+    if ax >= 1000:
+        return f"{x:,.1f}"
+    if ax >= 1:
+        return f"{x:.4g}"
+    text = f"{x:.3g}"
+    return f"{x:.8f}".rstrip("0") if "e" in text else text
+
+
+def percent(x: Any) -> str:
+    """A percentage to two decimals; a small non-zero one as ``< 0.01 %``."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return "—"
+    if 0 < x < 0.01:
+        return "< 0.01 %"
+    return f"{figure(round(float(x), 2))} %"
+
+
+_UNITS = ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"))
+
+
+def _unit(unit: str) -> Markup:
+    # A line breaks before a unit, never inside one ("writes/s").
+    return Markup('<span class="unit">{}</span>').format(unit)
+
+
+def quantity(x: Any, unit: str | None, exact: bool = True) -> Markup:
+    """A figure with its unit (HTML); bytes in decimal units, with the exact count unless
+    not ``exact`` (``500 MB (500,000,000 bytes)``)."""
+    if x is None:
+        return Markup("—")
+    text = figure(x)
+    if unit in ("bytes", "B") and isinstance(x, int | float) and not isinstance(x, bool):
+        big = next(((f, u) for f, u in _UNITS if abs(x) >= f), None)
+        if big is not None:
+            human = escape(figure(round(x / big[0], 3))) + Markup(" ") + _unit(big[1])
+            return human + Markup(" (") + escape(text) + Markup(" ") + _unit("bytes") \
+                + Markup(")") if exact else human
+    return escape(text) + Markup(" ") + _unit(unit) if unit else escape(text)
+
+
+_SCI = re.compile(r"(?<![\w.])\d+(?:\.\d+)?[eE][+-]?\d+(?![\w.])")
+_LONG = re.compile(r"(?<![\w.:\-])\d+\.\d{5,}(?![\w.])")
+
+
+def tidy(text: Any) -> str:
+    """Free text from the checks and the load results with its raw floats written for
+    people (``3.2e+07`` -> ``32,000,000``, ``6798.340552241643`` -> ``6,798.3``); times
+    (``14:59:03.114372``) and identifiers are left alone."""
+    out = _SCI.sub(lambda m: figure(float(m[0])), str(text))
+    return _LONG.sub(lambda m: figure(float(m[0])), out)
 
 
 def verdict_words(data: Mapping[str, Any], statuses: Sequence[SignoffStatus]) -> tuple[str, str,
@@ -65,6 +129,7 @@ def render_html(data: Mapping[str, Any], report_sha256: str, specs: Sequence[Sig
                 chart_files: Mapping[str, Path] | None = None) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
                              autoescape=True)
+    env.filters.update(figure=figure, percent=percent, quantity=quantity, tidy=tidy)
     word, css_class, sentence = verdict_words(data, statuses)
     by_role = {s.role: s for s in statuses}
     rows = []

@@ -169,6 +169,21 @@ def _products(snapshot: Path, results: Mapping[str, CheckResult]) -> tuple[list[
     return out, levels
 
 
+def _without_paths(value: Any, places: Mapping[str, str]) -> Any:
+    """``value`` with every absolute path of this machine in ``places`` replaced by its
+    name: the report is read elsewhere, and a scratch copy's temporary path says nothing
+    (and the copy is gone)."""
+    if isinstance(value, str):
+        for path, name in places.items():
+            value = value.replace(path, name)
+        return value
+    if isinstance(value, list):
+        return [_without_paths(v, places) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_paths(v, places) for k, v in value.items()}
+    return value
+
+
 def _write_new(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "xb") as f:
@@ -322,6 +337,13 @@ def run_certification(
     reasons += limit_fail
     cert_day = now.astimezone(UTC).date()
     consistency = ctx.shared.get("consistency")
+    # Absolute paths only (a relative "store" would rewrite the word), longest first: the
+    # scratch directory lies inside the report directory.
+    places = dict(sorted(
+        ((str(p), name) for d, name in ((scratch, "<scratch copy>"),
+                                        (out, "<report directory>"), (store_dir, "<store>"))
+         for p in {d, d.resolve()} if p.is_absolute() and len(p.parts) > 1),
+        key=lambda kv: -len(kv[0])))
     data: dict[str, Any] = {
         "format": REPORT_FORMAT,
         "report_id": report_id,
@@ -346,7 +368,7 @@ def run_certification(
                            "note": prev.checkpoint.decode()},
             "consistency": consistency,
         },
-        "checks": [c.to_json() for c in checks],
+        "checks": _without_paths([c.to_json() for c in checks], places),
         "guarantees": guarantees, "refusals": refusals, "threats": threats,
         "products": products, "alert_levels": levels, "scenarios": scenarios,
         "scale_limits": limits,
@@ -363,11 +385,12 @@ def run_certification(
             "isolation": by_id["isolation"].status if "isolation" in by_id else "missing",
         },
         "verdict": {"result": "fail" if reasons else "demo" if demo_reasons else "pass",
-                    "reasons": reasons, "demo_reasons": demo_reasons,
+                    "reasons": _without_paths(reasons, places),
+                    "demo_reasons": _without_paths(demo_reasons, places),
                     "accepted_extrapolations": [
                         {"id": lim["id"], "title": lim["title"], "rationale": lim["accepted"]}
                         for lim in limits["limits"] if lim.get("accepted") is not None]},
-        "notes": notes,
+        "notes": _without_paths(notes, places),
     }
     canonical = canonical_json(data)
     sha = hashlib.sha256(canonical).hexdigest()

@@ -1,4 +1,7 @@
-"""One PNG chart per limit (matplotlib, Agg backend; no display needed)."""
+"""One SVG chart per limit (matplotlib, Agg backend; no display needed).
+
+SVG because the certification report embeds a limit's chart only as SVG (vector, so it
+stays sharp in the PDF/A and carries no colour profile of its own)."""
 
 from __future__ import annotations
 
@@ -9,14 +12,14 @@ from typing import Any
 
 
 def chart(res: Mapping[str, Any], out_dir: Path) -> str | None:
-    """Draw ``res``'s chart into ``out_dir/<id>.png``; returns the path."""
+    """Draw ``res``'s chart into ``out_dir/<id>.svg``; returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{res['id']}.png"
+    path = out_dir / f"{res['id']}.svg"
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     d = res.get("details") or {}
     kind = res.get("figure")
@@ -123,7 +126,9 @@ def chart(res: Mapping[str, Any], out_dir: Path) -> str | None:
             ax.set_ylabel("latency (ms)")
         fig.suptitle(title, fontsize=10)
         fig.tight_layout()
-        fig.savefig(path)
+        # No date in the file and a fixed id salt: the same figures give the same bytes.
+        with matplotlib.rc_context({"svg.hashsalt": res["id"]}):
+            fig.savefig(path, format="svg", metadata={"Date": None})
     finally:
         plt.close(fig)
     return str(path)

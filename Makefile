@@ -14,8 +14,10 @@ help:
 	@echo "make bench  - run the long benchmarks in benchmarks/"
 
 # Debian packages: Pango/HarfBuzz and fonts for WeasyPrint (PDF reports), poppler-utils
-# for independent PDF checks in tests. Installed only when one is missing.
-SYSTEM_PACKAGES := fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils openssl
+# for independent PDF checks in tests, chromium for the dashboard's headless-browser test
+# (driven by Playwright's Python package; no browser is downloaded). Installed only when
+# one is missing.
+SYSTEM_PACKAGES := fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils openssl chromium
 # A throwaway single-node Ceph cluster with the RADOS Gateway (S3 Object Lock) for the S3
 # backend's tests; the tests start and stop it themselves (scripts/ceph-rgw-local.sh).
 CEPH_PACKAGES := ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl
@@ -56,6 +58,7 @@ bench: setup
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/s3.py
 	$(BIN)/python benchmarks/evidence.py
+	$(BIN)/python benchmarks/fuzz.py
 
 # The seven scale limits, measured against a spawned store and server on 127.0.0.1.
 loadtest: setup
@@ -65,4 +68,4 @@ loadtest-certify: setup
 	$(BIN)/depository loadtest run --spawn --profile certify --out loadtest-certify
 
 clean:
-	rm -rf $(VENV) demo-out loadtest-quick loadtest-certify .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) demo-out test-output loadtest-quick loadtest-certify .mypy_cache .pytest_cache .ruff_cache .hypothesis

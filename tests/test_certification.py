@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -336,6 +337,20 @@ def test_full_cycle(certified: dict[str, Any], tmp_path: Path, sigstore_env: Non
     # A digest mismatch is reported as such, not also as an untrusted signer.
     assert "digest mismatch" in res.output
     assert "does not chain" not in res.output, res.output
+
+    # The dashboard's certification card: the same verdict, and what it was checked against.
+    from depository.service._dashboard_data import verify_signed_report
+
+    today = datetime.now(UTC).date()
+    card = verify_signed_report(pdf, certified["vkey"], today, ca.ca_cert)
+    assert card["state"] == "CERTIFIED" and card["days_left"] == st["days_to_expiry"]
+    assert any("chains to the trust anchor" in x for x in card["checked_against"])
+    untrusted = verify_signed_report(pdf, certified["vkey"], today)
+    assert untrusted["state"] == "INTEGRITY ONLY"
+    assert any(x.startswith("signer unknown") for x in untrusted["problems"])
+    assert verify_signed_report(pdf, other_vkey, today)["state"] != "CERTIFIED"
+    assert verify_signed_report(bad, certified["vkey"], today, ca.ca_cert)["state"] \
+        == "NOT AUTHENTIC"
 
 
 def test_previous_certification_and_diff(certified: dict[str, Any], tmp_path: Path) -> None:

@@ -414,6 +414,9 @@ COMMANDS: dict[str, Spec] = {
     "python -m depository.verifier proof case/data/proofs/000000000042.tlog-proof --leaf "
     "case/data/records/000000000042.json --key log.vkey": ("ws", 0, (("000000000042",
                                                                       "{index}"),)),
+    "python -m depository.verifier proof ID.tlog-proof --leaf ID.leaf.json --key log.vkey":
+        "the two files are downloaded from the dashboard; tests/test_dashboard_browser.py "
+        "downloads them in Chromium and runs this command on them",
     "python -m depository.verifier note case/tagmanifest.sig --key case/data/evidence.vkey":
         ("ws", 0, ()),
     "openssl ts -verify -data case/tagmanifest-sha256.txt -in case/tagmanifest.tsr -CAfile "
@@ -469,8 +472,18 @@ COMMANDS: dict[str, Spec] = {
     "depository serve --store ./store --port 8000 --workers 2":
         "a server that runs until stopped (tests/test_service_server.py serves a store on "
         "127.0.0.1)",
+    "depository serve --store ./store --port 8000 --load-results "
+    "loadtest-certify/results.json --certification-report cert/report.pdf "
+    "--certification-trust ca.pem":
+        "a server that runs until stopped (tests/test_dashboard_browser.py serves a store "
+        "with --load-results and --certification-report on 127.0.0.1 and drives /ui in "
+        "Chromium)",
     # reviewer guide
     "depository key generate --name bucket-owner --out owner.key": ("fresh", 0, ()),
+    "depository serve --store ./store --certification-report cert-2026-11/report.pdf "
+    "--certification-trust org-ca.pem --load-results loadtest-results":
+        "a server that runs until stopped (tests/test_dashboard_browser.py drives the "
+        "dashboard; test_certification.py checks its certification card on a signed report)",
     "depository loadtest run --profile certify --out loadtest-results ...":
         "the certify profile runs the seven limits at their configured targets for a long "
         "time (make loadtest-certify); tests/test_loadtest_e2e.py runs the quick profile",

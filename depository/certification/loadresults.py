@@ -42,6 +42,8 @@ from typing import Any
 import jsonschema
 
 from depository.certification.content import LIMITS
+from depository.tlog import safejson
+from depository.verifier.files import InputFileError, read_file
 
 __all__ = ["FIGURE_KINDS", "ResultsError", "accepted_from", "code_commit", "limit_policy",
            "read_results", "scale_limits"]
@@ -58,13 +60,12 @@ class ResultsError(ValueError):
 def read_results(path: Path) -> tuple[dict[str, Any], bytes, Path]:
     """(parsed document, exact bytes, directory) for a results file or its directory."""
     file = path / RESULTS_NAME if path.is_dir() else path
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise ResultsError(f"cannot read load results {file}: {exc.strerror}") from exc
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:  # a regular file, bounded, nested no deeper than any reader handles
+        raw = read_file(str(file), limit=safejson.MAX_BYTES, what="load-test results file")
+        doc = safejson.loads(raw, what=str(file))
+    except InputFileError as exc:
+        raise ResultsError(f"cannot read load results {exc}") from exc
+    except ValueError as exc:  # not JSON, or over the depth limit (JSONLimitError)
         raise ResultsError(f"{file}: not JSON: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("limits"), list):
         raise ResultsError(f"{file}: expected an object with a 'limits' list")

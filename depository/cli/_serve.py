@@ -46,6 +46,19 @@ from depository.store import Store, StoreError
                    "runs N workers on the same port that parse, authenticate, validate and "
                    "hash, and hand each write to this process's single writer (a 2xx still "
                    "means durable). See docs/adr/0005-serve-workers.md.")
+@click.option("--load-results", envvar="DEPOSITORY_LOAD_RESULTS", default=None,
+              type=click.Path(path_type=Path),
+              help="A load test's results.json (or its directory) whose scale-limit figures "
+                   "the dashboard at /ui charts (or DEPOSITORY_LOAD_RESULTS).")
+@click.option("--certification-report", envvar="DEPOSITORY_CERTIFICATION_REPORT",
+              default=None, type=click.Path(path_type=Path),
+              help="The signed certification report (PDF) whose verdict and validity the "
+                   "dashboard at /ui shows, verified with the store's log key (or "
+                   "DEPOSITORY_CERTIFICATION_REPORT).")
+@click.option("--certification-trust", envvar="DEPOSITORY_CERTIFICATION_TRUST", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="CA certificate (PEM) the report's PDF signer must chain to; without it "
+                   "the dashboard says the signer was not checked against a trust anchor.")
 @click.option("--header-timeout", envvar="DEPOSITORY_HEADER_TIMEOUT", default=10.0,
               show_default=True, type=click.FloatRange(min=0),
               help="Close a connection whose request headers have not all arrived this many "
@@ -73,8 +86,8 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
           upload_timeout: float, exports_dir: Path | None, evidence_key: Path | None,
           tsa_url: str | None, organisation: str | None, workers: int, header_timeout: float,
           max_connections: int, max_connections_per_address: int, max_header_bytes: int,
-          access_log: bool,
-          log_level: str) -> None:
+          load_results: Path | None, certification_report: Path | None,
+          certification_trust: Path | None, access_log: bool, log_level: str) -> None:
     """Serve the store over HTTP until interrupted (SIGINT or SIGTERM).
 
     The store's writer runs in this process, which holds the store's writer lock: stop
@@ -86,9 +99,16 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
     this process does. Writes reach the writer over STORE/.writer.sock (mode 0600).
 
     \b
+    The read-only dashboard is at http://HOST:PORT/ui (sign in with a token; with
+    --workers 1 only, as its sessions live in one process).
+
+    \b
     Example:
       depository token create --store ./store --role writer --product gurukul
       depository serve --store ./store --port 8000
+      # the dashboard with load results and the signed certification report:
+      depository serve --store ./store --load-results loadtest-certify/results.json \\
+          --certification-report cert/report.pdf --certification-trust ca.pem
       curl -X PUT -H "Authorization: Bearer $TOKEN" \\
           -H 'Depository-Metadata: {"course": "algebra"}' \\
           --data-binary @l1.pdf http://127.0.0.1:8000/v1/products/gurukul/artifacts/l1.pdf
@@ -128,7 +148,9 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
                                  evidence_key_file=evidence_key, tsa_url=tsa_url or None,
                                  organisation=organisation or None)
         app = create_app(store, public_tiles=public_tiles, upload_idle_timeout=upload_timeout,
-                         exports=exports)
+                         exports=exports, load_results=load_results,
+                         certification_report=certification_report,
+                         certification_trust=certification_trust)
         limits = ConnectionLimits(header_timeout, max_connections,
                                   max_connections_per_address, max_header_bytes)
         click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{port}",

@@ -26,6 +26,8 @@ from depository.store import (
     read_config_file,
     utc_now,
 )
+from depository.tlog import safejson
+from depository.verifier.files import InputFileError, read_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,20 +88,26 @@ def _emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
         human()
 
 
+# A --metadata/--provenance @FILE is read up to this many bytes (the store then refuses
+# canonical JSON over depository.store.limits.METADATA_MAX_BYTES).
+_JSON_FILE_MAX = 1024 * 1024
+
+
 def _json_arg(value: str | None, what: str) -> dict[str, Any]:
     if value is None:
         return {}
-    text = value
+    text: str | bytes = value
     if value.startswith("@"):
         try:
-            text = Path(value[1:]).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise click.BadParameter(f"cannot read {value[1:]}: {exc.strerror}",
-                                     param_hint=what) from exc
+            text = read_file(value[1:], limit=_JSON_FILE_MAX, what="JSON document")
+        except InputFileError as exc:
+            raise click.BadParameter(str(exc), param_hint=what) from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=what) from exc
+        data = safejson.loads(text, max_bytes=_JSON_FILE_MAX, what="the JSON")
+    except safejson.JSONLimitError as exc:
+        raise click.BadParameter(f"refused: {exc}", param_hint=what) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=what) from None
     if not isinstance(data, dict):
         raise click.BadParameter("must be a JSON object", param_hint=what)
     return data

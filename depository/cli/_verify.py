@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from depository.verifier import commands as cmd
+
+if TYPE_CHECKING:
+    from depository.store.config import Config
 
 _EXIT = cmd.EXIT_CODES_HELP
 
@@ -181,24 +186,48 @@ def _store_io(
 ) -> tuple[list[bytes] | None, Callable[[str], str | None] | None,
            Callable[[str], bool] | None]:
     """The I/O the pure verifier cannot do itself: fetch anchors, read S3 blobs."""
-    from pathlib import Path
-
     from depository.store import StoreError
     from depository.store._s3 import S3Blobs, fetch_anchors
-    from depository.store.config import load_config
 
     try:
         anchors = [a for url in anchor_urls for a in fetch_anchors(url)] if anchor_urls else None
         cfg_path = Path(store_dir) / "depository.yaml"
         if not check_blobs or not cfg_path.is_file():
             return anchors, None, None
-        cfg = load_config(cfg_path)
+        cfg = _read_config(cfg_path)
         if cfg.backend.type != "s3":
             return anchors, None, None
         blobs = S3Blobs(Path(store_dir) / "objects", cfg.backend, readonly=True)
         return anchors, blobs.hash, blobs.exists
     except StoreError as exc:
         raise cmd.UsageError(str(exc)) from exc
+
+
+# The store's depository.yaml is read here only to find an S3 backend; it is a file in
+# the directory under audit, so it is read like any other: regular, bounded, shallow.
+_CONFIG_MAX_BYTES = 64 * 1024
+_CONFIG_MAX_DEPTH = 32
+
+
+def _read_config(path: Path) -> Config:
+    import yaml
+
+    from depository.store.config import parse_config
+    from depository.tlog.safejson import text_depth
+    from depository.verifier.files import InputFileError, read_file
+
+    try:
+        text = read_file(str(path), limit=_CONFIG_MAX_BYTES, what="store configuration")
+    except InputFileError as exc:
+        raise cmd.UsageError(str(exc)) from None
+    if text_depth(text, stop_above=_CONFIG_MAX_DEPTH) > _CONFIG_MAX_DEPTH:
+        raise cmd.UsageError(f"{path}: nested more than {_CONFIG_MAX_DEPTH} deep; no store "
+                             "configuration is, so it is refused")
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError) as exc:
+        raise cmd.UsageError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(data, source=str(path))
 
 
 @verify.command(epilog=_EXIT)

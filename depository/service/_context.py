@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from depository.service._auth import Authenticator, Principal
+from depository.service._dashboard import DashboardState
 from depository.service._exports import Exports, ExportSettings
 from depository.service._monitoring import (
     AlertTracker,
@@ -59,6 +60,7 @@ class AppContext:
     writes: RateWindow = field(default_factory=lambda: RateWindow(60))
     queries: LatencyWindow = field(default_factory=LatencyWindow)
     in_flight: int = 0  # uploads in progress
+    dashboard: DashboardState = field(default_factory=DashboardState)  # /ui
     alerts: AlertTracker = field(init=False)
     usage: UsageTracker = field(init=False)
     certs: CertificationScanner = field(init=False)

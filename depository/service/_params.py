@@ -12,6 +12,8 @@ from starlette.requests import Request
 
 from depository.service._problems import Problem
 from depository.store import format_time, parse_time
+from depository.store.limits import METADATA_MAX_DEPTH
+from depository.tlog import safejson
 
 HEADER_MAX = 16 * 1024  # Depository-Metadata / -Provenance, each (keeps records < 64 KiB)
 BODY_MAX = 64 * 1024  # JSON bodies of the management routes
@@ -74,16 +76,42 @@ def _unique_pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_no_constants)
 
 
-def strict_object(text: str, field: str) -> dict[str, Any]:
+def strict_object(text: str, field: str, *, max_depth: int = safejson.MAX_DEPTH
+                  ) -> dict[str, Any]:
     kind = "invalid-header" if field.startswith("header:") else "invalid-body"
-    try:
-        value = _DECODER.decode(text)
-    except (ValueError, RecursionError) as exc:
+    what = field.split(":", 1)[-1] if field.startswith("header:") else "the JSON body"
+    try:  # refused by measured depth before the (recursive) parser sees it
+        value = safejson.loads(text, max_bytes=BODY_MAX, max_depth=max_depth, what=what,
+                               decoder=_DECODER)
+    except safejson.JSONLimitError as exc:
+        raise Problem(kind, str(exc), field=field) from None
+    except ValueError as exc:
         raise Problem(kind, f"not valid JSON: {str(exc)[:300]}", field=field) from None
     if not isinstance(value, dict):
         raise Problem(kind, f"must be a JSON object, got {type(value).__name__}",
                       field=field)
+    if "\\u" in text and _lone_surrogate(value):
+        raise Problem(kind, "holds a lone surrogate escape (\\ud800-\\udfff unpaired), "
+                      "which is not Unicode text; send proper UTF-8", field=field)
     return value
+
+
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a decoded value holds a string (or key) that is not valid Unicode."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v)
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
 
 
 def json_header(headers: Mapping[str, str], name: str) -> dict[str, Any]:
@@ -94,7 +122,8 @@ def json_header(headers: Mapping[str, str], name: str) -> dict[str, Any]:
     if size > HEADER_MAX:
         raise Problem("header-too-large", f"{name} is {size} bytes; the limit "
                       f"is {HEADER_MAX}", field=f"header:{name}")
-    return strict_object(text, f"header:{name}")
+    # Metadata and provenance: the store's own limit, so the refusal names it.
+    return strict_object(text, f"header:{name}", max_depth=METADATA_MAX_DEPTH)
 
 
 async def json_body(request: Request) -> dict[str, Any]:

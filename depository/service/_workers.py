@@ -649,7 +649,8 @@ def worker_main() -> None:
             evidence_key_file=Path(spec["evidence_key"]) if spec["evidence_key"] else None,
             tsa_url=spec["tsa_url"], organisation=spec["organisation"])
         app = create_app(store, public_tiles=spec["public_tiles"],
-                         upload_idle_timeout=spec["upload_timeout"], exports=exports)
+                         upload_idle_timeout=spec["upload_timeout"], exports=exports,
+                         dashboard=False)
         run(app, sockets=[sock], limits=limits_from_options(spec),
             access_log=spec["access_log"], log_level=spec["log_level"])
     finally:

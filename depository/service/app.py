@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,6 +28,7 @@ from starlette.responses import Response
 
 from depository.service import (
     _routes_artifacts,
+    _routes_dashboard,
     _routes_evidence,
     _routes_governance,
     _routes_log,
@@ -34,6 +36,7 @@ from depository.service import (
     _routes_service,
 )
 from depository.service._context import AppContext, Clock
+from depository.service._dashboard import DashboardState
 from depository.service._exports import ExportSettings
 from depository.service._http import Endpoint
 from depository.service._paths import StrictTarget
@@ -46,6 +49,7 @@ log = logging.getLogger("depository.service")
 
 _a, _l, _g = _routes_artifacts, _routes_log, _routes_governance
 _e, _m, _s = _routes_evidence, _routes_monitoring, _routes_service
+_d = _routes_dashboard
 
 ROUTES: tuple[Endpoint, ...] = (  # the hot paths first: the router tries them in order
     Endpoint("PUT", "/v1/products/{product}/artifacts/{name:path}", _a.put_artifact),
@@ -80,6 +84,16 @@ ROUTES: tuple[Endpoint, ...] = (  # the hot paths first: the router tries them i
     Endpoint("POST", "/v1/tokens/{token_id}/revoke", _g.revoke_token),
     Endpoint("GET", "/v1/monitoring", _m.monitoring),
     Endpoint("GET", "/v1/monitoring/{view}", _m.monitoring_view),
+    # The read-only web dashboard (HTML; a session cookie instead of a bearer header).
+    Endpoint("GET", "/ui", _d.index),
+    Endpoint("GET", "/ui/login", _d.login_form),
+    Endpoint("POST", "/ui/login", _d.login),
+    Endpoint("POST", "/ui/logout", _d.logout),
+    Endpoint("GET", "/ui/products/{product}", _d.product),
+    Endpoint("GET", "/ui/artifacts/{artifact_id}/proof", _d.proof),
+    Endpoint("GET", "/ui/artifacts/{artifact_id}/record", _d.record),
+    Endpoint("GET", "/ui/checkpoint", _d.checkpoint),
+    Endpoint("GET", "/ui/static/{name}", _d.static),
 )
 
 
@@ -122,15 +136,25 @@ def build_app(ctx: AppContext, endpoints: Sequence[Endpoint] = ROUTES) -> Starle
 def create_app(
     store: Store, *, clock: Clock = utc_now, public_tiles: bool = False,
     upload_idle_timeout: float = 30.0, max_streaming_uploads: int = 32,
-    exports: ExportSettings | None = None,
+    exports: ExportSettings | None = None, load_results: Path | None = None,
+    certification_report: Path | None = None, certification_trust: Path | None = None,
+    dashboard: bool = True,
 ) -> Starlette:
     """The ASGI app serving ``store`` (opened for writing by the caller, who closes it).
 
     ``public_tiles`` serves ``/checkpoint`` and hash tiles (not entry bundles) without a
     token, for tiles clients that cannot send one. ``exports`` says where evidence
     packages go and how they are signed (default: from the CLI's environment variables).
+    ``load_results`` (a load test's results.json) and ``certification_report`` (a signed
+    report PDF, its signer checked against ``certification_trust`` when given) are what
+    the dashboard at ``/ui`` shows; ``dashboard=False`` answers ``/ui`` with a 503 page
+    (HTTP worker processes: the dashboard's sessions live in one process).
     """
     ctx = AppContext.create(store, clock=clock, public_tiles=public_tiles,
                             upload_idle_timeout=upload_idle_timeout,
                             max_streaming_uploads=max_streaming_uploads, exports=exports)
+    ctx.dashboard = DashboardState(load_results=load_results,
+                                   certification_report=certification_report,
+                                   certification_trust=certification_trust,
+                                   enabled=dashboard)
     return build_app(ctx)

@@ -70,6 +70,7 @@ from depository.store._errors import (
 )
 from depository.store._tree import Frontier, NodeRow
 from depository.store.config import Config, Product, default_config_dict, dump_config, load_config
+from depository.store.limits import check_metadata
 from depository.tlog import merkle
 from depository.tlog.checkpoint import Checkpoint, format_checkpoint, format_proof_file
 from depository.tlog.record import Record, canonical_json, encode_record, parse_record
@@ -1092,6 +1093,7 @@ class Store:
                 raise MetadataError(f"{what}: the {field_} holds a lone surrogate (not valid "
                                     "Unicode text); give it as proper UTF-8")
         meta = dict(metadata or {})
+        check_metadata(what, meta, provenance)
         meta_json = self._validate_json(meta, prod, what)
         if not isinstance(provenance or {}, Mapping):
             raise MetadataError(f"{what}: provenance must be a JSON object")

@@ -16,6 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from depository.tlog.errors import MalformedInputError, VerificationError
+from depository.verifier.files import (
+    MAX_HASH_LIST_BYTES,
+    MAX_KEY_FILE_BYTES,
+    MAX_LEAF_BYTES,
+    MAX_NOTE_BYTES,
+    MAX_PROOF_FILE_BYTES,
+    InputFileError,
+    read_file,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -76,16 +85,13 @@ def usage_failure(verb: str, message: str, *, as_json: bool) -> str:
     return f"error: {message}"
 
 
-def read_bytes(path: str) -> bytes:
-    """Read a file, or standard input for ``-``; unreadable input is a usage error."""
+def read_bytes(path: str, *, limit: int, what: str) -> bytes:
+    """Read a regular file, or standard input for ``-``, of at most ``limit`` bytes (see
+    :mod:`depository.verifier.files`); anything else is a usage error naming the path."""
     try:
-        if path == "-":
-            import sys
-
-            return sys.stdin.buffer.read()
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        return read_file(path, limit=limit, what=what)
+    except InputFileError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def parse_hash(text: str, what: str) -> bytes:
@@ -105,7 +111,8 @@ def parse_hash(text: str, what: str) -> bytes:
 
 def read_proof_hashes(path: str) -> list[bytes]:
     """Proof hashes from a file: one base64 or hex hash per line; blank lines ignored."""
-    text = _decode_text(read_bytes(path), path)
+    text = _decode_text(read_bytes(path, limit=MAX_HASH_LIST_BYTES, what="list of proof hashes"),
+                        path)
     return [
         parse_hash(line, f"{path} line {n}")
         for n, line in enumerate(text.splitlines(), 1)
@@ -117,15 +124,24 @@ def read_keys(values: Sequence[str]) -> list[str]:
     """Verifier keys given inline or as ``@FILE``/a path (one key per line)."""
     keys: list[str] = []
     for value in values:
-        if value.startswith("@") or Path(value).is_file():
+        if value.startswith("@") or _names_a_file(value):
             path = value[1:] if value.startswith("@") else value
-            text = _decode_text(read_bytes(path), path)
+            text = _decode_text(read_bytes(path, limit=MAX_KEY_FILE_BYTES,
+                                           what="file of verifier keys"), path)
             keys.extend(line.strip() for line in text.splitlines() if line.strip())
         else:
             keys.append(value.strip())
     if not keys:
         raise UsageError("no verifier key given (use --key)")
     return keys
+
+
+def _names_a_file(value: str) -> bool:
+    """Whether a ``--key`` value is the path of an existing file (else it is a key)."""
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # too long for a file name, or holds a NUL
+        return False
 
 
 def _decode_text(data: bytes, path: str) -> str:
@@ -153,7 +169,7 @@ def leaf_hash_from(leaf_file: str | None, leaf_hash: str | None) -> bytes:
     if (leaf_file is None) == (leaf_hash is None):
         raise UsageError("give exactly one of --leaf FILE or --leaf-hash HASH")
     if leaf_file is not None:
-        return _leaf_hash(read_bytes(leaf_file))
+        return _leaf_hash(read_bytes(leaf_file, limit=MAX_LEAF_BYTES, what="leaf (record)"))
     assert leaf_hash is not None
     return parse_hash(leaf_hash, "--leaf-hash")
 
@@ -204,7 +220,7 @@ def note(*, note_file: str, keys: Sequence[str]) -> Outcome:
     from depository.tlog.checkpoint import parse_checkpoint
     from depository.tlog.note import verify_note
 
-    data = read_bytes(note_file)
+    data = read_bytes(note_file, limit=MAX_NOTE_BYTES, what="signed note")
     vkeys = read_keys(keys)
 
     def body(out: Outcome) -> None:
@@ -236,7 +252,7 @@ def proof(
     """Verify a C2SP tlog-proof@v1 file for a leaf."""
     from depository.tlog.checkpoint import verify_proof_file
 
-    data = read_bytes(proof_file)
+    data = read_bytes(proof_file, limit=MAX_PROOF_FILE_BYTES, what="tlog-proof file")
     vkeys = read_keys(keys)
     lh = leaf_hash_from(leaf_file, leaf_hash)
 
@@ -290,6 +306,9 @@ def store(
         raise UsageError(f"{path}: not a directory (give the store directory)")
     db = root / DB_NAME
     if not db.is_file():
+        if db.is_symlink() or db.exists():  # a FIFO, a device, a dangling link
+            raise UsageError(f"{db}: not a regular file; a store's database is one, so this "
+                             "is not a store to verify (or it was tampered with)")
         raise UsageError(f"{path}: no store here ({DB_NAME} is missing)")
     try:
         with open(db, "rb"):
@@ -302,7 +321,8 @@ def store(
             parse_verifier_key(k)
         except MalformedInputError as exc:
             raise UsageError(f"--key: {exc}") from exc
-    since = read_bytes(since_checkpoint_file) if since_checkpoint_file is not None else None
+    since = (read_bytes(since_checkpoint_file, limit=MAX_NOTE_BYTES, what="signed checkpoint")
+             if since_checkpoint_file is not None else None)
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
 
@@ -347,11 +367,13 @@ def store(
 def read_anchor_dir(path: str) -> list[bytes]:
     """Anchored checkpoints from a local directory (every regular file below it)."""
     p = Path(path)
+    what = "anchored checkpoint"
     if p.is_file():
-        return [read_bytes(path)]
+        return [read_bytes(path, limit=MAX_NOTE_BYTES, what=what)]
     if not p.is_dir():
         raise UsageError(f"--anchors {path}: not a directory or file of anchored checkpoints")
-    return [read_bytes(str(f)) for f in sorted(p.rglob("*")) if f.is_file()]
+    return [read_bytes(str(f), limit=MAX_NOTE_BYTES, what=what)
+            for f in sorted(p.rglob("*")) if f.is_file()]
 
 
 def check_int(value: int, name: str) -> int:

@@ -40,7 +40,7 @@ library, ``cryptography`` and ``rfc8785`` are used.
 from __future__ import annotations
 
 import hashlib
-import json
+import io
 import os
 import re
 import stat
@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from depository.tlog import merkle
+from depository.tlog import merkle, safejson
 from depository.tlog.checkpoint import (
     Checkpoint,
     parse_proof_file,
@@ -63,6 +63,7 @@ from depository.tlog.errors import (
 )
 from depository.tlog.note import parse_note, verify_note
 from depository.tlog.record import Record, canonical_json, parse_record
+from depository.verifier.files import InputFileError, open_regular
 from depository.verifier.timestamp import (
     TimestampError,
     TimestampInfo,
@@ -269,7 +270,36 @@ class _DirSource(_Source):
         return self._files
 
     def open(self, name: str) -> IO[bytes]:
-        return open(self.root / name, "rb")
+        # Listed as a regular file, but it may have been swapped since: open it so that
+        # a FIFO, a device or a link is refused (never waited on), and read no more than
+        # the size it was listed with, plus one byte to notice it grew.
+        fd, _ = open_regular(str(self.root / name), follow_symlinks=False, what="package file")
+        return io.BufferedReader(_Capped(os.fdopen(fd, "rb"), self._files[name] + 1))
+
+
+class _Capped(io.RawIOBase):
+    """A read-only stream that ends after ``limit`` bytes of ``inner``."""
+
+    def __init__(self, inner: IO[bytes], limit: int) -> None:
+        self._inner = inner
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), self._left)
+        if n <= 0:
+            return 0
+        data = self._inner.read(n)
+        view[:len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
 
 
 def _rel(rel_dir: str, name: str) -> str:
@@ -340,11 +370,14 @@ class _ZipSource(_Source):
 def _open_source(path: Path, problems: Callable[[Problem], None]) -> _Source:
     if path.is_dir():
         return _DirSource(path, problems)
-    if path.is_file():
-        if not zipfile.is_zipfile(path):
-            raise PackageInputError(f"{path}: neither a directory nor a zip file")
-        return _ZipSource(path, problems)
-    raise PackageInputError(f"{path}: no such file or directory")
+    try:  # a FIFO or a device is refused here, not waited on by zipfile
+        fd, _ = open_regular(str(path), what="package (a .zip, or give the bag directory)")
+    except InputFileError as exc:
+        raise PackageInputError(str(exc)) from None
+    os.close(fd)
+    if not zipfile.is_zipfile(path):
+        raise PackageInputError(f"{path}: neither a directory nor a zip file")
+    return _ZipSource(path, problems)
 
 
 # =========================================================================== verifier
@@ -390,7 +423,7 @@ class _Verifier:
             return self.src.read(name)
         except _FileTooLarge as exc:
             self.fail(check, str(exc), name)
-        except (OSError, zipfile.BadZipFile) as exc:
+        except (OSError, zipfile.BadZipFile, InputFileError) as exc:
             self.fail(check, f"unreadable: {exc}", name)
         return None
 
@@ -462,7 +495,7 @@ class _Verifier:
                     size += len(chunk)
                     for h in hashes.values():
                         h.update(chunk)
-        except (OSError, zipfile.BadZipFile) as exc:
+        except (OSError, zipfile.BadZipFile, InputFileError) as exc:
             self.fail("unreadable", f"cannot be read: {exc}", name)
             return None
         out = {alg: h.hexdigest() for alg, h in hashes.items()}
@@ -746,8 +779,13 @@ class _Verifier:
         bad = 0
         try:
             with self.src.open(ITEMS) as f:
-                for n, raw in enumerate(f, 1):
+                while raw := f.readline(MAX_TEXT_FILE + 1):
+                    n += 1
                     where = f"{ITEMS} line {n}"
+                    if len(raw) > MAX_TEXT_FILE:
+                        self.fail("items", f"longer than {MAX_TEXT_FILE} bytes; no item is "
+                                  "that large, so the file is refused from here on", where)
+                        return
                     problems_before = self.res.problems_total
                     item = self.check_item(raw, where, put_of, dispose_of, recs_of, holds, seen,
                                            paths)
@@ -755,7 +793,7 @@ class _Verifier:
                         disposed += 1
                     if self.res.problems_total != problems_before:
                         bad += 1
-        except (OSError, zipfile.BadZipFile) as exc:
+        except (OSError, zipfile.BadZipFile, InputFileError) as exc:
             self.fail("items", f"unreadable: {exc}", ITEMS)
             return
         b = self.export.body
@@ -787,8 +825,11 @@ class _Verifier:
         recs_of: dict[str, set[int]], holds: set[str], seen: set[str], paths: set[str],
     ) -> dict[str, Any] | None:
         try:
-            item = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            item = safejson.loads(raw, what="the line")
+        except safejson.JSONLimitError as exc:
+            self.fail("items", f"refused: {exc}", where)
+            return None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
             self.fail("items", f"not JSON: {exc}", where)
             return None
         if not isinstance(item, dict) or set(item) != ITEM_KEYS:
@@ -824,7 +865,8 @@ class _Verifier:
                 self.fail("items", f"{key} differs from the signed record {idx}", where, idx)
         mine = recs_of.get(aid, set())
         listed = item["records"]
-        if not isinstance(listed, list) or set(listed) != mine or len(listed) != len(mine):
+        if (not isinstance(listed, list) or not all(type(r) is int for r in listed)
+                or set(listed) != mine or len(listed) != len(mine)):
             self.fail("items", f"records {listed!r} are not the package's records about this "
                       f"artifact {sorted(mine)}", where)
         retain = pb.get("retain_until")
@@ -842,7 +884,7 @@ class _Verifier:
             self.fail("items", "holds is not a list", where)
         else:
             for h in hold_ids:
-                if h not in holds:
+                if not isinstance(h, str) or h not in holds:
                     self.fail("items", f"hold {h!r} has no hold.place record in the package",
                               where)
         d_idx = dispose_of.get(aid)
@@ -908,8 +950,11 @@ class _Verifier:
         for n, line in enumerate(lines, 1):
             where = f"{CUSTODY} line {n}"
             try:
-                entry = json.loads(line)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                entry = safejson.loads(line, what="the line")
+            except safejson.JSONLimitError as exc:
+                self.fail("custody", f"refused: {exc}", where)
+                return
+            except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
                 self.fail("custody", f"not JSON: {exc}", where)
                 return
             if not isinstance(entry, dict) or entry.get("seq") != n - 1 or entry.get(
@@ -1131,10 +1176,11 @@ def package_outcome(
     unreadable package path, key or certificate.
     """
     from depository.verifier.commands import Outcome, UsageError, read_bytes, read_keys
+    from depository.verifier.files import MAX_CERT_BYTES
 
     log_keys = read_keys(keys)
     ev_keys = read_keys(evidence_keys) if evidence_keys else []
-    certs = [read_bytes(c) for c in tsa_certs]
+    certs = [read_bytes(c, limit=MAX_CERT_BYTES, what="TSA certificate") for c in tsa_certs]
     outcome = Outcome(verb="package", ok=True)
     try:
         res = package_result(Path(path), log_keys, evidence_keys=ev_keys, tsa_certs=certs)

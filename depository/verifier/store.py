@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 import re
 import sqlite3
@@ -54,7 +53,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from depository.tlog import merkle
+from depository.tlog import merkle, safejson
 from depository.tlog.authority import Grant, issue_problem, refusal, token_id_of
 from depository.tlog.checkpoint import verify_checkpoint
 from depository.tlog.errors import (
@@ -71,6 +70,7 @@ from depository.tlog.record import (
     parse_record_json,
     quick_encode,
 )
+from depository.verifier.files import InputFileError, hash_file
 
 __all__ = [
     "CHECKS",
@@ -89,7 +89,6 @@ CHUNK_LEVEL = 12
 MAX_FINDINGS = 1000
 """Findings kept in a result (all are counted in ``findings_total``)."""
 
-_READ_CHUNK = 1024 * 1024
 _MISSING_LEAF = b"\xff" * 32  # stands in for a missing record so the replay can go on
 _HUGE_GAP = 1_000_000
 
@@ -488,8 +487,8 @@ def _scan_chunk(
 def _leaf_hint(leaf: bytes) -> tuple[str, str | None]:
     """Best effort ``" (artifact art_x, product/name)"`` for a leaf that failed to parse."""
     try:
-        obj = json.loads(leaf)
-    except (ValueError, RecursionError):
+        obj = safejson.loads(leaf)
+    except ValueError:  # not JSON, or over the depth/size limits (JSONLimitError)
         return "", None
     if not isinstance(obj, dict):
         return "", None
@@ -522,18 +521,21 @@ _SCHEMA_VERSION = 2
 # --------------------------------------------------------------------------- blobs
 
 
-def _hash_path(path: str) -> str | None:
-    """SHA-256 hex of a file (None if it does not exist); ``!error`` if unreadable."""
-    h = hashlib.sha256()
+def _hash_path(path: str, size: int) -> str | None:
+    """SHA-256 hex of a blob file the log records as ``size`` bytes (None if it does not
+    exist); ``!reason`` if it cannot be read or is refused: a symbolic link, FIFO, device
+    or other non-regular file (reading it could hang or never end), or a file longer than
+    ``size`` (read no further than ``size + 1`` bytes)."""
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(_READ_CHUNK):
-                h.update(chunk)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return f"!{exc.strerror or exc}"
-    return h.hexdigest()
+        got = hash_file(path, size=size, what="blob file")
+    except InputFileError as exc:
+        if exc.problem == "no such file":
+            return None
+        return f"!{exc.problem}; the store writes every blob as a regular file"
+    if got.longer:
+        return (f"!longer than the {size} bytes its record gives (read no further than "
+                f"{size + 1}): the artifact's bytes were altered")
+    return got.hexdigests["sha256"]
 
 
 def _blob_bounds(n: int, parts: int) -> list[tuple[int | None, int | None]]:
@@ -1077,7 +1079,7 @@ class _Replay:
         self.eff: dict[str, str] = {}  # extended retention, by artifact id
         self.gone: dict[str, tuple[int, bool]] = {}  # disposed: (record, bytes_removed)
         self.live_by_sha: dict[bytes, int] = {}  # live artifacts per digest (0: none left)
-        self.file_shas: set[bytes] = set()  # digests stored as files
+        self.file_shas: dict[bytes, int] = {}  # digests stored as files -> recorded size
         self._by_digest: dict[bytes, str] | None = None
         self.holds: dict[str, _HoldState] = {}
         self.locked: tuple[str, int] | None = None
@@ -1810,7 +1812,8 @@ class _Replay:
         if file:  # only files are shared (deduplicated); inline bytes are per artifact
             live = self.live_by_sha
             live[digest] = live.get(digest, 0) + 1
-            self.file_shas.add(digest)
+            size = row[4] if type(row[4]) is int else 0
+            self.file_shas[digest] = max(size, self.file_shas.get(digest, 0))
 
     def _extend(self, idx: int, product: str | None, aid: str, previous: str,
                 until: str) -> None:
@@ -2026,14 +2029,15 @@ class _Replay:
         objects = self.root / OBJECTS_DIR
         shas = sorted(d.hex() for d in files if live.get(d, 0) > 0)
         paths = [str(objects / h[:2] / h[2:4] / h) for h in shas]
+        sizes = [files[bytes.fromhex(h)] for h in shas]
         hashes: Iterator[str | None]
         if self.blob_hasher is not None:
             hasher = self.blob_hasher
             hashes = (hasher(h) for h in shas)  # an injected reader (e.g. S3): serial
         elif self.pool is not None and paths:
-            hashes = self.pool.map(_hash_path, paths, chunksize=4)
+            hashes = self.pool.map(_hash_path, paths, sizes, chunksize=4)
         else:
-            hashes = (_hash_path(p) for p in paths)
+            hashes = (_hash_path(p, n) for p, n in zip(paths, sizes, strict=True))
         for hexsha, fpath, fhash in zip(shas, paths, hashes, strict=True):
             rel = os.path.relpath(fpath, self.root)
             if fhash is not None and not fhash.startswith("!"):
@@ -2046,8 +2050,8 @@ class _Replay:
                       "the artifact was never disposed: its bytes were deleted",
                       index=art.idx, artifact_id=art.id, table="objects")
             elif fhash.startswith("!"):
-                f.add(CHECK_BLOB, f"{art.where()}: its blob file {rel} cannot be read "
-                      f"({fhash[1:]})", index=art.idx, artifact_id=art.id, table="objects")
+                f.add(CHECK_BLOB, f"{art.where()}: its blob file {rel} is refused: "
+                      f"{fhash[1:]}", index=art.idx, artifact_id=art.id, table="objects")
             else:
                 f.add(CHECK_BLOB, f"{art.where()}: its blob file {rel} hashes to "
                       f"{fhash[:16]}…, not the recorded {hexsha[:16]}…: the artifact's bytes "

@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from depository.store._store import PutItem, Store, format_time, parse_time  # noqa: E402
+from depository.store import PutItem, Store, format_time, parse_time  # noqa: E402
 from depository.store.config import default_config_dict  # noqa: E402
 from depository.tlog import merkle  # noqa: E402
 
@@ -263,7 +263,7 @@ def gc_depository(
                       metadata=meta_for(n))
 
         rate, lat, errs = run_threads(n_threads, warmup, duration, op)
-        size = store._state.tree.size
+        size = store.size()
     finally:
         store.close()
     conn = sqlite3.connect(path / "depository.db")
@@ -541,7 +541,8 @@ def wal_per_record(store: Store, path: Path, size: int) -> dict[int, float]:
         side = sqlite3.connect(db, isolation_level=None)
         side.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         side.close()
-        with store._cv:  # the writer cannot take the queue until all k are in it
+        assert store.local_writer is not None
+        with store.local_writer.paused():  # all k are queued before the writer takes any
             futs = [store.put_async(PRODUCTS[i % 4], f"wal/{k}/{i}", body_for(f"wal{k}", i),
                                     metadata=meta_for(size + i)) for i in range(k)]
         for f in futs:
@@ -920,7 +921,7 @@ def _time_box(items: Sequence[Any], seconds: float, fn: Callable[..., Any]
 
 
 def bench_query(args: argparse.Namespace, b: Built) -> list[Row]:
-    from depository.store._store import _ARTIFACT_SELECT
+    from depository.store._reads import _ARTIFACT_SELECT
 
     rng = random.Random(11)
     q = args.query_count
@@ -967,10 +968,10 @@ def bench_query(args: argparse.Namespace, b: Built) -> list[Row]:
         low_ms, _ = _time_box(lows, budget / 4, lambda p, v: ls_meta(p, v, "shard"))
         # The SQL the library actually ran (bound values expanded), for its plan.
         traced: list[str] = []
-        s._reader().set_trace_callback(traced.append)
+        s.reads.conn().set_trace_callback(traced.append)
         ls_time(*windows[0])
         ls_meta(*metas[0])
-        s._reader().set_trace_callback(None)
+        s.reads.conn().set_trace_callback(None)
         lib_sql = [t for t in traced if t.lstrip().upper().startswith("SELECT")]
 
     def alt_time(p: str, a: str, c: str) -> list[str]:

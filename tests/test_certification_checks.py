@@ -187,7 +187,7 @@ def test_metadata_validation_fails_when_schemas_are_not_enforced(
         tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import jsonschema
 
-    import depository.store._store as store_module
+    import depository.store._artifacts as store_module  # builds the schema validators
 
     class AcceptsAnything(jsonschema.Draft202012Validator):  # type: ignore[misc,valid-type]
         def iter_errors(self, *a: Any, **k: Any) -> Any:

@@ -224,10 +224,8 @@ def test_a_file_that_is_not_a_signed_report_is_not_authentic(tmp_path: Path) -> 
 
 
 def test_record_scanner_reads_only_new_records(tmp_path: Path) -> None:
-    from depository.service._reads import StoreReads
-
     store = make_store(tmp_path / "s")
-    reads = StoreReads(store.path)
+    reads = store.reads  # the store's read-only queries (the service opens none itself)
     calls: list[int] = []
 
     def find(needle: bytes, start: int) -> tuple[list[tuple[int, bytes]], int]:
@@ -247,7 +245,7 @@ def test_record_scanner_reads_only_new_records(tmp_path: Path) -> None:
     got = scan.refresh(find)
     assert [r["body"]["report_id"] for r in got] == ["r3", "r2"]  # newest first, bounded
     assert calls[-1] > calls[1] > calls[0] == 0  # each scan starts where the last ended
-    reads.close()
+    store.close()
     store.close()
 
 

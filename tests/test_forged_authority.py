@@ -38,13 +38,11 @@ from depository.store import (
     GovernanceLockedError,
     RetentionError,
     Store,
-    Token,
     WriteOnceError,
-    _store,
+    _authority,
     artifact_id,
     format_time,
 )
-from depository.store._store import token_secret_hash
 from depository.store._tree import Frontier
 from depository.tlog import merkle
 from depository.tlog.checkpoint import Checkpoint, format_checkpoint
@@ -141,15 +139,17 @@ def _token_attack(client: httpx.Client, store_dir: Path, hold_id: str) -> tuple[
     return rel.status_code, mint.status_code
 
 
-def test_forged_token_row_is_refused_and_locks_the_store(store_dir: Path,
-                                                         tmp_path: Path) -> None:
-    """Against the running server: the row is not explained by any token.issue record, so
-    the token authenticates as nothing, and the store records the tampering as a lock."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_forged_token_row_is_refused_and_locks_the_store(store_dir: Path, tmp_path: Path,
+                                                         workers: str) -> None:
+    """Against the running server (one process, or HTTP workers beside the writer): the
+    row is not explained by any token.issue record, so the token authenticates as
+    nothing, and the store records the tampering as a lock."""
     key, saved = _saved(store_dir, tmp_path)
     with Store.open(store_dir, readonly=True) as s:
         (hold,) = s.holds()
         before = s.size()
-    srv = Server(store_dir)
+    srv = Server(store_dir, "--workers", workers)
     try:
         with httpx.Client(base_url=srv.url) as client:
             assert _token_attack(client, store_dir, hold.id) == (401, 401)
@@ -168,16 +168,9 @@ def test_forged_token_row_is_refused_and_locks_the_store(store_dir: Path,
 
 @pytest.fixture
 def trusting_writer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store as it was before issue 14: it trusts whatever rows the database holds.
-    The offline verifier must not depend on the writer being right."""
-    def authenticate(self: Store, secret: str, now: datetime) -> Token | None:
-        row = self._reader().execute(f"{_store._TOKEN_SELECT} WHERE t.secret_sha256 = ?",
-                                     (token_secret_hash(secret),)).fetchone()
-        return None if row is None else _store._token(row)
-
-    monkeypatch.setattr(Store, "authenticate", authenticate)
-    monkeypatch.setattr(Store, "_authorize", lambda *a: None)
-    monkeypatch.setattr(_store, "explain_artifact", lambda *a: None)
+    """The store as it was before issue 14: it takes every row in the database as what
+    the log says. The offline verifier must not depend on the writer being right."""
+    monkeypatch.setattr(_authority, "explain", lambda *a, **k: None)
 
 
 @pytest.mark.usefixtures("trusting_writer")
@@ -749,3 +742,40 @@ def test_an_inserted_artifact_row_is_not_a_write_once_decision(
     assert s.put("gurukul", "lessons/l-1.txt", b"lesson one", actor="cli").duplicate
     with pytest.raises(WriteOnceError):
         s.put("gurukul", "lessons/l-1.txt", b"other", actor="cli")
+
+
+def test_an_inserted_hold_row_cannot_be_released(live: tuple[Store, Clock]) -> None:
+    s, _ = live
+    conn = _db(s.path)
+    try:
+        conn.execute("INSERT INTO hold VALUES (?,?,?,?,?,?,?,?)", (
+            "hold-999", "M-X", "r", "mallory", "gurukul", '{"artifact_ids":[]}', 999,
+            "2026-01-01T00:00:00.000000Z"))
+    finally:
+        conn.close()
+    before = s.size()
+    with pytest.raises(GovernanceLockedError, match="hold hold-999: its row in table hold"):
+        s.release_hold("hold-999", reason="r", actor="cli")
+    assert [s.record(i).type for i in range(before, s.size())] == ["governance.lock"]
+
+
+def test_an_inserted_release_row_does_not_free_a_held_artifact(tmp_path: Path) -> None:
+    """The disposal decision: a hold stays in force until the log releases it."""
+    clock = Clock(T0)
+    with Store.init(tmp_path / "store", config=store_config(), clock=clock) as s:
+        r = s.put("gurukul", "held.txt", b"held", actor="cli")
+        hold = s.place_hold(matter="M-3", reason="r", actor="cli",
+                            artifact_ids=[r.artifact_id])
+        clock.now = T0 + timedelta(days=9 * 366)  # long after its retention
+        conn = _db(s.path)
+        try:
+            conn.execute("INSERT INTO hold_release VALUES (?,?,?,?,?)",
+                         (hold.id, "x", "mallory", 99999, format_time(clock.now)))
+        finally:
+            conn.close()
+        before = s.size()
+        with pytest.raises(GovernanceLockedError, match=f"hold {hold.id}: its release row"):
+            s.dispose(actor="cli", artifact_ids=[r.artifact_id])
+        assert [s.record(i).type for i in range(before, s.size())] == ["governance.lock"]
+        assert s.get("gurukul", "held.txt").sha256 == r.sha256
+        assert not s.get("gurukul", "held.txt").disposed

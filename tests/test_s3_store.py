@@ -93,7 +93,7 @@ def _lock(s: Store, sha: str) -> tuple[str | None, datetime | None, str | None]:
 def test_every_artifact_is_a_locked_object(store: Store) -> None:
     r = store.put("gurukul", "tiny", b"x", wait_checkpoint=True)
     assert store.get("gurukul", "tiny").storage == "file"
-    assert store._reader().execute("SELECT count(*) FROM inline_blob").fetchone()[0] == 0
+    assert store.reads.conn().execute("SELECT count(*) FROM inline_blob").fetchone()[0] == 0
     mode, until, hold = _lock(store, r.sha256)
     assert mode == "COMPLIANCE" and hold in (None, "OFF")
     assert until is not None and until >= datetime.fromisoformat(
@@ -299,7 +299,7 @@ def test_catalog_never_points_at_a_missing_object(store: Store) -> None:
     for i in range(20):
         r = store.put("ai-assistant", f"n{i}", f"body {i}".encode())
         assert _blobs(store)._canonical(r.sha256, refresh=True) is not None
-    rows = store._reader().execute("SELECT sha256 FROM artifact").fetchall()
+    rows = store.reads.conn().execute("SELECT sha256 FROM artifact").fetchall()
     assert all(store.blobs.exists(row[0]) for row in rows)
     assert sqlite3.connect(store.path / "depository.db").execute(
         "SELECT count(*) FROM inline_blob").fetchone()[0] == 0

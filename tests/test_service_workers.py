@@ -285,9 +285,9 @@ def test_the_op_channel_codec_round_trips_errors_records_and_prepared_puts(
         tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from depository.service import _workers as w
-    from depository.store import _errors
-    from depository.store._store import Hold, Token, decode_prepared, encode_prepared
+    from depository.store import PreparedPut, _errors
+    from depository.store import _remote as w
+    from depository.store._model import Hold, Token
 
     for name, cls in w._ERRORS.items():
         exc = (cls("m", kind="bytes", used=1, limit=2) if cls is _errors.QuotaError
@@ -298,6 +298,12 @@ def test_the_op_channel_codec_round_trips_errors_records_and_prepared_puts(
                                                          limit=4)))
     assert isinstance(q, _errors.QuotaError) and (q.kind, q.used, q.limit) == (
         "artifacts", 3, 4)
+    # Typed errors keep their data across the channel, not only their message.
+    m = w._error_from(w._error_payload(_errors.MetadataError("x", part="metadata",
+                                                             field="a/b")))
+    assert isinstance(m, _errors.MetadataError) and (m.part, m.field) == ("metadata", "a/b")
+    g = w._error_from(w._error_payload(_errors.GovernanceLockedError.of("drill")))
+    assert isinstance(g, _errors.GovernanceLockedError) and g.reason == "drill"
     assert type(w._error_from(w._error_payload(KeyError("x")))) is RuntimeError
 
     hold = Hold("hold-1", "m", "r", "a", None, {"from": None, "to": "t"}, 1, "t", False)
@@ -308,10 +314,10 @@ def test_the_op_channel_codec_round_trips_errors_records_and_prepared_puts(
 
     with Store.init(tmp_path / "s", config=store_config()) as s:
         for body in (b"small", os.urandom(200 * 1024)):
-            pp = s._prepare_put("gurukul", "n/é", body, metadata={"k": "v", "n": 1},
-                                provenance={"p": 1}, media_type="text/plain",
-                                retain_until=None, actor="x")
-            assert decode_prepared(s, encode_prepared(pp)) == pp
+            pp = s.prepare_put("gurukul", "n/é", body, metadata={"k": "v", "n": 1},
+                               provenance={"p": 1}, media_type="text/plain",
+                               retain_until=None, actor="x")
+            assert PreparedPut.decode(pp.encode(), s.product) == pp
 
 
 def json_round(v: Any) -> Any:

@@ -406,10 +406,10 @@ def test_an_operation_that_hits_a_worm_trigger_locks_the_store(store: Store) -> 
     r = store.put("gurukul", "a", b"x")
 
     def rogue(txn: Any) -> None:
-        txn.conn.execute("UPDATE artifact SET name = 'renamed' WHERE id = ?", (r.artifact_id,))
+        txn.db.conn.execute("UPDATE artifact SET name = 'renamed' WHERE id = ?", (r.artifact_id,))
 
     with pytest.raises(StoreError, match="write-once"):
-        store._submit(rogue).result()
+        store.local_writer.engine.submit(rogue).result()
     store.checkpoint()  # let the writer record the lock
     status = store.governance_status()
     assert status["locked"] and "bypass WORM" in status["reason"]
@@ -537,7 +537,7 @@ def test_store_put_leaves_match_encode_record(store: Store) -> None:
 
 
 def test_same_name_twice_in_one_batch_is_write_once(store: Store) -> None:
-    with store._cv:  # hold the writer off so all four commit as one batch
+    with store.local_writer.paused():  # all four commit as one batch
         f1 = store.put_async("gurukul", "a", b"one")
         f2 = store.put_async("gurukul", "a", b"one")
         f3 = store.put_async("gurukul", "a", b"two")
@@ -560,11 +560,11 @@ def test_batch_retried_one_by_one_keeps_write_once(store: Store) -> None:
     the puts of the batch must not see each other's rolled-back rows."""
 
     def broken(txn: Any) -> None:
-        txn.conn.execute("INSERT INTO no_such_table VALUES (1)")
+        txn.db.conn.execute("INSERT INTO no_such_table VALUES (1)")
 
-    with store._cv:
+    with store.local_writer.paused():
         f1 = store.put_async("gurukul", "a", b"one")
-        bad = store._submit(broken)
+        bad = store.local_writer.engine.submit(broken)
         f2 = store.put_async("gurukul", "a", b"one")
         f3 = store.put_async("gurukul", "a", b"two")
     r1, r2 = f1.result(), f2.result()
@@ -622,9 +622,9 @@ def test_put_many_per_item_results(tmp_path: Path) -> None:
 def test_put_many_chunk_failing_below_the_items(store: Store, monkeypatch: Any) -> None:
     """A storage failure fails its whole chunk, item by item, and writes none of it."""
     from depository.store import PutItem
-    from depository.store import _store as store_mod
+    from depository.store import _engine as store_mod
 
-    real = store_mod._Txn.flush
+    real = store_mod.Txn.flush
     calls = {"n": 0}
 
     def flaky(self: Any) -> None:
@@ -633,14 +633,14 @@ def test_put_many_chunk_failing_below_the_items(store: Store, monkeypatch: Any) 
             raise sqlite3.OperationalError("simulated I/O error")
         real(self)
 
-    monkeypatch.setattr(store_mod._Txn, "flush", flaky)
+    monkeypatch.setattr(store_mod.Txn, "flush", flaky)
     items = [PutItem("gurukul", f"ok/{i}", b"%d" % i) for i in range(2)]
     items += [PutItem("gurukul", f"fail/{i}", b"f%d" % i) for i in range(2)]
     res = store.put_many(items, chunk_size=2)
     assert [type(r).__name__ for r in res] == ["Receipt", "Receipt", "StoreError", "StoreError"]
     assert calls["n"] >= 1
     assert [a.name for a in store.ls(product="gurukul")] == ["ok/0", "ok/1"]
-    monkeypatch.setattr(store_mod._Txn, "flush", real)
+    monkeypatch.setattr(store_mod.Txn, "flush", real)
     assert [type(r).__name__ for r in store.put_many(items)] == [
         "Receipt", "Receipt", "Receipt", "Receipt"]
 
@@ -648,7 +648,7 @@ def test_put_many_chunk_failing_below_the_items(store: Store, monkeypatch: Any) 
 def test_inline_bytes_are_per_artifact_and_disposal_removes_them(store: Store) -> None:
     a = store.put("gurukul", "a", b"same bytes")
     b = store.put("ai-assistant", "b", b"same bytes")
-    conn = store._reader()
+    conn = store.reads.conn()
     assert conn.execute("SELECT count(*) FROM inline_blob").fetchone()[0] == 2
     store.clock = lambda: FAR_FUTURE
     store.dispose(FAR_FUTURE, actor="ops", artifact_ids=[a.artifact_id])
@@ -674,7 +674,7 @@ def test_schema_v1_store_is_refused(tmp_path: Path) -> None:
 
 def _plan(store: Store, call: Any) -> str:
     traced: list[str] = []
-    conn = store._reader()
+    conn = store.reads.conn()
     conn.set_trace_callback(traced.append)
     try:
         call()

@@ -48,8 +48,8 @@ from depository.store import (
     StoreError,
     WriteOnceError,
     format_time,
+    schema_fingerprint,
 )
-from depository.store._schema import schema_fingerprint
 from depository.store.config import default_config_dict
 from depository.tlog import merkle
 from depository.tlog.checkpoint import (

@@ -163,7 +163,7 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
 
 def _serve_workers(store: Store, store_dir: Path, *, host: str, port: int, workers: int,
                    options: dict[str, object]) -> None:
-    from depository.service._workers import run_parent
+    from depository.service import run_parent
 
     def listening(bound: int) -> None:
         click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{bound} "

@@ -186,8 +186,7 @@ def _store_io(
 ) -> tuple[list[bytes] | None, Callable[[str], str | None] | None,
            Callable[[str], bool] | None]:
     """The I/O the pure verifier cannot do itself: fetch anchors, read S3 blobs."""
-    from depository.store import StoreError
-    from depository.store._s3 import S3Blobs, fetch_anchors
+    from depository.store import StoreError, fetch_anchors, open_backend
 
     try:
         anchors = [a for url in anchor_urls for a in fetch_anchors(url)] if anchor_urls else None
@@ -197,7 +196,7 @@ def _store_io(
         cfg = _read_config(cfg_path)
         if cfg.backend.type != "s3":
             return anchors, None, None
-        blobs = S3Blobs(Path(store_dir) / "objects", cfg.backend, readonly=True)
+        blobs = open_backend(Path(store_dir) / "objects", cfg.backend, readonly=True)
         return anchors, blobs.hash, blobs.exists
     except StoreError as exc:
         raise cmd.UsageError(str(exc)) from exc

@@ -43,8 +43,8 @@ from depository.store import (
     Store,
     StoreError,
     format_time,
+    hold_covers,
 )
-from depository.store._store import _hold_covers
 from depository.tlog import merkle
 from depository.tlog.checkpoint import format_proof_file, parse_checkpoint
 from depository.tlog.note import parse_note
@@ -347,7 +347,7 @@ class _Export:
                                   (art.id, art.log_index))
             if cur.rowcount:
                 for h in product_holds:
-                    if _hold_covers(h.product, h.scope, art):
+                    if hold_covers(h.product, h.scope, art):
                         covering[h.id] = h
 
         self.db.execute("BEGIN")
@@ -367,7 +367,7 @@ class _Export:
                 else:
                     h_lo, h_hi = h.scope.get("from"), h.scope.get("to")
                     for art in self._artifacts(product, _max(lo, h_lo), _min(hi, h_hi)):
-                        if _hold_covers(h.product, h.scope, art):
+                        if hold_covers(h.product, h.scope, art):
                             add(art)
         else:
             for art in self._artifacts(product, lo, hi):
@@ -489,7 +489,7 @@ class _Export:
         recs = [int(r[0]) for r in self.db.execute(
             "SELECT idx FROM rec WHERE aid = ? ORDER BY idx", (aid,))]
         holds = sorted((h.id for h in sel.covering.values()
-                        if _hold_covers(h.product, h.scope, art)),
+                        if hold_covers(h.product, h.scope, art)),
                        key=lambda hid: int(hid.rsplit("-", 1)[-1]) if hid[-1:].isdigit() else 0)
         retain_until = b["retain_until"]
         if retain and retain > retain_until:

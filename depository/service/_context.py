@@ -34,8 +34,8 @@ from depository.service._monitoring import (
     RateWindow,
     ServiceMetrics,
 )
-from depository.service._reads import CertificationScanner, StoreReads, UsageTracker
-from depository.store import Store, utc_now
+from depository.service._reads import CertificationScanner, UsageTracker
+from depository.store import Store, StoreReads, utc_now
 from depository.store.config import Config
 
 log = logging.getLogger("depository.service")
@@ -87,7 +87,7 @@ class AppContext:
         """The context for serving ``store`` (open; the caller closes it)."""
         return cls(store=store, clock=clock, auth=Authenticator(store, clock),
                    exports=Exports(store, exports or ExportSettings.from_env(store.path)),
-                   reads=StoreReads(store.path), public_tiles=public_tiles,
+                   reads=store.reads, public_tiles=public_tiles,
                    idle_timeout=upload_idle_timeout, max_streams=max_streaming_uploads)
 
     @property
@@ -120,7 +120,7 @@ class AppContext:
             pool, self._upload_pool = self._upload_pool, None
             if pool is not None:  # waits for uploads still being written
                 await run_in_threadpool(pool.shutdown, True)
-            self.reads.close()
+            # The read connections are the store's (store.reads): it closes them.
 
     async def _monitor_loop(self) -> None:
         from depository.service._views import compute_views

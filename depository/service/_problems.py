@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,59 +225,56 @@ def artifact_not_found(product: str, name: str) -> Problem:
                    field="path:name")
 
 
-_META_FIELD = re.compile(r"metadata field (\S+):")
+def _metadata_problem(exc: MetadataError, subject: str) -> Problem:
+    text = str(exc)
+    if exc.part == "metadata" and exc.field is not None:  # the product's schema said no
+        return Problem("metadata-invalid", text, field="header:Depository-Metadata"
+                       + (f"/{exc.field}" if exc.field else ""))
+    slug, fld = _METADATA_PARTS.get(exc.part or "", ("invalid-parameter", subject))
+    return Problem(slug, text, field=fld)
+
+
+# A put's part at fault -> (problem slug, field); other parts name the caller's subject.
+_METADATA_PARTS: dict[str, tuple[str, str]] = {
+    "provenance": ("invalid-header", "header:Depository-Provenance"),
+    "metadata": ("invalid-header", "header:Depository-Metadata"),
+    "name": ("invalid-parameter", "path:name"),
+}
+
+# Store error type -> its problem, built from the error's attributes (never its message's
+# wording). The first entry the error is an instance of applies; anything else is
+# "refused". ``subject`` is the field the caller's request put at fault.
+_STORE_PROBLEMS: tuple[tuple[type[Any], Callable[[Any, str], Problem]], ...] = (
+    (WriteOnceError, lambda e, s: Problem("write-once", str(e), field="path:name")),
+    (AuthorityError, lambda e, s: Problem("forbidden", str(e),
+                                          field="header:Authorization")),
+    (QuotaError, lambda e, s: Problem(
+        "quota-storage" if e.kind == "bytes" else "quota-count", str(e),
+        extra={"quota": {"kind": e.kind, "used": e.used, "limit": e.limit}})),
+    (TooLargeError, lambda e, s: Problem("too-large", str(e), field="body",
+                                         headers={"Connection": "close"})),
+    (MetadataError, _metadata_problem),
+    (GovernanceLockedError, lambda e, s: Problem(
+        "governance-locked", str(e), headers={"Retry-After": "60"},
+        extra={"reason": e.reason})),
+    (DiskFullError, lambda e, s: Problem("disk-full", str(e))),
+    (RetentionError, lambda e, s: Problem("retention-refused", str(e), field=s)),
+    (HoldError, lambda e, s: Problem("hold-refused", str(e), field=s)),
+    (UnknownProductError, lambda e, s: Problem("unknown-product", str(e),
+                                               field="path:product")),
+    (NotFoundError, lambda e, s: Problem("not-found", str(e))),
+    (StoreClosedError, lambda e, s: Problem("unavailable", str(e),
+                                            headers={"Retry-After": "5"})),
+)
 
 
 def from_store_error(exc: StoreError, *, subject: str = "body") -> Problem:
-    """The problem for a store refusal. ``subject`` names the field for metadata errors."""
-    text = str(exc)
-    if isinstance(exc, WriteOnceError):
-        return Problem("write-once", text, field="path:name")
-    if isinstance(exc, AuthorityError):
-        return Problem("forbidden", text, field="header:Authorization")
-    if isinstance(exc, QuotaError):
-        figures = {"quota": {"kind": exc.kind, "used": exc.used, "limit": exc.limit}}
-        if exc.kind == "bytes":
-            return Problem("quota-storage", text, extra=figures)
-        return Problem("quota-count", text, extra=figures)
-    if isinstance(exc, TooLargeError):
-        return Problem("too-large", text, field="body", headers={"Connection": "close"})
-    if isinstance(exc, MetadataError):
-        m = _META_FIELD.search(text)
-        if m:
-            where = m.group(1)
-            fld = "header:Depository-Metadata" + ("" if where == "(top level)" else "/" + where)
-            return Problem("metadata-invalid", text, field=fld)
-        if "provenance" in text:
-            return Problem("invalid-header", text, field="header:Depository-Provenance")
-        if "metadata" in text:
-            return Problem("invalid-header", text, field="header:Depository-Metadata")
-        if "name" in text:
-            return Problem("invalid-parameter", text, field="path:name")
-        return Problem("invalid-parameter", text, field=subject)
-    if isinstance(exc, GovernanceLockedError):
-        return Problem("governance-locked", text, headers={"Retry-After": "60"},
-                       extra={"reason": _lock_reason(text)})
-    if isinstance(exc, DiskFullError):
-        return Problem("disk-full", text)
-    if isinstance(exc, RetentionError):
-        return Problem("retention-refused", text, field=subject)
-    if isinstance(exc, HoldError):
-        return Problem("hold-refused", text, field=subject)
-    if isinstance(exc, UnknownProductError):
-        return Problem("unknown-product", text, field="path:product")
-    if isinstance(exc, NotFoundError):
-        return Problem("not-found", text)
-    if isinstance(exc, StoreClosedError):
-        return Problem("unavailable", text, headers={"Retry-After": "5"})
-    return Problem("refused", text)
-
-
-def _lock_reason(text: str) -> str:
-    prefix = "the store is under a governance lock: "
-    if text.startswith(prefix):
-        return text[len(prefix):].split(". Writes are refused", 1)[0]
-    return text
+    """The problem for a store refusal. ``subject`` names the field for refusals about the
+    request as a whole (retention, holds, a part of a put without a header of its own)."""
+    for cls, make in _STORE_PROBLEMS:
+        if isinstance(exc, cls):
+            return make(exc, subject)
+    return Problem("refused", str(exc))
 
 
 def problem_catalogue() -> list[dict[str, Any]]:

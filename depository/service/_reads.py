@@ -1,80 +1,20 @@
-"""Read-only queries the store's public API does not offer yet.
+"""Monitoring figures kept incrementally from the store's reads.
 
-Tiles need ranges of stored tree nodes; monitoring needs storage figures that stay cheap
-at millions of artifacts (kept incrementally, by rowid, over append-only tables) and the
-log's certification records. These read the store's database through a separate
-read-only connection per thread (``mode=ro``, ``query_only``); they never write. Each
-method here is a candidate for a ``Store`` method (see the service notes in
-``docs/benchmarks.md``).
+Storage figures must stay cheap at millions of artifacts, so they are kept by rowid over
+the append-only tables (:meth:`StoreReads.usage_since`); certification records are found
+by scanning only records appended since the last look. The queries are the store's
+(:class:`depository.store.StoreReads`); the service opens no connection itself.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
-DB_NAME = "depository.db"
-
-
-class StoreReads:
-    """Thread-local read-only connections to a store's database."""
-
-    def __init__(self, store_path: Path) -> None:
-        self._uri = f"file:{Path(store_path) / DB_NAME}?mode=ro"
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._generation = 0
-
-    def conn(self) -> sqlite3.Connection:
-        mine: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
-        if mine is not None and mine[0] == self._generation:
-            return mine[1]
-        c = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
-        c.execute("PRAGMA query_only=1")
-        with self._lock:
-            self._local.conn = (self._generation, c)
-            self._all.append(c)
-        return c
-
-    def close(self) -> None:
-        """Close every connection; a later call to :meth:`conn` opens a fresh one."""
-        with self._lock:
-            self._generation += 1
-            for c in self._all:
-                c.close()
-            self._all.clear()
-
-    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
-        """``log.leaf_hash`` for indexes ``[start, end)`` (level 0 of the tree)."""
-        return [bytes(r[0]) for r in self.conn().execute(
-            "SELECT leaf_hash FROM log WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))]
-
-    def node_hashes(self, level: int, k0: int, k1: int) -> list[bytes]:
-        """Perfect subtree hashes ``node(level, k)`` for ``k`` in ``[k0, k1)``, level >= 1."""
-        return [bytes(r[0]) for r in self.conn().execute(
-            "SELECT hash FROM node WHERE level = ? AND k >= ? AND k < ? ORDER BY k",
-            (level, k0, k1))]
-
-    def leaves(self, start: int, end: int) -> list[bytes]:
-        return [bytes(r[0]) for r in self.conn().execute(
-            "SELECT leaf FROM log WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))]
-
-    def records_containing(self, needle: bytes, start: int) -> tuple[list[tuple[int, bytes]],
-                                                                      int]:
-        """Leaves at or after ``start`` containing ``needle``; and the log size scanned to."""
-        c = self.conn()
-        row = c.execute("SELECT max(idx) FROM log").fetchone()
-        end = 0 if row[0] is None else int(row[0]) + 1
-        found = [(int(i), bytes(leaf)) for i, leaf in c.execute(
-            "SELECT idx, leaf FROM log WHERE idx >= ? AND idx < ? AND instr(leaf, ?) > 0 "
-            "ORDER BY idx", (start, end, needle))]
-        return found, end
+from depository.store import StoreReads
 
 
 @dataclass
@@ -105,18 +45,7 @@ class UsageTracker:
 
     def refresh(self) -> UsageFigures:
         with self._lock:
-            c = self._reads.conn()
-            c.execute("BEGIN")
-            try:
-                rows = c.execute(
-                    "SELECT product, sum(size), count(*), max(size), max(rowid) FROM artifact "
-                    "WHERE rowid > ? GROUP BY product", (self._art_rowid,)).fetchall()
-                drows = c.execute(
-                    "SELECT a.product, sum(a.size), count(*), max(d.rowid) FROM disposal d "
-                    "JOIN artifact a ON a.id = d.artifact_id WHERE d.rowid > ? "
-                    "GROUP BY a.product", (self._disp_rowid,)).fetchall()
-            finally:
-                c.execute("COMMIT")
+            rows, drows = self._reads.usage_since(self._art_rowid, self._disp_rowid)
             f = self.figures
             for pid, b, n, biggest, last in rows:
                 cur = f.per_product.setdefault(pid, [0, 0])

@@ -5,8 +5,9 @@ not INSERT, so anyone with write access to the database file (and no signer key)
 a row: a ``token`` row whose secret they know, or an ``artifact`` row for a name never
 stored. Before the store lets such a row decide anything it checks the row against the
 record it claims to derive from (``token.issue`` at ``issued_idx``, ``token.revoke`` at
-``log_idx``, ``artifact.put`` at ``log_idx``): same type, same id, same fields. A row that
-does not match is tampering: the write is refused and the writer records a governance lock.
+``log_idx``, ``artifact.put`` at ``log_idx``, ``hold.place`` at ``placed_idx``,
+``hold.release`` at ``log_idx``): same type, same id, same fields. A row that does not
+match is tampering: the write is refused and the writer records a governance lock.
 
 Then the rules of :mod:`depository.tlog.authority` (the ones ``verify store``
 replays) decide whether the token may cause the record: issued, not revoked, not
@@ -14,8 +15,8 @@ expired at the record's time, a role and product that permit it. The writer keep
 grants it has checked in memory for its lifetime (it issues and revokes every token
 itself), so a row deleted later does not change what it honours.
 
-What this does not see: a ``token_revoke`` or ``artifact`` row *deleted* (trigger
-dropped and recreated) before the writer first looked at that token or name. The offline
+What this does not see: a ``token_revoke``, ``artifact`` or ``hold`` row *deleted*
+(trigger dropped and recreated) before the writer first looked at it. The offline
 verifier reports the missing row and every record written because of it.
 """
 
@@ -57,7 +58,7 @@ def explain(leaf: ReadLeaf, idx: int, typ: str, body: dict[str, Any], row: str, 
     """Check that record ``idx`` is a ``typ`` record whose body has these fields (and
     this envelope ``product``, if given): the record the derived ``row`` (described for
     the message) claims to come from. Raises :class:`UnexplainedRowError` if not."""
-    raw = leaf(idx)
+    raw = leaf(idx) if idx >= 0 else None
     rec = None
     if raw is not None:
         try:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,7 +44,6 @@ from depository.store._errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from depository.store._blobs import Ingested
-    from depository.store._store import Store
 
 MiB = 1024 * 1024
 
@@ -160,29 +160,20 @@ class BlobBackend(Protocol):
     def clear_stale(self) -> None:
         """Clean up uploads a crash interrupted (called by the writer-lock holder)."""
 
-    def audit(self, store: Store, *, fix: bool) -> dict[str, Any]:
-        """Scrub's backend pass: orphaned blobs (harmless), and for ``s3`` each object's
-        retention and legal hold against the catalog (re-applied when ``fix``).
+    def defer(self, problem: str) -> None:
+        """Remember a best-effort lock change that failed after a commit (logged; ``audit``
+        lists it under ``deferred``; scrub re-applies the state)."""
 
-        ``lock_problems`` in the result are failures scrub counts as damage.
+    def audit(self, expected: Mapping[str, tuple[str, bool]], *, disposed: AbstractSet[str],
+              fix: bool) -> dict[str, Any]:
+        """Scrub's backend pass, given the catalog's view as plain values.
+
+        ``expected``: per live blob (SHA-256 hex), the retain-until (RFC 3339) and legal
+        hold the catalog requires; ``disposed``: SHA-256 of disposed artifacts. Reports
+        blobs neither names (``orphaned_objects``: a crash before the record, harmless),
+        and with Object Lock each object's retention and hold against ``expected``
+        (re-applied when ``fix``). ``lock_problems`` are failures scrub counts as damage.
         """
-
-
-class ObjectLocks(Protocol):
-    """Hooks a backend with Object Lock gets, so the cluster mirrors the catalog."""
-
-    def after_put(self, store: Store, artifact_id: str) -> None:
-        """After a put commits: hold its object if an active hold covers it. Never raises."""
-
-    def before_hold(self, store: Store, product: str | None, scope: Mapping[str, Any]) -> int:
-        """Before a hold is recorded: legal hold on every covered object (write-ahead)."""
-
-    def after_hold(self, store: Store, product: str | None, scope: Mapping[str, Any],
-                   after: int) -> None:
-        """After the hold record: also hold objects written meanwhile. Never raises."""
-
-    def after_release(self, store: Store, hold_id: str) -> None:
-        """After a release: legal hold off where no active hold needs it. Never raises."""
 
 
 class AnchorSink(Protocol):
@@ -332,7 +323,7 @@ def open_anchor_sink(config: AnchorConfig | None, backend: BackendConfig, *,
     """
     if config is None:
         return None
-    from depository.store._s3 import open_anchor_sink as _open
+    from depository.store._anchor_sinks import open_anchor_sink as _open
 
     return _open(config, backend, retention_days)
 
@@ -340,7 +331,7 @@ def open_anchor_sink(config: AnchorConfig | None, backend: BackendConfig, *,
 def check_backend(config: BackendConfig) -> None:
     """Refuse a misconfigured backend before anything is created (``init``)."""
     if config.type == "s3":
-        from depository.store._s3 import check_bucket, make_client
+        from depository.store._s3client import check_bucket, make_client
 
         assert config.bucket is not None
         check_bucket(make_client(config.endpoint_url, config.region, config.profile),

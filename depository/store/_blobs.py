@@ -16,17 +16,15 @@ import os
 import queue
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from depository.store._backend import BlobStat
 from depository.store._errors import DiskFullError, StoreError, TooLargeError
-
-if TYPE_CHECKING:
-    from depository.store._store import Store
 
 CHUNK = 1024 * 1024
 WRITEBACK_EVERY = 8 * CHUNK  # start writing the file out after each this many bytes
@@ -51,7 +49,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _disk_error(exc: OSError, what: str) -> StoreError:
+def disk_error(exc: OSError, what: str) -> StoreError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return DiskFullError(
             f"{what}: the disk is full ({exc.strerror}); nothing was stored. "
@@ -126,7 +124,7 @@ class BlobDir:
             tmp_path = None
             return Ingested(sha256=digest, size=size, data=None)
         except OSError as exc:
-            raise _disk_error(exc, what) from exc
+            raise disk_error(exc, what) from exc
         finally:
             hasher.close()
             if fd >= 0:
@@ -194,11 +192,13 @@ class BlobDir:
         for sha, _ in self.iter_files():
             yield sha
 
-    def audit(self, store: Store, *, fix: bool) -> dict[str, Any]:
+    def defer(self, problem: str) -> None:
+        """Nothing is deferred without Object Lock."""
+
+    def audit(self, expected: Mapping[str, tuple[str, bool]], *, disposed: AbstractSet[str],
+              fix: bool) -> dict[str, Any]:
         """Blob files no record references (a crash before the record): harmless."""
-        conn = store._reader()
-        known = {str(r[0]) for r in conn.execute(
-            "SELECT sha256 FROM artifact WHERE storage = 'file'")}  # the partial index
+        known = set(expected) | set(disposed)
         return {"backend": "local", "lock_problems": [],
                 "orphaned_objects": sorted(set(self.iter_objects()) - known)}
 

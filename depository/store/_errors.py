@@ -1,8 +1,23 @@
-"""The store's named errors. The CLI turns them into messages and exit codes."""
+"""The store's named errors. The CLI turns them into messages and exit codes.
+
+Errors carry their data as attributes (:class:`QuotaError` its figures,
+:class:`MetadataError` the part and field at fault, :class:`GovernanceLockedError` the lock's
+reason), so callers such as the HTTP service map them without reading the message. Every
+error is built as ``cls(message, **attrs)``, and :meth:`StoreError.attrs` returns those
+keywords: that is how an error crosses the ``serve --workers`` channel as itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 
 class StoreError(Exception):
     """Base class for every refusal or failure of the store."""
+
+    def attrs(self) -> dict[str, Any]:
+        """The keyword arguments (besides the message) that rebuild this error."""
+        return {}
 
 
 class ConfigError(StoreError):
@@ -29,8 +44,26 @@ class WriteOnceError(StoreError):
     """An artifact name already holds different bytes; artifacts are write-once."""
 
 
+# The parts of a put a MetadataError can name.
+METADATA_PARTS = ("metadata", "provenance", "name", "actor", "media_type")
+
+
 class MetadataError(StoreError):
-    """Metadata or provenance fail validation against the product's schema."""
+    """Metadata, provenance, the name, actor or media type fail validation.
+
+    ``part`` is which of :data:`METADATA_PARTS` is at fault (None: not known). ``field``
+    is set only for a metadata field the product's schema rejects: its path inside the
+    metadata object (``"a/b"``; ``""`` for the top level).
+    """
+
+    def __init__(self, message: str, *, part: str | None = None,
+                 field: str | None = None) -> None:
+        super().__init__(message)
+        self.part = part
+        self.field = field
+
+    def attrs(self) -> dict[str, Any]:
+        return {"part": self.part, "field": self.field}
 
 
 class TooLargeError(StoreError):
@@ -46,6 +79,9 @@ class QuotaError(StoreError):
         self.used = used
         self.limit = limit
 
+    def attrs(self) -> dict[str, Any]:
+        return {"kind": self.kind, "used": self.used, "limit": self.limit}
+
 
 class RetentionError(StoreError):
     """Retention can only be extended, or disposal before expiry was asked for."""
@@ -56,7 +92,22 @@ class HoldError(StoreError):
 
 
 class GovernanceLockedError(StoreError):
-    """The store is under a governance lock and refuses writes."""
+    """The store is under a governance lock and refuses writes; ``reason`` is the lock's."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @classmethod
+    def of(cls, reason: str) -> GovernanceLockedError:
+        """The refusal every write meets under the lock ``reason``."""
+        return cls(
+            f"the store is under a governance lock: {reason}. Writes are refused until an "
+            "admin investigates and runs `depository governance unlock --reason ...`",
+            reason=reason)
+
+    def attrs(self) -> dict[str, Any]:
+        return {"reason": self.reason}
 
 
 class SchemaMismatchError(StoreError):

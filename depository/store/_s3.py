@@ -27,7 +27,6 @@ Semantics (see ``docs/guides/operations.md``):
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import io
@@ -37,238 +36,44 @@ import os
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from depository.store._anchor_sinks import fetch_anchors, open_anchor_sink, parse_s3_url
 from depository.store._backend import (
-    AnchorConfig,
     BackendConfig,
     BlobBackendError,
     BlobStat,
 )
-from depository.store._blobs import CHUNK, Ingested, _disk_error, read_limited
+from depository.store._blobs import CHUNK, Ingested, disk_error, read_limited
 from depository.store._errors import StoreError
+from depository.store._s3audit import audit as s3_audit
+from depository.store._s3client import (
+    COMPLIANCE,
+    MAX_PARTS,
+    _b64,
+    _ceil_second,
+    _code,
+    _is_boto_error,
+    _message,
+    _S3Reader,
+    _utc,
+    backend_error,
+    check_bucket,
+    make_client,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from depository.store._store import Artifact, Hold, Store
-
 log = logging.getLogger("depository.s3")
 
-COMPLIANCE: Literal["COMPLIANCE"] = "COMPLIANCE"
-MAX_PARTS = 10_000
-MAX_ANCHOR_BYTES = 64 * 1024
-_LOCK_FIX = (
-    "Object Lock can only be turned on when a bucket is created: create a new bucket with "
-    "`aws s3api create-bucket --bucket NAME --object-lock-enabled-for-bucket` (see "
-    "docs/guides/operations.md) and point backend.bucket at it"
-)
-
-
-# --------------------------------------------------------------------------- client
-
-
-_CLIENTS: dict[tuple[Any, ...], Any] = {}
-_CLIENTS_MU = threading.Lock()
-
-
-def make_client(endpoint_url: str | None, region: str | None, profile: str | None,
-                *, pool: int = 16) -> S3Client:
-    """A boto3 S3 client (shared per endpoint, region, profile and credentials: clients are
-    thread-safe and costly to build); credentials come from the standard AWS chain only."""
-    ident = (endpoint_url, region, profile, pool, os.environ.get("AWS_ACCESS_KEY_ID"),
-             os.environ.get("AWS_PROFILE"))
-    with _CLIENTS_MU:
-        cached = _CLIENTS.get(ident)
-        if cached is None:
-            cached = _CLIENTS[ident] = _new_client(endpoint_url, region, profile, pool=pool)
-    client: S3Client = cached
-    return client
-
-
-def _new_client(endpoint_url: str | None, region: str | None, profile: str | None,
-                *, pool: int) -> S3Client:
-    try:
-        import boto3
-        from botocore.config import Config as BotoConfig
-    except ImportError as exc:  # pragma: no cover - boto3 is a dependency
-        raise StoreError(
-            "the s3 backend needs boto3 (`pip install boto3`)"
-        ) from exc
-    options: dict[str, Any] = {
-        "retries": {"max_attempts": 5, "mode": "standard"},
-        "max_pool_connections": max(10, pool),
-        "connect_timeout": 10,
-        "read_timeout": 300,
-        # We compute and send checksums ourselves; botocore's default trailing CRC
-        # (aws-chunked) is not understood by every S3-compatible endpoint.
-        "request_checksum_calculation": "when_required",
-        "response_checksum_validation": "when_required",
-    }
-    if endpoint_url:
-        options["s3"] = {"addressing_style": "path"}
-    if region:
-        options["region_name"] = region
-    try:
-        session = (boto3.session.Session(profile_name=profile) if profile
-                   else boto3.session.Session())
-        client: S3Client = session.client(
-            "s3", endpoint_url=endpoint_url, config=BotoConfig(**options)
-        )
-    except Exception as exc:  # botocore.exceptions.ProfileNotFound and friends
-        raise StoreError(f"cannot set up the S3 client: {exc}") from exc
-    return client
-
-
-def _code(exc: BaseException) -> str:
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, Mapping):
-        err = resp.get("Error", {})
-        code = err.get("Code") if isinstance(err, Mapping) else None
-        if code:
-            return str(code)
-        status = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if status:
-            return str(status)
-    return type(exc).__name__
-
-
-def _message(exc: BaseException) -> str:
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, Mapping):
-        err = resp.get("Error", {})
-        msg = err.get("Message") if isinstance(err, Mapping) else None
-        return f"{_code(exc)}: {msg}" if msg else _code(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _is_boto_error(exc: BaseException) -> bool:
-    mod = type(exc).__module__
-    return mod.startswith(("botocore", "boto3", "urllib3")) or hasattr(exc, "response")
-
-
-def backend_error(exc: BaseException, what: str) -> BlobBackendError:
-    return BlobBackendError(f"{what}: {_message(exc)}")
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
-
-
-def _ceil_second(t: datetime) -> datetime:
-    """Retention dates go to the cluster rounded up to a whole second (never shorter)."""
-    t = t.astimezone(UTC)
-    if t.microsecond:
-        t = t.replace(microsecond=0) + timedelta(seconds=1)
-    return t
-
-
-def _utc(t: Any) -> datetime | None:
-    if isinstance(t, datetime):
-        return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
-    return None
-
-
-def check_bucket(client: S3Client, bucket: str, *, what: str = "backend.bucket") -> None:
-    """Refuse (with how to fix it) unless ``bucket`` exists with Object Lock enabled."""
-    try:
-        cfg = client.get_object_lock_configuration(Bucket=bucket)
-    except Exception as exc:
-        code = _code(exc)
-        if code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest"):
-            raise StoreError(
-                f"{what}: bucket {bucket!r} does not have S3 Object Lock enabled, so records "
-                f"could be deleted or overwritten; the depository refuses to use it. {_LOCK_FIX}"
-            ) from None
-        if code in ("NoSuchBucket", "404"):
-            raise StoreError(
-                f"{what}: bucket {bucket!r} does not exist. {_LOCK_FIX}"
-            ) from None
-        if code in ("AccessDenied", "403"):
-            raise StoreError(
-                f"{what}: access denied reading the Object Lock configuration of {bucket!r}; "
-                "the depository's role needs s3:GetBucketObjectLockConfiguration (see the IAM "
-                "policy in docs/guides/operations.md)"
-            ) from None
-        raise StoreError(f"{what}: cannot reach bucket {bucket!r}: {_message(exc)}") from None
-    enabled = cfg.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
-    if enabled != "Enabled":
-        raise StoreError(
-            f"{what}: bucket {bucket!r} does not have S3 Object Lock enabled "
-            f"(ObjectLockEnabled={enabled!r}); the depository refuses to use it. {_LOCK_FIX}"
-        )
-
-
-# --------------------------------------------------------------------------- reading
-
-
-class _S3Reader(io.RawIOBase):
-    """A seekable reader over one object version; each (re)positioning is a ranged GET."""
-
-    def __init__(self, client: S3Client, bucket: str, key: str, version: str, size: int,
-                 start: int = 0, end: int | None = None) -> None:
-        super().__init__()
-        self._client, self._bucket, self._key, self._version = client, bucket, key, version
-        self._lo = start
-        self._hi = size if end is None else min(end, size)
-        self._pos = start
-        self._body: Any = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos - self._lo
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: self._lo, io.SEEK_CUR: self._pos, io.SEEK_END: self._hi}[whence]
-        pos = max(self._lo, min(base + offset, self._hi))
-        if pos != self._pos:
-            self._drop()
-            self._pos = pos
-        return self._pos - self._lo
-
-    def _drop(self) -> None:
-        if self._body is not None:
-            with contextlib.suppress(Exception):
-                self._body.close()
-            self._body = None
-
-    def readinto(self, buf: Any) -> int:
-        want = min(len(buf), self._hi - self._pos)
-        if want <= 0:
-            return 0
-        if self._body is None:
-            try:
-                resp = self._client.get_object(
-                    Bucket=self._bucket, Key=self._key, VersionId=self._version,
-                    Range=f"bytes={self._pos}-{self._hi - 1}",
-                )
-            except Exception as exc:
-                raise backend_error(exc, f"reading s3 object {self._key}") from exc
-            self._body = resp["Body"]
-        try:
-            data = self._body.read(want)
-        except Exception as exc:
-            self._drop()
-            raise backend_error(exc, f"reading s3 object {self._key}") from exc
-        n = len(data)
-        if n == 0:
-            raise BlobBackendError(f"reading s3 object {self._key}: the stream ended early")
-        buf[:n] = data
-        self._pos += n
-        return n
-
-    def close(self) -> None:
-        self._drop()
-        super().close()
+__all__ = ["S3Blobs", "check_bucket", "fetch_anchors", "make_client", "open_anchor_sink",
+           "parse_s3_url"]
 
 
 # --------------------------------------------------------------------------- the backend
@@ -486,7 +291,7 @@ class S3Blobs:
             ok = True
             return _Spool(path, h.hexdigest(), size, part_size, parts)
         except OSError as exc:
-            raise _disk_error(exc, what) from exc
+            raise disk_error(exc, what) from exc
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -747,176 +552,13 @@ class S3Blobs:
             self.problems.append(text)
             del self.problems[:-100]
 
-    # -------------------------------------------------------------- store hooks
-    def after_put(self, store: Store, artifact_id: str) -> None:
-        """After a put commits: a hold already covering the new artifact holds its object."""
-        try:
-            art = store.get_by_id(artifact_id)
-            if any(_covers(h, art) for h in store.holds()):
-                self.set_legal_hold(art.sha256, True)
-        except Exception as exc:
-            self._note(f"legal hold for {artifact_id}: {exc} (scrub re-applies it)")
+    def defer(self, problem: str) -> None:
+        self._note(problem)
 
-    def before_hold(self, store: Store, product: str | None, scope: Mapping[str, Any]) -> int:
-        """Before a hold is recorded: legal hold ON for every live object it covers.
-
-        Returns the highest log index seen, for :meth:`after_hold`.
-        """
-        last = -1
-        for art in _covered(store, product, scope, after=None):
-            last = max(last, art.log_index)
-            self.set_legal_hold(art.sha256, True)
-        return last
-
-    def after_hold(self, store: Store, product: str | None, scope: Mapping[str, Any],
-                   after: int) -> None:
-        """After the hold record: cover artifacts written while it was being placed."""
-        try:
-            for art in _covered(store, product, scope, after=after if after >= 0 else None):
-                self.set_legal_hold(art.sha256, True)
-        except Exception as exc:
-            self._note(f"legal hold sweep: {exc} (scrub re-applies it)")
-
-    def after_release(self, store: Store, hold_id: str) -> None:
-        """After a release: legal hold OFF where no other active hold needs the object."""
-        try:
-            released = [h for h in store.holds(include_released=True) if h.id == hold_id]
-            if not released:
-                return
-            active = store.holds()
-            h = released[0]
-            for art in _covered(store, h.product, h.scope, after=None):
-                if not self._still_held(store, art.sha256, active):
-                    self.set_legal_hold(art.sha256, False)
-        except Exception as exc:
-            self._note(f"releasing legal holds of {hold_id}: {exc} (scrub re-syncs them)")
-
-    def _still_held(self, store: Store, sha256_hex: str, active: list[Hold]) -> bool:
-        return any(any(_covers(h, a) for h in active)
-                   for a in _live_with_sha(store, sha256_hex))
-
-    def audit(self, store: Store, *, fix: bool) -> dict[str, Any]:
-        """Compare every object's lock state with the catalog; extend or re-hold if ``fix``.
-
-        Also reports objects no record references (a crash before the record: harmless),
-        extra versions of a key whose bytes differ (someone wrote into the key space) and
-        delete markers.
-        """
-        expected = _expected_locks(store)
-        findings: list[dict[str, Any]] = []  # lock drift not (or not yet) repaired
-        key_space: list[dict[str, Any]] = []  # later versions, delete markers
-        fixed: list[dict[str, Any]] = []
-        for sha, (until_text, held) in sorted(expected.items()):
-            versions, markers = self._list_versions(sha)
-            if not versions:
-                continue  # missing bytes: the hash check reports it
-            key = self.key(sha)
-            st = self.stat(sha)
-            assert st is not None
-            until = _parse(until_text)
-            short = st.mode != COMPLIANCE or st.retain_until is None or (
-                st.retain_until < until - timedelta(seconds=1))
-            if short:
-                item = {"object": key, "problem": f"retention {st.mode} until "
-                        f"{st.retain_until} is shorter than the catalog's {until_text}"}
-                if fix:
-                    try:
-                        self.extend_retention(sha, until)
-                        fixed.append(item)
-                    except StoreError as exc:
-                        findings.append({**item, "fix_failed": str(exc)})
-                else:
-                    findings.append(item)
-            if st.legal_hold != held:
-                item = {"object": key, "problem": "legal hold is "
-                        f"{'ON' if st.legal_hold else 'OFF'} but the catalog says "
-                        f"{'ON' if held else 'OFF'}"}
-                if fix:
-                    try:
-                        self.set_legal_hold(sha, held)
-                        fixed.append(item)
-                    except StoreError as exc:
-                        findings.append({**item, "fix_failed": str(exc)})
-                else:
-                    findings.append(item)
-            for v in versions[:-1]:
-                got = self._hash_version(key, v.version_id)
-                if got != sha:
-                    key_space.append({"object": key, "problem": f"a later version {v.version_id}"
-                                     f" holds other bytes ({got}); the store reads the original"})
-            if markers:
-                key_space.append({"object": key, "problem": f"{len(markers)} delete marker(s); "
-                                 "the locked version is intact and still read"})
-        orphans = sorted(set(self.iter_objects()) - set(expected) - _disposed_shas(store))
-        return {"backend": "s3", "bucket": self.bucket, "prefix": self.prefix,
-                "lock_problems": findings, "locks_fixed": fixed, "key_space_findings": key_space,
-                "orphaned_objects": orphans,
-                "deferred": list(self.problems)}
-
-
-# --------------------------------------------------------------------------- catalog helpers
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def _covers(h: Hold, art: Artifact) -> bool:
-    from depository.store._store import _hold_covers
-
-    return not art.disposed and _hold_covers(h.product, h.scope, art)
-
-
-def _iter_artifacts(store: Store, *, product: str | None = None, since: str | None = None,
-                    until: str | None = None, after: int | None = None) -> Iterator[Artifact]:
-    while True:
-        page = store.ls(product=product, since=since, until=until, after=after, limit=1000)
-        yield from page
-        if len(page) < 1000:
-            return
-        after = page[-1].log_index
-
-
-def _covered(store: Store, product: str | None, scope: Mapping[str, Any], *,
-             after: int | None) -> Iterator[Artifact]:
-    """Live artifacts with bytes in the backend that a hold of this scope covers."""
-    if "artifact_ids" in scope:
-        for aid in scope["artifact_ids"]:
-            art = store.get_by_id(aid)
-            if not art.disposed and art.storage == "file" and (after is None
-                                                               or art.log_index > after):
-                yield art
-        return
-    for art in _iter_artifacts(store, product=product, since=scope.get("from"),
-                               until=scope.get("to"), after=after):
-        if not art.disposed and art.storage == "file":
-            yield art
-
-
-def _live_with_sha(store: Store, sha256_hex: str) -> list[Artifact]:
-    conn = store._reader()
-    ids = [r[0] for r in conn.execute(
-        "SELECT id FROM artifact WHERE sha256 = ? AND storage = 'file'", (sha256_hex,))]
-    arts = [store.get_by_id(i) for i in ids]
-    return [a for a in arts if not a.disposed]
-
-
-def _expected_locks(store: Store) -> dict[str, tuple[str, bool]]:
-    """Per live object: the longest retention and whether an active hold covers it."""
-    holds = store.holds()
-    out: dict[str, tuple[str, bool]] = {}
-    for art in _iter_artifacts(store):
-        if art.disposed or art.storage != "file":
-            continue
-        held = any(_covers(h, art) for h in holds)
-        until, was = out.get(art.sha256, ("", False))
-        out[art.sha256] = (max(until, art.retain_until), was or held)
-    return out
-
-
-def _disposed_shas(store: Store) -> set[str]:
-    conn = store._reader()
-    return {str(r[0]) for r in conn.execute("SELECT sha256 FROM disposal")}
+    def audit(self, expected: Mapping[str, tuple[str, bool]], *, disposed: AbstractSet[str],
+              fix: bool) -> dict[str, Any]:
+        """Compare every object's lock state with the catalog's; see :func:`audit`."""
+        return s3_audit(self, expected, disposed=disposed, fix=fix)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -924,119 +566,4 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
-
-
-# --------------------------------------------------------------------------- anchors
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/prefix`` -> (bucket, prefix ending in '/' or empty)."""
-    rest = url[len("s3://"):]
-    bucket, _, prefix = rest.partition("/")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    return bucket, prefix
-
-
-class S3AnchorSink:
-    """Signed checkpoints as ``<prefix><size>`` objects under COMPLIANCE retention."""
-
-    def __init__(self, url: str, client: S3Client, retention_days: int) -> None:
-        self.url = url
-        self.bucket, self.prefix = parse_s3_url(url)
-        self.client = client
-        self.retention_days = retention_days
-        check_bucket(client, self.bucket, what="anchors.url")
-
-    def write(self, size: int, note: bytes, now: datetime) -> None:
-        key = f"{self.prefix}{size}"
-        until = _ceil_second(now + timedelta(days=self.retention_days))
-        try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=note, ContentLength=len(note),
-                ContentType="text/plain; charset=utf-8",
-                ContentMD5=_b64(hashlib.md5(note).digest()),
-                ObjectLockMode=COMPLIANCE, ObjectLockRetainUntilDate=until,
-            )
-        except Exception as exc:
-            raise backend_error(exc, f"anchoring checkpoint {size} at s3://{self.bucket}/{key}"
-                                ) from exc
-
-
-class DirAnchorSink:
-    """Signed checkpoints as files ``DIR/<size>`` (WORM only if the file system is)."""
-
-    def __init__(self, path: Path) -> None:
-        self.url = str(path)
-        self.path = path
-        path.mkdir(parents=True, exist_ok=True)
-
-    def write(self, size: int, note: bytes, now: datetime) -> None:
-        target = self.path / str(size)
-        try:
-            if target.exists():
-                if target.read_bytes() == note:
-                    return
-                target = self.path / f"{size}.{hashlib.sha256(note).hexdigest()[:12]}"
-            tmp = self.path / f".{size}.{secrets.token_hex(4)}.tmp"
-            tmp.write_bytes(note)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o444)
-            os.link(tmp, target)  # never replaces an existing anchor
-            tmp.unlink()
-        except FileExistsError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        except OSError as exc:
-            raise BlobBackendError(f"anchoring checkpoint {size} in {self.path}: "
-                                   f"{exc.strerror or exc}") from exc
-
-
-def open_anchor_sink(config: AnchorConfig, backend: BackendConfig,
-                     retention_days: int | None = None) -> S3AnchorSink | DirAnchorSink:
-    days = config.retention_days or retention_days or 7 * 365 + 2
-    if config.url.startswith("s3://"):
-        same = backend.type == "s3"
-        client = make_client(
-            config.endpoint_url or (backend.endpoint_url if same else None),
-            config.region or (backend.region if same else None),
-            config.profile or (backend.profile if same else None),
-        )
-        return S3AnchorSink(config.url, client, days)
-    return DirAnchorSink(Path(config.url))
-
-
-def fetch_anchors(url: str, *, endpoint_url: str | None = None, region: str | None = None,
-                  profile: str | None = None, client: S3Client | None = None) -> list[bytes]:
-    """Every anchored checkpoint at ``url``: ``s3://bucket/prefix`` or a local directory.
-
-    For S3, **every version** of every key is returned (a second write to
-    ``checkpoints/<size>`` makes a new version; the locked original is still there and
-    still counts), including versions hidden behind delete markers. For a directory,
-    every regular file below it (a single file is read as one anchor). Credentials and
-    the endpoint come from the AWS chain (``AWS_ENDPOINT_URL`` works) unless given.
-    """
-    if url.startswith("s3://"):
-        bucket, prefix = parse_s3_url(url)
-        c = client or make_client(endpoint_url, region, profile)
-        out: list[bytes] = []
-        try:
-            paginator = c.get_paginator("list_object_versions")
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                for v in page.get("Versions", []):
-                    if int(v.get("Size", 0)) > MAX_ANCHOR_BYTES:
-                        continue
-                    body = c.get_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
-                    out.append(body["Body"].read())
-        except Exception as exc:
-            raise StoreError(f"cannot read anchors at {url}: {_message(exc)}") from exc
-        return out
-    p = Path(url[len("file://"):] if url.startswith("file://") else url)
-    if p.is_file():
-        return [p.read_bytes()]
-    if not p.is_dir():
-        raise StoreError(f"no anchors at {url}: not an s3:// URL, a directory or a file")
-    return [f.read_bytes() for f in sorted(p.rglob("*"))
-            if f.is_file() and not f.name.startswith(".") and f.stat().st_size <= MAX_ANCHOR_BYTES]
 

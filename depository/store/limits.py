@@ -39,4 +39,5 @@ def check_metadata(what: str, metadata: Any, provenance: Any) -> None:
             check_value(value, max_depth=METADATA_MAX_DEPTH, max_bytes=METADATA_MAX_BYTES,
                         what=field)
         except JSONLimitError as exc:
-            raise MetadataError(f"{what}: {exc}; flatten or shorten it") from None
+            raise MetadataError(f"{what}: {exc}; flatten or shorten it",
+                                part=field) from None

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import Clock
 from test_service_server import Server
 from test_service_support import bearer, make_store, store_config
 
@@ -85,13 +86,18 @@ def _without_trigger(conn: sqlite3.Connection, name: str) -> Iterator[None]:
         conn.execute(sql)  # identical SQL: the schema fingerprint is unchanged
 
 
-def _remove_forged_token(store_dir: Path) -> None:
+def _delete_behind_the_trigger(store_dir: Path, table: str, where: str) -> None:
+    """Drop ``<table>_no_delete``, delete the forged row, recreate the trigger."""
     conn = _db(store_dir)
     try:
-        with _without_trigger(conn, "token_no_delete"):
-            conn.execute("DELETE FROM token WHERE id = 'tok-990'")
+        with _without_trigger(conn, f"{table}_no_delete"):
+            conn.execute(f"DELETE FROM {table} WHERE {where}")
     finally:
         conn.close()
+
+
+def _remove_forged_token(store_dir: Path) -> None:
+    _delete_behind_the_trigger(store_dir, "token", "id = 'tok-990'")
 
 
 def _verify(store_dir: Path, key: Path, saved: Path) -> subprocess.CompletedProcess[str]:
@@ -207,12 +213,7 @@ def _artifact_attack(store_dir: Path) -> str:
 
 
 def _remove_artifact_row(store_dir: Path) -> None:
-    conn = _db(store_dir)
-    try:
-        with _without_trigger(conn, "artifact_no_delete"):
-            conn.execute("DELETE FROM artifact WHERE log_idx = 9990")
-    finally:
-        conn.close()
+    _delete_behind_the_trigger(store_dir, "artifact", "log_idx = 9990")
 
 
 NEVER_STORED = hashlib.sha256(b"bytes never stored").hexdigest()
@@ -270,15 +271,6 @@ def test_verify_store_names_a_refusal_over_bytes_never_stored(store_dir: Path,
 # signatures, tree, nodes and derived rows are all in order: only the rule can catch them.
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
 
 
 @dataclass
@@ -689,12 +681,8 @@ def test_a_revocation_survives_its_row_being_deleted(
     s, _ = live
     tid = base.tok["writer"]
     s.revoke_token(tid, reason="left", actor=f"token:{base.tok['admin']}")
-    conn = _db(s.path)
-    try:  # the attacker un-revokes the token in the database
-        with _without_trigger(conn, "token_revoke_no_delete"):
-            conn.execute("DELETE FROM token_revoke WHERE token_id = ?", (tid,))
-    finally:
-        conn.close()
+    # the attacker un-revokes the token in the database
+    _delete_behind_the_trigger(s.path, "token_revoke", f"token_id = '{tid}'")
     with pytest.raises(AuthorityError, match="was revoked"):
         s.put("gurukul", "n.txt", b"n", actor=f"token:{tid}")
 

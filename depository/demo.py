@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from depository.certification.demo import certification_cycle
+from depository.service import create_app
 from depository.store import Store
 
 ORIGIN = "demo.depository.example/log"
@@ -244,8 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     _run([py, "-m", "depository", "loadtest", "report", str(loadtest)], ok=(0, 1))
 
     _say("9. certify: executed checks, load results, sign-offs, signed PDF/A, offline check")
-    _run([py, "-m", "depository.certification.demo", "--store", str(store_dir),
-          "--results", str(loadtest), "--out", str(out / "certification")])
+    print(f"$ certification cycle --store {store_dir} --results {loadtest} "
+          f"--out {out / 'certification'}", flush=True)
+    if certification_cycle(store_dir, loadtest, out / "certification",
+                           service_factory=create_app) != 0:
+        raise SystemExit("demo: step failed: the certification cycle did not verify")
 
     _say(f"done in {time.monotonic() - t0:.0f} s; everything is under {out}/")
     for label, path in [

@@ -4,6 +4,7 @@ verification with independent tools (pdfsig, pyhanko, pdfdetach)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -29,14 +30,19 @@ from click.testing import CliRunner
 from depository.certification import content
 from depository.certification.local_sigstore import LocalSigstore
 from depository.certification.pdf import attachments, create_demo_ca, dummy_timestamper
-from depository.certification.report import CertifyError, ReportDir, finalize, run_certification
+from depository.certification.report import CertifyError, ReportDir, finalize
+from depository.certification.report import run_certification as _run_certification
 from depository.certification.signoffs import SignoffError, role_slug
 from depository.cli._certify import certify
+from depository.service import create_app
 from depository.signing import generate_key, sign_note
 from depository.store import Store
 from depository.tlog.checkpoint import verify_checkpoint, verify_proof_file
 from depository.tlog.merkle import leaf_hash
 from depository.tlog.record import canonical_json
+
+# The service sits above certification: the caller injects its app factory.
+run_certification = functools.partial(_run_certification, service_factory=create_app)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 __all__ = ["sigstore_env"]  # a fixture, imported to be available here

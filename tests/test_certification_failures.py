@@ -3,6 +3,7 @@ the verdict follows; never a pass by default."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import subprocess
@@ -15,9 +16,14 @@ from _sigstore_fixture import COMMIT, make_store, write_results
 
 from depository.certification._framework import CheckContext, Missing, Recorder, run_check
 from depository.certification.checks import CHECKS
-from depository.certification.report import CertifyError, run_certification
+from depository.certification.report import CertifyError
+from depository.certification.report import run_certification as _run_certification
+from depository.service import create_app
 from depository.tlog import merkle
 from depository.tlog.record import encode_record, parse_record
+
+# The service sits above certification: the caller injects its app factory.
+run_certification = functools.partial(_run_certification, service_factory=create_app)
 
 
 def _tamper_record(store: Path) -> int:
@@ -236,3 +242,13 @@ def test_results_are_schema_valid_and_bound_to_store_and_commit(
                             tmp_path / "out4", commit=(COMMIT, False), render=False)
     assert res.data["verdict"]["result"] == "demo"
     assert any("uncommitted" in r for r in res.data["verdict"]["demo_reasons"])
+
+
+def test_http_checks_need_an_injected_service(tmp_path: Path) -> None:
+    # Certification sits below the service (docs/adr/0006-layers.md): without an injected
+    # app factory the HTTP checks cannot run, and saying so beats a silent fallback.
+    store = make_store(tmp_path / "store")
+    with pytest.raises(CertifyError, match="service_factory"):
+        _run_certification(store, write_results(tmp_path / "load"), tmp_path / "out",
+                           commit=(COMMIT, False), render=False)
+    assert not (tmp_path / "out").exists()

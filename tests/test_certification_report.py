@@ -10,6 +10,7 @@ load-test chart code, a run, five sign-offs and a PAdES-signed final report.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import re
@@ -27,7 +28,12 @@ from test_certification import SIGSTORE_ROLE, _setup
 
 from depository.certification.content import LIMITS
 from depository.certification.pdf import create_demo_ca, dummy_timestamper
-from depository.certification.report import finalize, run_certification, sign_off
+from depository.certification.report import finalize, sign_off
+from depository.certification.report import run_certification as _run_certification
+from depository.service import create_app
+
+# The service sits above certification: the caller injects its app factory.
+run_certification = functools.partial(_run_certification, service_factory=create_app)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SCHEMA = Path(__file__).parent / "vectors" / "oscal" / "oscal_assessment-results_schema.json"

@@ -55,11 +55,7 @@ BACKEND_MAY_IMPORT = {"depository.store._errors"}
 
 # Violations that exist today, as (file, rule, imported); to be removed by the store split
 # (issue 12, items 2-4) unless the comment says otherwise. Remove an entry with the import.
-KNOWN_VIOLATIONS: set[tuple[str, str, str]] = {
-    # Not the store split: certification falls back to the service's app factory when the
-    # caller passes none (report.py _default_service); the CLI should inject it instead.
-    ("certification/report.py", "layer", "depository.service"),
-}
+KNOWN_VIOLATIONS: set[tuple[str, str, str]] = set()
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from depository.certification._framework import (
 )
 from depository.signing import generate_key, sign_note
 from depository.store import (
+    AuthorityError,
     GovernanceLockedError,
     MetadataError,
     NotFoundError,
@@ -1092,11 +1093,6 @@ def check_authority(ctx: CheckContext, rec: Recorder) -> str:
                    "rejected after expiry", "rejected")
         rec.refused("a product token without a product",
                     lambda: s.create_token(role="writer", actor="x"), StoreError)
-        seq = s.revoke_token(tok.id, reason="certification drill", actor="admin:certify")
-        rec.record_evidence(s, seq, "copy")
-        revoked = s.authenticate(secret, now)
-        rec.expect("a revoked token stops working at once", revoked is None,
-                   "rejected" if revoked is None else "STILL ACCEPTED", "rejected")
         r = _drill_put(s, p, "authority", b"x", actor=f"token:{tok.id}")
         with contextlib.suppress(WriteOnceError):
             _drill_put(s, p, "authority", b"y", actor=f"token:{tok.id}")
@@ -1105,6 +1101,14 @@ def check_authority(ctx: CheckContext, rec: Recorder) -> str:
                    and last.actor == f"token:{tok.id}", f"{last.type} by {last.actor}",
                    f"artifact.refused by token:{tok.id}")
         rec.record_evidence(s, last.seq, "copy")
+        seq = s.revoke_token(tok.id, reason="certification drill", actor="admin:certify")
+        rec.record_evidence(s, seq, "copy")
+        revoked = s.authenticate(secret, now)
+        rec.expect("a revoked token stops working at once", revoked is None,
+                   "rejected" if revoked is None else "STILL ACCEPTED", "rejected")
+        rec.refused("the store writes nothing more on the revoked token's authority",
+                    lambda: _drill_put(s, p, "authority-late", b"z", actor=f"token:{tok.id}"),
+                    AuthorityError, match="revoked")
         s.lock("certification drill", check="manual", actor="admin:certify")
         rec.refused("unlock without a reason", lambda: s.unlock(reason="", actor="x"),
                     StoreError)

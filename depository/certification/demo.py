@@ -2,8 +2,8 @@
 (four Ed25519 signers and one through a private, synthetic Sigstore instance), sign the PDF
 with a local demo CA (PAdES B-T, timestamped by a local test TSA), and verify it offline.
 
-    python -m depository.certification.demo --store demo-out/store \\
-        --results demo-out/loadtest --out demo-out/certification
+``make demo`` (``depository/demo.py``) calls :func:`certification_cycle` with the HTTP
+service's app factory: the service sits above this package (docs/adr/0006-layers.md).
 
 Everything it creates is for demonstration only: the keys, the CA and the Sigstore
 instance are generated on the spot and are trusted by nobody else.
@@ -11,10 +11,10 @@ instance are generated on the spot and are trusted by nobody else.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -25,6 +25,7 @@ from depository.certification.report import finalize, run_certification, sign_of
 from depository.certification.signoffs import SIGNOFF_CONFIG, role_slug
 from depository.certification.verify import verify_report
 from depository.signing import generate_key
+from depository.store import Store
 
 __all__ = ["certification_cycle", "write_demo_signoffs"]
 
@@ -67,6 +68,7 @@ def write_demo_signoffs(store_dir: Path, keys_dir: Path) -> tuple[dict[str, str]
 
 
 def certification_cycle(store_dir: Path, results: Path, out: Path, *,
+                        service_factory: Callable[[Store], Any],
                         previous: Path | None = None) -> int:
     """Run the whole cycle; prints each step and returns an exit code."""
     t0 = time.monotonic()
@@ -79,7 +81,8 @@ def certification_cycle(store_dir: Path, results: Path, out: Path, *,
     report_dir = out
     print(f"certify run --store {store_dir} --results {results} --out {report_dir}")
     res = run_certification(store_dir, results, report_dir, previous=previous,
-                            progress=lambda m: print(f"  {m}"))
+                            service_factory=service_factory,
+                            progress=lambda m: print(f"  {m}", flush=True))
     print(f"  verdict: {res.data['verdict']['result'].upper()} "
           f"({res.seconds.get('total', 0):.1f} s)")
     for r in res.data["verdict"]["reasons"]:
@@ -112,16 +115,3 @@ def certification_cycle(store_dir: Path, results: Path, out: Path, *,
     # reviewer.md); the cycle itself must verify: authentic, every sign-off in, anchored.
     return 0 if outcome.authentic and outcome.final and outcome.anchored else 1
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Depository certification demo cycle.")
-    ap.add_argument("--store", type=Path, required=True)
-    ap.add_argument("--results", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--previous", type=Path, default=None)
-    args = ap.parse_args(argv)
-    return certification_cycle(args.store, args.results, args.out, previous=args.previous)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -232,7 +232,11 @@ def run_certification(
             raise CertifyError(f"no --key given and the store has no keys/log.vkey ({exc})",
                                usage=True) from exc
     if service_factory is None and http:
-        service_factory = _default_service()
+        # The service sits above certification (docs/adr/0006-layers.md): the caller (the
+        # CLI, the demo) injects its app factory rather than this layer importing it.
+        raise CertifyError("the HTTP checks need service_factory (the CLI passes "
+                           "depository.service.create_app); pass http=False to skip them",
+                           usage=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "evidence").mkdir()
     scratch = out / ".scratch"
@@ -439,15 +443,6 @@ def _record_result(store_dir: Path, signer_key_file: Path | None, data: Mapping[
     except StoreError as exc:
         say(f"the certification.result record could not be written: {exc}")
 
-
-def _default_service() -> Callable[[Store], Any] | None:
-    """The HTTP service's app factory, when the service is installed."""
-    try:
-        from depository.service import create_app
-    except ImportError:
-        return None
-    factory: Callable[[Store], Any] = create_app
-    return factory
 
 
 def _configured_limits(snapshot: Path) -> dict[str, Any]:

@@ -93,6 +93,7 @@ def run_cmd(store_dir: Path, results: Path, previous: Path | None, out: Path, vk
     """
     from depository.certification.checks import CHECKS
     from depository.certification.report import run_certification
+    from depository.service import create_app
 
     unknown = sorted(set(only) - {c.id for c in CHECKS})
     if unknown:
@@ -105,7 +106,7 @@ def run_cmd(store_dir: Path, results: Path, previous: Path | None, out: Path, vk
             verifier_key=_read_key(vkey) if vkey else None, signer_key_file=signer_key,
             signoff_config=signoffs, validity_months=validity_months,
             organisation=organisation, only=set(only) or None, jobs=jobs,
-            keep_scratch=keep_scratch, render=not no_review,
+            keep_scratch=keep_scratch, render=not no_review, service_factory=create_app,
             progress=None if quiet else (lambda m: click.echo(m, err=True)),
         )
     except (CertifyError, ValueError) as exc:

@@ -18,6 +18,7 @@ from typing import Any
 from starlette.responses import Response
 
 from depository.store import (
+    AuthorityError,
     DiskFullError,
     GovernanceLockedError,
     HoldError,
@@ -245,6 +246,8 @@ _METADATA_PARTS: dict[str, tuple[str, str]] = {
 # "refused". ``subject`` is the field the caller's request put at fault.
 _STORE_PROBLEMS: tuple[tuple[type[Any], Callable[[Any, str], Problem]], ...] = (
     (WriteOnceError, lambda e, s: Problem("write-once", str(e), field="path:name")),
+    (AuthorityError, lambda e, s: Problem("forbidden", str(e),
+                                          field="header:Authorization")),
     (QuotaError, lambda e, s: Problem(
         "quota-storage" if e.kind == "bytes" else "quota-count", str(e),
         extra={"quota": {"kind": e.kind, "used": e.used, "limit": e.limit}})),

@@ -11,6 +11,7 @@ process's :class:`WriterServer`) and a blob backend; see docs/adr/0009-store-com
 from depository.store._anchor_sinks import fetch_anchors
 from depository.store._backend import BlobBackend, open_backend
 from depository.store._errors import (
+    AuthorityError,
     ConfigError,
     DiskFullError,
     GovernanceLockedError,
@@ -57,6 +58,7 @@ __all__ = [
     "PRODUCT_ROLES",
     "ROLES",
     "Artifact",
+    "AuthorityError",
     "BlobBackend",
     "ConfigError",
     "DiskFullError",

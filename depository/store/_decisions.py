@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 
 from depository.store import _encode
+from depository.store._authority import UnexplainedRowError, explain_artifact, explain_token
 from depository.store._backend import BlobBackend
 from depository.store._engine import Txn
 from depository.store._errors import (
@@ -38,10 +39,18 @@ def apply_put(txn: Txn, pp: PreparedPut, *, blobs: BlobBackend, removed: set[str
     prod, name, aid, sha = pp.prod, pp.name, pp.aid, pp.sha256
     if txn.state.locked:
         return GovernanceLockedError.of(txn.state.locked)
+    denied = txn.refusal(pp.actor, "artifact.put", prod.id)  # the token, before write-once
+    if denied is not None:
+        return denied
     # Write-once: the id index (committed rows) and this transaction's own puts (the
     # same name twice in one batch). A retried batch starts a fresh transaction.
     row = txn.lookup(aid)
     if row is not None:
+        if row[5] is None:  # a committed row decides only if the log explains it
+            try:
+                explain_artifact(aid, row[0], row[2], txn.db.leaf)
+            except UnexplainedRowError as exc:
+                return txn.tampered(str(exc))
         if row[0] == sha:
             lh = row[5]
             if lh is None:
@@ -111,17 +120,24 @@ def issue_token(txn: Txn, *, role: str, actor: str, product: str | None,
     })
     txn.db.add_token(tid, role, product, expires_text, digest, note, actor, seq,
                      txn.now_text)
+    txn.authority.issued(tid, role, product, expires_text, seq)
     return secret, Token(tid, role, product, expires_text, note, actor, seq, txn.now_text)
 
 
 def revoke_token(txn: Txn, token_id: str, *, reason: str, actor: str) -> int | StoreError:
-    """Revoke a live token, or refuse (unknown, already revoked)."""
-    state = txn.db.token_state(token_id)
-    if state is None:
+    """Revoke a live token, or refuse (unknown, already revoked, or a row the log does
+    not explain)."""
+    row = txn.db.token_row(token_id)
+    if row is None:
         return NotFoundError(f"no token {token_id!r}; list them with `depository token list`")
-    product, revoked = state
-    if revoked:
+    try:
+        grant = explain_token(token_id, row, txn.db.leaf)
+    except UnexplainedRowError as exc:
+        return txn.tampered(str(exc))
+    if grant.revoked is not None:
         return StoreError(f"token {token_id} is already revoked")
-    seq = txn.append("token.revoke", actor, product, {"token_id": token_id, "reason": reason})
+    seq = txn.append("token.revoke", actor, grant.product,
+                     {"token_id": token_id, "reason": reason})
     txn.db.add_token_revoke(token_id, reason, actor, seq, txn.now_text)
+    txn.authority.revoked(grant, seq)
     return seq

@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from depository.signing import sign_note
+from depository.store._authority import UnexplainedRowError, WriterAuthority
 from depository.store._backend import AnchorSink
-from depository.store._errors import StoreClosedError, StoreError
+from depository.store._errors import GovernanceLockedError, StoreClosedError, StoreError
 from depository.store._logstore import ArtifactRow, LeafRow, LogStorage
 from depository.store._model import Clock, format_time, parse_time
 from depository.store._tree import Frontier, NodeRow
@@ -53,9 +54,11 @@ class WriterState:
 class Txn:
     """What an operation sees inside the writer's transaction."""
 
-    def __init__(self, db: LogStorage, state: WriterState, now: datetime) -> None:
+    def __init__(self, db: LogStorage, state: WriterState, now: datetime,
+                 authority: WriterAuthority | None = None) -> None:
         self.db = db
         self.state = state
+        self.authority = authority if authority is not None else WriterAuthority()
         self.now = now
         self.now_text = format_time(now)
         self.now_json = canonical_json(self.now_text)
@@ -81,6 +84,11 @@ class Txn:
         return self.state.tree.size
 
     def append(self, type_: str, actor: str, product: str | None, body: dict[str, Any]) -> int:
+        """Append a record; refused (raised) if ``actor`` is a token the log does not
+        authorize to cause it (puts are judged in ``apply_put``, before write-once)."""
+        err = self.refusal(actor, type_, product)
+        if err is not None:
+            raise err
         seq = self.state.tree.size
         leaf = encode_record(Record(
             seq=seq, time=self.now_text, type=type_, actor=actor, product=product, body=body,
@@ -99,6 +107,23 @@ class Txn:
         self.leaves.append((seq, leaf, lh))
         self.leaves_added = True
         return lh
+
+    def refusal(self, actor: str, typ: str, product: str | None) -> StoreError | None:
+        """Whether ``actor`` may cause a ``typ`` record now, judged from the log (see
+        ``_authority``); a row the log does not explain locks the store."""
+        if not actor.startswith("token:"):
+            return None
+        try:
+            return self.authority.refuse(actor, typ, product, self.now, self.db)
+        except UnexplainedRowError as exc:
+            return self.tampered(str(exc))
+
+    def tampered(self, reason: str) -> StoreError:
+        """Refuse a write decided by a row the log does not explain, and lock the store
+        (the lock record commits with the batch)."""
+        if not self.state.locked:
+            apply_lock(self, f"tampering: {reason}", "tamper", "depository")
+        return GovernanceLockedError.of(self.state.locked or reason)
 
     def lookup(self, aid: str) -> ArtifactRow | None:
         """The artifact with this id as this transaction sees it, or None."""
@@ -168,6 +193,9 @@ class WriterEngine:
         self.closed = False
         self._cp_waiters: list[Future[bytes]] = []
         self._bypass_attempt: str | None = None
+        self._tamper: str | None = None  # a row the log does not explain, seen by a reader
+        # Token grants checked against the log, kept for the writer's lifetime.
+        self.authority = WriterAuthority()
         # Blob files removed by disposals: an upload of the same bytes that found the
         # file just before its removal is refused rather than recorded against nothing.
         self.removed: set[str] = set()
@@ -186,6 +214,12 @@ class WriterEngine:
             self._thread.start()
 
     # ---------------------------------------------------------------- callers
+    def report_tamper(self, reason: str) -> None:
+        """A reader saw a row the log does not explain: record a governance lock (once)."""
+        with self.cv:
+            self._tamper = reason
+            self.cv.notify()
+
     def submit(self, apply: Apply, *, bulk: bool = False, aids: Sequence[str] = ()
                ) -> Future[Any]:
         op = Op(apply, bulk=bulk, aids=aids)
@@ -248,6 +282,11 @@ class WriterEngine:
                 self._bypass_attempt = None
                 self._run_batch([Op(functools.partial(
                     apply_lock, reason=reason, check="worm", actor="depository"))])
+            if self._tamper:
+                reason, self._tamper = f"tampering: {self._tamper}", None
+                if self.state.locked is None:
+                    self._run_batch([Op(functools.partial(
+                        apply_lock, reason=reason, check="tamper", actor="depository"))])
             self._maybe_checkpoint()
             if closing:
                 return
@@ -270,7 +309,7 @@ class WriterEngine:
         # rises with log_idx, and ls walks (product, created) in log order (no sort).
         now = self.clock()
         clamped = now < self._last_time
-        txn = Txn(db, self.state, self._last_time if clamped else now)
+        txn = Txn(db, self.state, self._last_time if clamped else now, self.authority)
         txn.clamped = clamped
         results: list[Any] = []
         try:
@@ -288,6 +327,7 @@ class WriterEngine:
         except db.failures as exc:
             db.rollback()
             self.state = snapshot
+            self.authority.clear()  # the batch's issues and revocations are undone too
             bypass = db.bypass_attempt(exc)
             if bypass:  # a WORM guard fired: something tried to update or delete a record
                 self._bypass_attempt = bypass
@@ -297,6 +337,7 @@ class WriterEngine:
         except BaseException as exc:
             db.rollback()
             self.state = snapshot
+            self.authority.clear()
             for op in batch:
                 op.future.set_exception(exc)
             return []

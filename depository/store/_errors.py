@@ -120,3 +120,8 @@ class DiskFullError(StoreError):
 
 class StoreClosedError(StoreError):
     """The store was closed."""
+
+
+class AuthorityError(StoreError):
+    """The token named as the actor may not cause this record, judged from the log: never
+    issued, revoked, expired, or its role or product does not permit it."""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from depository.store._authority import UnexplainedRowError, explain, explain_artifact
 from depository.store._backend import BlobBackend
 from depository.store._engine import Txn, WriterEngine, apply_lock
 from depository.store._errors import (
@@ -133,8 +134,17 @@ class Governance:
             state = txn.db.hold_state(hold_id)
             if state is None:
                 return HoldError(f"no hold {hold_id!r}; list them with `depository hold list`")
-            matter, product, released = state
-            if released:
+            matter, product, placed, released = state
+            try:  # only a hold (and a release) the log explains decides anything
+                explain(txn.db.leaf, placed, "hold.place",
+                        {"hold_id": hold_id, "matter": matter},
+                        f"hold {hold_id}: its row in table hold (placed_idx {placed})",
+                        product=product)
+                if released is not None:
+                    _explain_release(txn, hold_id, released)
+            except UnexplainedRowError as exc:
+                return txn.tampered(str(exc))
+            if released is not None:
                 return HoldError(f"hold {hold_id} is already released")
             if txn.state.locked:
                 return GovernanceLockedError.of(txn.state.locked)
@@ -192,8 +202,17 @@ class Governance:
                     f"record ({txn.now_text}); disposal waits until the clock catches up")
             # Re-check under the writer: a hold or extension may have landed meanwhile.
             current = txn.db.effective_retention(art.id, art.retain_until)
-            held = [hid for hid, product, scope in txn.db.active_holds()
-                    if hold_covers(product, scope, art)]
+            held = []
+            try:  # the artifact, and every release that would free it, from the log
+                explain_artifact(art.id, art.sha256, art.log_index, txn.db.leaf)
+                for hid, product, scope, released in txn.db.holds():
+                    if hold_covers(product, scope, art):
+                        if released is None:
+                            held.append(hid)
+                        else:
+                            _explain_release(txn, hid, released)
+            except UnexplainedRowError as exc:
+                return txn.tampered(str(exc))
             if current >= txn.now_text or held:
                 return RetentionError(
                     f"artifact {art.id} ({art.product}/{art.name}) is not disposable at "
@@ -266,3 +285,8 @@ class Governance:
 
         result: tuple[int, bytes] = self._run(op)
         return result
+
+
+def _explain_release(txn: Txn, hold_id: str, log_idx: int) -> None:
+    explain(txn.db.leaf, log_idx, "hold.release", {"hold_id": hold_id},
+            f"hold {hold_id}: its release row (log_idx {log_idx})")

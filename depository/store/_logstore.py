@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from depository import __version__
 from depository.store import _schema
+from depository.store._authority import TokenRow
 from depository.store._blobs import disk_error
 from depository.store._errors import DiskFullError, SchemaMismatchError, StoreError
 from depository.store._tree import NodeRow
@@ -81,20 +82,21 @@ class LogStorage(Protocol):
     def leaf_hash(self, idx: int) -> bytes: ...
     def effective_retention(self, aid: str, base: str) -> str: ...
     def add_retention(self, seq: int, aid: str, until: str) -> None: ...
-    def hold_state(self, hold_id: str) -> tuple[str, str | None, bool] | None:
-        """(matter, product, released) of a hold, or None."""
+    def hold_state(self, hold_id: str) -> tuple[str, str | None, int, int | None] | None:
+        """(matter, product, placed_idx, release log_idx or None) of a hold, or None."""
     def add_hold(self, hold_id: str, matter: str, reason: str, actor: str,
                  product: str | None, scope_json: str, seq: int, time: str) -> None: ...
     def add_hold_release(self, hold_id: str, reason: str, actor: str, seq: int,
                          time: str) -> None: ...
-    def active_holds(self) -> list[tuple[str, str | None, dict[str, Any]]]: ...
+    def holds(self) -> list[tuple[str, str | None, dict[str, Any], int | None]]:
+        """Every hold: (id, product, scope, release log_idx or None)."""
     def live_file_copies(self, sha256: str, except_id: str) -> int: ...
     def add_disposal(self, aid: str, sha256: str, seq: int, time: str) -> None: ...
     def drop_inline(self, log_idx: int) -> None: ...
     def add_governance(self, seq: int, state: str, reason: str, actor: str,
                        time: str) -> None: ...
-    def token_state(self, token_id: str) -> tuple[str | None, bool] | None:
-        """(product, revoked) of a token, or None."""
+    def token_row(self, token_id: str) -> TokenRow | None:
+        """A token's row and its revocation's log index (see ``_authority``), or None."""
     def add_token(self, token_id: str, role: str, product: str | None,
                   expires: str | None, secret_sha256: str, note: str, actor: str, seq: int,
                   time: str) -> None: ...
@@ -103,6 +105,21 @@ class LogStorage(Protocol):
     def add_checkpoint(self, size: int, root: bytes, note: bytes, time: str) -> None:
         """Store a signed checkpoint (its own transaction)."""
     def checkpoint_note(self, size: int) -> bytes | None: ...
+
+
+def token_row(conn: sqlite3.Connection, token_id: str) -> TokenRow | None:
+    """A token's row and its revocation's log index, as ``explain_token`` takes them."""
+    row = conn.execute(
+        "SELECT t.role, t.product, t.expires, t.secret_sha256, t.issued_idx, r.log_idx "
+        "FROM token t LEFT JOIN token_revoke r ON r.token_id = t.id WHERE t.id = ?",
+        (token_id,)).fetchone()
+    return None if row is None else (str(row[0]), row[1], row[2], str(row[3]), int(row[4]),
+                                     None if row[5] is None else int(row[5]))
+
+
+def leaf_at(conn: sqlite3.Connection, idx: int) -> bytes | None:
+    row = conn.execute("SELECT leaf FROM log WHERE idx = ?", (idx,)).fetchone()
+    return None if row is None else bytes(row[0])
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -206,7 +223,7 @@ class SqliteLogStorage:
         if idx < 0:
             row = self.conn.execute("SELECT leaf FROM log ORDER BY idx DESC LIMIT 1").fetchone()
         else:
-            row = self.conn.execute("SELECT leaf FROM log WHERE idx = ?", (idx,)).fetchone()
+            return leaf_at(self.conn, idx)
         return None if row is None else bytes(row[0])
 
     def node(self, level: int, k: int) -> bytes:
@@ -284,12 +301,12 @@ class SqliteLogStorage:
     def add_retention(self, seq: int, aid: str, until: str) -> None:
         self.conn.execute("INSERT INTO retention VALUES (?,?,?)", (seq, aid, until))
 
-    def hold_state(self, hold_id: str) -> tuple[str, str | None, bool] | None:
+    def hold_state(self, hold_id: str) -> tuple[str, str | None, int, int | None] | None:
         row = self.conn.execute(
-            "SELECT h.matter, h.product, r.hold_id FROM hold h "
+            "SELECT h.matter, h.product, h.placed_idx, r.log_idx FROM hold h "
             "LEFT JOIN hold_release r ON r.hold_id = h.id WHERE h.id = ?", (hold_id,)
         ).fetchone()
-        return None if row is None else (row[0], row[1], row[2] is not None)
+        return None if row is None else (row[0], row[1], int(row[2]), row[3])
 
     def add_hold(self, hold_id: str, matter: str, reason: str, actor: str,
                  product: str | None, scope_json: str, seq: int, time: str) -> None:
@@ -301,10 +318,10 @@ class SqliteLogStorage:
         self.conn.execute("INSERT INTO hold_release VALUES (?,?,?,?,?)",
                           (hold_id, reason, actor, seq, time))
 
-    def active_holds(self) -> list[tuple[str, str | None, dict[str, Any]]]:
-        return [(r[0], r[1], json.loads(r[2])) for r in self.conn.execute(
-            "SELECT h.id, h.product, h.scope FROM hold h WHERE NOT EXISTS "
-            "(SELECT 1 FROM hold_release r WHERE r.hold_id = h.id)")]
+    def holds(self) -> list[tuple[str, str | None, dict[str, Any], int | None]]:
+        return [(r[0], r[1], json.loads(r[2]), r[3]) for r in self.conn.execute(
+            "SELECT h.id, h.product, h.scope, r.log_idx FROM hold h "
+            "LEFT JOIN hold_release r ON r.hold_id = h.id")]
 
     def live_file_copies(self, sha256: str, except_id: str) -> int:
         """Live file-backed artifacts other than ``except_id`` sharing these bytes
@@ -327,11 +344,8 @@ class SqliteLogStorage:
         self.conn.execute("INSERT INTO governance VALUES (?,?,?,?,?)",
                           (seq, state, reason, actor, time))
 
-    def token_state(self, token_id: str) -> tuple[str | None, bool] | None:
-        row = self.conn.execute(
-            "SELECT t.product, r.token_id FROM token t LEFT JOIN token_revoke r "
-            "ON r.token_id = t.id WHERE t.id = ?", (token_id,)).fetchone()
-        return None if row is None else (row[0], row[1] is not None)
+    def token_row(self, token_id: str) -> TokenRow | None:
+        return token_row(self.conn, token_id)
 
     def add_token(self, token_id: str, role: str, product: str | None,
                   expires: str | None, secret_sha256: str, note: str, actor: str, seq: int,

@@ -9,6 +9,7 @@ the writer and never write. The write side is :mod:`depository.store._logstore`.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -17,8 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from depository.store._authority import explain_token
 from depository.store._errors import NotFoundError, StoreError
-from depository.store._logstore import DB_NAME, READER_CACHE_KIB
+from depository.store._logstore import DB_NAME, READER_CACHE_KIB, leaf_at, token_row
 from depository.store._model import (
     Artifact,
     Hold,
@@ -419,12 +421,23 @@ class StoreReads:
         return [_token(r) for r in self.conn().execute(f"{_TOKEN_SELECT} ORDER BY t.issued_idx")]
 
     def authenticate(self, secret: str, now: datetime) -> Token | None:
-        """The live token for this secret at ``now``, or None (unknown, expired, revoked)."""
-        row = self.conn().execute(f"{_TOKEN_SELECT} WHERE t.secret_sha256 = ?",
-                                  (token_secret_hash(secret),)).fetchone()
+        """The live token for this secret at ``now``, or None (unknown, expired, revoked).
+
+        The token row is honoured only if the log explains it (its ``token.issue``
+        record, and its ``token.revoke`` if revoked); raises
+        :class:`~depository.store._authority.UnexplainedRowError` if not."""
+        conn = self.conn()
+        row = conn.execute(f"{_TOKEN_SELECT} WHERE t.secret_sha256 = ?",
+                           (token_secret_hash(secret),)).fetchone()
         if row is None:
             return None
         tok = _token(row)
+        found = token_row(conn, tok.id)
+        if found is None:
+            return None  # gone since the first read
+        grant = explain_token(tok.id, found, functools.partial(leaf_at, conn))
+        if grant.revoked is not None:
+            return None
         return tok if tok.valid_at(now) else None
 
     def token_generation(self) -> int:

@@ -457,6 +457,11 @@ class RemoteWriter:
         if reason is not None:
             raise GovernanceLockedError.of(reason)
 
+    def report_tamper(self, reason: str) -> None:
+        if self._reads.lock_reason() is None:
+            with contextlib.suppress(StoreError):
+                self.lock(f"tampering: {reason}", check="tamper", actor="depository")
+
     def checkpoint(self) -> bytes:
         return bytes(self._call("checkpoint"))
 

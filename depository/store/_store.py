@@ -34,6 +34,7 @@ import yaml
 
 from depository.signing import generate_key
 from depository.store._artifacts import BULK_CHUNK, Preparer, iter_put_many
+from depository.store._authority import UnexplainedRowError
 from depository.store._backend import (
     AnchorSink,
     BlobBackend,
@@ -368,8 +369,14 @@ class Store:
         return self.reads.tokens()
 
     def authenticate(self, secret: str, now: datetime) -> Token | None:
-        """The live token for this secret at ``now``, or None (unknown, expired, revoked)."""
-        return self.reads.authenticate(secret, now)
+        """The live token for this secret at ``now``, or None (unknown, expired, revoked,
+        or a row the log does not explain: then the writer records a tamper lock)."""
+        try:
+            return self.reads.authenticate(secret, now)
+        except UnexplainedRowError as exc:
+            if self.writer is not None:
+                self.writer.report_tamper(str(exc))
+            return None
 
     def queue_depth(self) -> int:
         """Operations waiting for the writer (a monitoring figure)."""

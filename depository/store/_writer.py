@@ -47,6 +47,10 @@ class StoreWriter(Protocol):
         """Raise ``GovernanceLockedError`` now if a streamed body would be refused anyway
         (so it is not stored first); may do nothing."""
 
+    def report_tamper(self, reason: str) -> None:
+        """A reader found a row the log does not explain: record a governance lock
+        (``check: tamper``) unless the store is locked already. Never raises."""
+
     def checkpoint(self) -> bytes: ...
     def extend_retention(self, product: str, name_or_id: str, until: datetime, *,
                          actor: str, reason: str) -> int: ...
@@ -103,6 +107,9 @@ class LocalWriter:
 
     def before_stream(self) -> None:
         """The lock is checked with the other fields (see :meth:`known_lock`)."""
+
+    def report_tamper(self, reason: str) -> None:
+        self.engine.report_tamper(reason)
 
     # ----------------------------------------------------------- the others
     def checkpoint(self) -> bytes:

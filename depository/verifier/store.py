@@ -17,10 +17,15 @@ every other table, file and signature is checked against them.
 4. **Derived tables** are re-derived from the records and compared row by row.
 5. **Semantics**: retention is only ever extended; no disposal before retention ran out
    or under an unreleased legal hold; names are written once; the put's retention meets
-   the store's minimum; no state-changing write under a governance lock.
-6. **Blobs**: every live artifact's bytes hash to its record; disposed bytes are gone;
+   the store's minimum; no state-changing write under a governance lock; every refusal
+   record names what the log says was stored (:data:`CHECK_REFUSAL`).
+6. **Authority** (:mod:`depository.tlog.authority`): every record by a ``token:<id>``
+   actor was caused by a token an earlier, itself authorized, record issued, not revoked
+   or expired at that record, whose role and product permit it; token issues and
+   revocations meet their preconditions.
+7. **Blobs**: every live artifact's bytes hash to its record; disposed bytes are gone;
    the ``inline_blob`` table holds nothing unreferenced.
-7. **SQLite** ``PRAGMA integrity_check`` and the schema fingerprint frozen in record 0.
+8. **SQLite** ``PRAGMA integrity_check`` and the schema fingerprint frozen in record 0.
 
 With ``jobs > 1`` the per-leaf work (canonical parsing, leaf hashing, subtree hashing)
 and blob hashing run in worker processes over aligned chunks of the log; the result is
@@ -49,6 +54,7 @@ from typing import Any
 from urllib.parse import quote
 
 from depository.tlog import merkle, safejson
+from depository.tlog.authority import Grant, issue_problem, refusal, token_id_of
 from depository.tlog.checkpoint import verify_checkpoint
 from depository.tlog.errors import (
     MalformedInputError,
@@ -109,12 +115,15 @@ CHECK_GOVERNANCE = "governance"
 CHECK_BLOB = "blob"
 CHECK_INTEGRITY = "sqlite-integrity"
 CHECK_SCHEMA = "schema"
+CHECK_AUTHORITY = "authority"
+CHECK_REFUSAL = "refusal"
 
 CHECKS = (
     CHECK_RECORD, CHECK_LOG, CHECK_LEAF_HASH, CHECK_INIT, CHECK_KEY, CHECK_CHECKPOINT,
     CHECK_TRUNCATED, CHECK_UNSIGNED, CHECK_NODE, CHECK_SINCE, CHECK_ANCHOR, CHECK_DERIVED,
     CHECK_ARTIFACT_ID, CHECK_NAME, CHECK_RETENTION, CHECK_HOLD, CHECK_DISPOSAL,
-    CHECK_GOVERNANCE, CHECK_BLOB, CHECK_INTEGRITY, CHECK_SCHEMA,
+    CHECK_GOVERNANCE, CHECK_BLOB, CHECK_INTEGRITY, CHECK_SCHEMA, CHECK_AUTHORITY,
+    CHECK_REFUSAL,
 )
 """Every value :attr:`Finding.check` can take."""
 
@@ -716,7 +725,8 @@ def _artifact_id(product: str, name: str) -> str:
 
 # (configured products, minimum retention at put: default_retention_days less a minute)
 _Context = tuple[frozenset[str] | None, timedelta | None]
-_Item = tuple[int, str, str | None, str, Any]  # (index, type, product, time, payload)
+# (index, type, product, time, payload, token id when the actor is ``token:<id>``)
+_Item = tuple[int, str, str | None, str, Any, str | None]
 
 
 def _canonical_in(value: Any, leaf: bytes) -> str:
@@ -781,6 +791,7 @@ def _prepare(rec: dict[str, Any], leaf: bytes, ctx: _Context, out: list[Finding]
                            f"({product!r}); this record type is store-wide", index=idx,
                            table="log"))
     t, actor = rec["time"], rec["actor"]
+    tok = token_id_of(actor)
     payload: Any
     if typ == "store.init":
         if idx != 0:
@@ -791,12 +802,7 @@ def _prepare(rec: dict[str, Any], leaf: bytes, ctx: _Context, out: list[Finding]
     if typ == "artifact.put":
         aid, name, meta = body["artifact_id"], body["name"], body["metadata"]
         p = product or ""
-        derived = _artifact_id(p, name)
-        if aid != derived:
-            out.append(Finding(CHECK_ARTIFACT_ID, f"record {idx} (artifact {aid}, {p}/{name}): "
-                               "the artifact id is not the one derived from its product and "
-                               f"name ({derived}): the record was forged", index=idx,
-                               artifact_id=aid, table="log"))
+        _check_id(idx, aid, p, name, out)
         received, recorded = _ts(body["received"]), _ts(t)
         if received is not None and recorded is not None and received > recorded:
             out.append(Finding(CHECK_RETENTION, f"record {idx} (artifact {aid}, {p}/{name}): "
@@ -840,9 +846,26 @@ def _prepare(rec: dict[str, Any], leaf: bytes, ctx: _Context, out: list[Finding]
                    body["secret_sha256"], body["note"], actor, idx, t)
     elif typ == "token.revoke":
         payload = (body["token_id"], body["reason"], actor, idx, t)
+    elif typ == "artifact.refused":
+        aid, name = body["artifact_id"], body["name"]
+        _check_id(idx, aid, product or "", name, out)
+        payload = (aid, name, body["sha256"], body["existing_sha256"])
+    elif typ == "retention.refused":
+        payload = (body["artifact_id"], body["current"], body["requested"])
+    elif tok is None:
+        return None  # informational: no derived state, and no token to judge
     else:
-        return None  # informational: no derived state
-    return (idx, typ, product, t, payload)
+        payload = None
+    return (idx, typ, product, t, payload, tok)
+
+
+def _check_id(idx: int, aid: str, product: str, name: str, out: list[Finding]) -> None:
+    derived = _artifact_id(product, name)
+    if aid != derived:
+        out.append(Finding(CHECK_ARTIFACT_ID, f"record {idx} (artifact {aid}, {product}/{name}): "
+                           "the artifact id is not the one derived from its product and name "
+                           f"({derived}): the record was forged", index=idx, artifact_id=aid,
+                           table="log"))
 
 
 # --------------------------------------------------------------------------- state
@@ -1066,6 +1089,10 @@ class _Replay:
         self._by_digest: dict[bytes, str] | None = None
         self.holds: dict[str, _HoldState] = {}
         self.locked: tuple[str, int] | None = None
+        self.grants: dict[str, Grant] = {}  # tokens issued so far in the log, by id
+        self.void: dict[str, int] = {}  # tokens issued by an unauthorized record: its index
+        self.authorized = 0  # records judged on a token's authority
+        self.refusals = 0  # artifact.refused and retention.refused records
         self.disposed = 0
         self.good_cps = 0
         self.signed_max = 0  # largest size of a validly signed checkpoint, matching or not
@@ -1620,7 +1647,8 @@ class _Replay:
     # ---------------------------------------------------------------- semantics
     def _apply(self, item: _Item) -> None:
         """The stateful part of a record's replay, in log order."""
-        idx, typ, product, t, payload = item
+        idx, typ, product, t, payload, tok = item
+        authorized = tok is None or self._authorize(idx, typ, product, t, tok)
         if typ == "artifact.put":
             self._put(idx, product, t, *payload)
         elif typ == "retention.extend":
@@ -1634,13 +1662,123 @@ class _Replay:
         elif typ in ("governance.lock", "governance.unlock"):
             self._governance(idx, typ, *payload)
         elif typ == "token.issue":
-            if self.t_token is not None:
-                self.t_token.expect((idx,), payload, f"record {idx} (token {payload[0]})",
-                                    index=idx)
-        elif typ == "token.revoke" and self.t_token_revoke is not None:
-            self.t_token_revoke.expect((idx,), payload,
-                                       f"record {idx} (token revocation {payload[0]})",
+            self._issue(idx, product, payload, authorized)
+        elif typ == "token.revoke":
+            self._revoke(idx, product, payload)
+        elif typ == "artifact.refused":
+            self._refused(idx, product, *payload)
+        elif typ == "retention.refused":
+            self._retention_refused(idx, product, *payload)
+
+    def _authorize(self, idx: int, typ: str, product: str | None, t: str, tok: str) -> bool:
+        """A record written on a token's authority: the token as the log defines it up to
+        here must permit it (:mod:`depository.tlog.authority`)."""
+        self.authorized += 1
+        g = self.grants.get(tok)
+        why = refusal(g, tok, typ, product,
+                      _ts(t) if g is not None and g.expires is not None else None)
+        if why is None and self.void and tok in self.void:
+            why = (f"token {tok} was issued by record {self.void[tok]}, which was itself "
+                   "not authorized")
+        if why is not None:
+            self.f.add(CHECK_AUTHORITY, f"record {idx} ({typ} by token:{tok}): {why}. The "
+                       "store never writes such a record: it was written on forged authority "
+                       "(e.g. a token row inserted into the database, which the log does not "
+                       "explain) or by a compromised writer", index=idx, table="log")
+            return False
+        return True
+
+    def _issue(self, idx: int, product: str | None, row: tuple[Any, ...],
+               authorized: bool) -> None:
+        tid, role, expires = row[0], row[1], row[3]
+        where = f"record {idx} (token.issue of {tid})"
+        if self.t_token is not None:
+            self.t_token.expect((idx,), row, f"record {idx} (token {tid})", index=idx)
+        problem = issue_problem(role, product)
+        if problem is not None:
+            self.f.add(CHECK_AUTHORITY, f"{where}: {problem}; the store never issues such a "
+                       "token", index=idx, table="log")
+        products = self.ctx[0]
+        if product is not None and products is not None and product not in products:
+            self.f.add(CHECK_AUTHORITY, f"{where}: scoped to product {product!r}, which "
+                       "store.init does not configure", index=idx, table="log")
+        old = self.grants.get(tid)
+        if old is not None:
+            self.f.add(CHECK_AUTHORITY, f"{where}: token {tid} was already issued by record "
+                       f"{old.issued}; a token id is issued once, so this record was forged",
+                       index=idx, table="log")
+            return
+        self.grants[tid] = Grant(tid, role, product, _ts(expires), idx)
+        if not authorized:
+            self.void[tid] = idx
+
+    def _revoke(self, idx: int, product: str | None, row: tuple[Any, ...]) -> None:
+        tid = row[0]
+        where = f"record {idx} (token.revoke of {tid})"
+        if self.t_token_revoke is not None:
+            self.t_token_revoke.expect((idx,), row, f"record {idx} (token revocation {tid})",
                                        index=idx)
+        g = self.grants.get(tid)
+        if g is None:
+            self.f.add(CHECK_AUTHORITY, f"{where}: no earlier record issued token {tid}: "
+                       "forged", index=idx, table="log")
+            return
+        if g.revoked is not None:
+            self.f.add(CHECK_AUTHORITY, f"{where}: the token was already revoked by record "
+                       f"{g.revoked}", index=idx, table="log")
+            return
+        if product != g.product:
+            self.f.add(CHECK_AUTHORITY, f"{where}: names product {product!r}, but record "
+                       f"{g.issued} scoped the token to {g.product!r}", index=idx, table="log")
+        g.revoked = idx
+
+    def _refused(self, idx: int, product: str | None, aid: str, name: str, sha: str,
+                 existing: str) -> None:
+        """artifact.refused: a write-once refusal over bytes an earlier put stored."""
+        self.refusals += 1
+        f = self.f
+        where = f"record {idx} (artifact.refused of {aid}, {product}/{name})"
+        self._while_locked(idx, where, aid)
+        art = self.art(aid)
+        if art is None:
+            f.add(CHECK_REFUSAL, f"{where}: no earlier record stored {product}/{name}, so "
+                  f"there was nothing to refuse the write over, yet the refusal says the name "
+                  f"holds sha256 {existing[:16]}…: bytes the log never stored (an artifact "
+                  "row the log does not explain)", index=idx, artifact_id=aid, table="log")
+            return
+        if existing != art.sha256:
+            f.add(CHECK_REFUSAL, f"{where}: says the name holds sha256 {existing[:16]}…, but "
+                  f"record {art.idx} stored {art.sha256[:16]}… under it", index=idx,
+                  artifact_id=aid, table="log")
+        elif sha == existing:
+            f.add(CHECK_REFUSAL, f"{where}: refuses the very bytes the name already holds "
+                  "(the store acknowledges such a write as a duplicate)", index=idx,
+                  artifact_id=aid, table="log")
+
+    def _retention_refused(self, idx: int, product: str | None, aid: str, current: str,
+                           requested: str) -> None:
+        """retention.refused: a refused shortening of the retention the log says is in force."""
+        self.refusals += 1
+        f = self.f
+        art = self.art(aid)
+        where = (art.where(idx) if art else f"record {idx} (artifact {aid})") + \
+            " (retention.refused)"
+        self._while_locked(idx, where, aid)
+        if art is None:
+            f.add(CHECK_REFUSAL, f"{where}: no earlier record stored this artifact",
+                  index=idx, artifact_id=aid, table="log")
+            return
+        if art.product != product:
+            f.add(CHECK_REFUSAL, f"{where}: names product {product!r}, the artifact belongs "
+                  f"to {art.product!r}", index=idx, artifact_id=aid, table="log")
+        if current != art.eff:
+            f.add(CHECK_REFUSAL, f"{where}: says the retention in force was {current}, but "
+                  f"the log says {art.eff}", index=idx, artifact_id=aid, table="log")
+        req, cur = _ts(requested), _ts(current)
+        if req is not None and cur is not None and req > cur:
+            f.add(CHECK_REFUSAL, f"{where}: refused {requested}, which extends the retention "
+                  f"({current}); the store grants an extension", index=idx, artifact_id=aid,
+                  table="log")
 
     def _while_locked(self, idx: int, what: str, aid: str | None = None) -> None:
         if self.locked is not None:
@@ -1725,6 +1863,14 @@ class _Replay:
             self.f.add(CHECK_HOLD, f"record {idx}: hold id {hid} was already placed by record "
                        f"{self.holds[hid].idx}: forged", index=idx, table="log")
             return
+        for aid in scope.get("artifact_ids", ()):
+            art = self.art(aid)
+            if art is None or art.product != product:
+                what = ("no earlier record stored it" if art is None
+                        else f"it belongs to product {art.product!r}")
+                self.f.add(CHECK_HOLD, f"record {idx} (hold {hid}, matter {matter!r}, product "
+                           f"{product!r}): names artifact {aid}, but {what}", index=idx,
+                           artifact_id=aid, table="log")
         self.holds[hid] = _HoldState(product, dict(scope), matter, idx)
 
     def _release(self, idx: int, matter: str, row: tuple[Any, ...]) -> None:
@@ -1970,6 +2116,14 @@ class _Replay:
                f"{self.disposed} disposals, none before retention ran out or under a legal "
                "hold")
         passed((CHECK_GOVERNANCE,), "no write while the store was under a governance lock")
+        revoked = sum(1 for g in self.grants.values() if g.revoked is not None)
+        passed((CHECK_AUTHORITY,), f"authority: {self.authorized} records written on a "
+               "token's authority, each by a token an earlier record issued, not revoked or "
+               "expired at that record, whose role and product permit that record type; "
+               f"{len(self.grants)} tokens issued, {revoked} revoked")
+        passed((CHECK_REFUSAL,), f"refusals: {self.refusals} refusal records, each over an "
+               "artifact an earlier record stored, stating the bytes or retention the log "
+               "says it held")
         if self.check_blobs:
             passed((CHECK_BLOB,), f"blobs: {self.blobs_checked} live artifacts' bytes hash to "
                    f"their records; {self.removed_checked} disposed artifacts' bytes are gone; "

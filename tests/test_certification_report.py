@@ -484,6 +484,13 @@ COMMANDS: dict[str, Spec] = {
         "a server that runs until stopped (tests/test_dashboard_browser.py serves a store "
         "with --load-results and --certification-report on 127.0.0.1 and drives /ui in "
         "Chromium)",
+    "depository watch --store ./store --once --json":
+        "its exit status follows the store's certification, which depends on this run "
+        "(tests/test_ops_alerts.py runs `watch --once --json` on known stores with a real "
+        "SMTP server and webhook receiver, tampered and not)",
+    "depository watch --store ./store --interval 30":
+        "runs until stopped (tests/test_ops_alerts.py runs single passes)",
+    "depository alert rules > depository.rules.yml": ("fresh", 0, ()),
     # reviewer guide
     "depository key generate --name bucket-owner --out owner.key": ("fresh", 0, ()),
     "depository serve --store ./store --certification-report cert-2026-11/report.pdf "

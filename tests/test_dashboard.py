@@ -265,7 +265,6 @@ OPS_SNAPSHOT = {  # the shape of Operations.snapshot() on the ops branch
 
 def test_operations_and_alert_records_render(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
 
     from depository.tlog.record import canonical_json
 
@@ -287,8 +286,17 @@ def test_operations_and_alert_records_render(tmp_path: Path,
 
     # The seams: the operations snapshot (ops' Operations on the context) and the log
     # search (the service's read-only connection).
-    monkeypatch.setattr(ctx, "ops", SimpleNamespace(snapshot=lambda now: OPS_SNAPSHOT),
-                        raising=False)
+    # The service's real Operations, its snapshot overlaid with the figures above.
+    real = ctx.ops.snapshot
+
+    def snapshot(now: Any) -> dict[str, Any]:
+        snap = real(now)
+        snap["firing"] = OPS_SNAPSHOT["firing"]
+        snap["schedule"].update(OPS_SNAPSHOT["schedule"])
+        snap["escalation"].update(OPS_SNAPSHOT["escalation"])
+        return snap
+
+    monkeypatch.setattr(ctx.ops, "snapshot", snapshot)
     monkeypatch.setattr(ctx.reads, "records_containing", find)
     with TestClient(app) as client:
         _login(client, tok)

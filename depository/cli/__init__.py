@@ -16,6 +16,7 @@ from depository.cli._loadtest import loadtest
 from depository.cli._serve import serve
 from depository.cli._store import COMMANDS as STORE_COMMANDS
 from depository.cli._verify import verify
+from depository.cli._watch import alert, watch
 
 
 @click.group(
@@ -38,5 +39,7 @@ main.add_command(evidence)
 main.add_command(certify)
 main.add_command(loadtest)
 main.add_command(serve)
+main.add_command(watch)
+main.add_command(alert)
 for _command in STORE_COMMANDS:
     main.add_command(_command)

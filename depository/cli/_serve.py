@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from depository.store import Store, StoreError
+from depository.store import ConfigError, Store, StoreError
 
 
 @click.command()
@@ -147,10 +147,14 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
         exports = ExportSettings(directory=exports_dir or store_dir / EXPORTS_DIR,
                                  evidence_key_file=evidence_key, tsa_url=tsa_url or None,
                                  organisation=organisation or None)
-        app = create_app(store, public_tiles=public_tiles, upload_idle_timeout=upload_timeout,
-                         exports=exports, load_results=load_results,
-                         certification_report=certification_report,
-                         certification_trust=certification_trust)
+        try:
+            app = create_app(store, public_tiles=public_tiles,
+                             upload_idle_timeout=upload_timeout, exports=exports,
+                             load_results=load_results,
+                             certification_report=certification_report,
+                             certification_trust=certification_trust)
+        except ConfigError as exc:  # alerting / schedule / monitoring settings
+            raise click.UsageError(f"{store_dir}/depository.yaml: {exc}") from exc
         limits = ConnectionLimits(header_timeout, max_connections,
                                   max_connections_per_address, max_header_bytes)
         click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{port}",
@@ -164,13 +168,20 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
 def _serve_workers(store: Store, store_dir: Path, *, host: str, port: int, workers: int,
                    options: dict[str, object]) -> None:
     from depository.service import run_parent
+    from depository.service.operations import start_background
 
     def listening(bound: int) -> None:
         click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{bound} "
                    f"with {workers} worker processes", err=True)
 
     try:
+        stop_checks = start_background(store)  # scheduled checks and alerts, here, once
+    except ConfigError as exc:
+        store.close()
+        raise click.UsageError(f"{store_dir}/depository.yaml: {exc}") from exc
+    try:
         run_parent(store, host=host, port=port, workers=workers, worker_options=options,
                    on_listening=listening)
     finally:
+        stop_checks()
         store.close()  # drains the writer and signs a final checkpoint

@@ -35,6 +35,7 @@ from depository.service._monitoring import (
     ServiceMetrics,
 )
 from depository.service._reads import CertificationScanner, UsageTracker
+from depository.service.operations import Operations
 from depository.store import Store, StoreReads, utc_now
 from depository.store.config import Config
 
@@ -71,6 +72,15 @@ class AppContext:
     oldest_record_time: str | None = field(default=None, init=False)
     last_views: dict[str, Any] | None = field(default=None, init=False)
     _monitor_task: asyncio.Task[None] | None = field(default=None, init=False)
+    # Operations (alerts, escalation, scheduled checks): run here unless run_checks is
+    # False; alerts_elsewhere: an HTTP worker, whose parent process runs them.
+    run_checks: bool = True
+    alerts_elsewhere: bool = False
+    ops: Operations = field(init=False)
+    reported: LatencyWindow = field(default_factory=lambda: LatencyWindow(maxlen=10_000))
+    last_scale: list[dict[str, Any]] = field(default_factory=list, init=False)
+    last_storage: list[dict[str, Any]] = field(default_factory=list, init=False)
+    _checks_task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         from depository.service import _views
@@ -78,17 +88,20 @@ class AppContext:
         self.usage = UsageTracker(self.reads, list(self.config.products))
         self.certs = CertificationScanner(self.reads)
         self.alerts = AlertTracker(n_levels=len(self.config.alert_levels))
+        self.ops = Operations(self.store)  # validates alerting/schedule/monitoring
         self.metrics.add_gauges(lambda: _views.gauges(self))
 
     @classmethod
     def create(cls, store: Store, *, clock: Clock = utc_now, public_tiles: bool = False,
                upload_idle_timeout: float = 30.0, max_streaming_uploads: int = 32,
-               exports: ExportSettings | None = None) -> AppContext:
+               exports: ExportSettings | None = None, run_checks: bool = True,
+               alerts_elsewhere: bool = False) -> AppContext:
         """The context for serving ``store`` (open; the caller closes it)."""
         return cls(store=store, clock=clock, auth=Authenticator(store, clock),
                    exports=Exports(store, exports or ExportSettings.from_env(store.path)),
                    reads=store.reads, public_tiles=public_tiles,
-                   idle_timeout=upload_idle_timeout, max_streams=max_streaming_uploads)
+                   idle_timeout=upload_idle_timeout, max_streams=max_streaming_uploads,
+                   run_checks=run_checks, alerts_elsewhere=alerts_elsewhere)
 
     @property
     def config(self) -> Config:
@@ -111,12 +124,17 @@ class AppContext:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self._monitor_task = asyncio.create_task(self._monitor_loop())
+        if self.run_checks:
+            self._checks_task = asyncio.create_task(self._checks_loop())
         try:
             yield
         finally:
-            self._monitor_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor_task
+            for task in (self._monitor_task, self._checks_task):
+                if task is None:
+                    continue
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             pool, self._upload_pool = self._upload_pool, None
             if pool is not None:  # waits for uploads still being written
                 await run_in_threadpool(pool.shutdown, True)
@@ -129,8 +147,29 @@ class AppContext:
             await asyncio.sleep(MONITOR_EVERY)
             try:
                 await run_in_threadpool(compute_views, self)
+                if self.run_checks:
+                    await run_in_threadpool(self.dispatch_alerts)
             except Exception:  # the next round retries; monitoring never stops serving
                 log.exception("monitoring evaluation failed")
+
+    async def _checks_loop(self) -> None:
+        while True:
+            await asyncio.sleep(MONITOR_EVERY)
+            try:
+                await run_in_threadpool(self.ops.run_checks, self.clock())
+            except Exception:  # the next round retries
+                log.exception("scheduled checks failed")
+
+    def dispatch_alerts(self, now: datetime | None = None) -> list[Any]:
+        """Deliver the alerts firing now (from the latest views)."""
+        return self.ops.dispatch(now or self.clock(), scale=self.last_scale,
+                                 storage=self.last_storage)
+
+    def compute_views(self) -> dict[str, Any]:
+        """Every monitoring view, computed now (see :mod:`._views`)."""
+        from depository.service._views import compute_views
+
+        return compute_views(self)
 
     # ------------------------------------------------------------------ plumbing
     def principal(self, request: Request) -> Principal:

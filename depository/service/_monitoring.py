@@ -9,11 +9,13 @@ without a server. The trackers (:class:`RateWindow`, :class:`LatencyWindow`,
 from __future__ import annotations
 
 import bisect
+import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -27,6 +29,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from depository.store import parse_time
 from depository.store.config import DEFAULT_SCALE_LIMITS, Config
 
 SCALE_LIMIT_IDS = tuple(DEFAULT_SCALE_LIMITS)  # the seed's seven, in its order
@@ -382,3 +385,281 @@ def gauge(name: str, doc: str, value: float | None = None,
     for lv, v in (labelled or {}).items():
         g.add_metric(list(lv), v)
     return g
+
+
+# ------------------------------------------------------------------ scale views
+# The views below answer the seed's remaining monitoring questions from measurements:
+# the service's own latency histograms, the latest load-test results
+# (``monitoring.loadtest_results``), store sizes and the scheduled checks. Where a figure
+# comes from a document (the seed's targets) rather than a measurement, ``source`` says so.
+
+SEED = "document: the seed's certification content (a target, not a measurement)"
+
+
+def latency_buckets(metrics: ServiceMetrics) -> dict[str, tuple[list[int], float]]:
+    """Per route: the request-latency histogram's per-bucket counts (+Inf last) and sum."""
+    sums = dict(metrics._latency_sum)
+    return {r: (list(c), sums.get(r, 0.0)) for r, c in dict(metrics._latency).items()}
+
+
+def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[int]
+                       ) -> float | None:
+    """Prometheus' ``histogram_quantile``: linear interpolation inside the bucket that
+    holds rank ``q``; None without observations; the largest finite bound when the rank
+    falls in +Inf."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = q * total
+    acc = 0
+    for i, n in enumerate(counts):
+        if acc + n >= rank and n > 0:
+            if i >= len(bounds):
+                return float(bounds[-1])
+            lo = 0.0 if i == 0 else float(bounds[i - 1])
+            return lo + (float(bounds[i]) - lo) * (rank - acc) / n
+        acc += n
+    return float(bounds[-1])
+
+
+def query_latency_view(buckets: Mapping[str, tuple[list[int], float]],
+                       window: Mapping[str, Any], limit: float | None,
+                       reported: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Record-query latency: per read route, percentiles estimated from the service's own
+    histogram (since start), and the 60 s window of exact durations."""
+    routes = []
+    for route, (counts, total) in sorted(buckets.items()):
+        if not route.startswith("GET ") or route in ("GET /metrics", "GET /health"):
+            continue
+        n = sum(counts)
+        p = {f"p{int(q * 100)}": (None if (v := histogram_quantile(q, _LATENCY_BUCKETS,
+                                                                   counts)) is None
+                                  else round(v, 6))
+             for q in (0.5, 0.95, 0.99)}
+        routes.append({"route": route, "count": n,
+                       "mean": round(total / n, 6) if n else None, **p,
+                       "over_limit": bool(limit is not None and p["p99"] is not None
+                                          and p["p99"] >= limit)})
+    return {"limit_seconds": limit, "limit_source": SEED,
+            "window_60s": dict(window), "routes": routes,
+            "method": "per route since the server started, estimated from the histogram "
+                      "depository_http_request_duration_seconds (as Prometheus' "
+                      "histogram_quantile); window_60s holds exact durations of the last 60 s",
+            "reported": dict(reported or {})}
+
+
+def read_load_results(path: Any) -> dict[str, Any] | None:
+    """The load-test ``results.json`` at ``path`` (a file or a directory holding one),
+    or None; only the keys the views use are required."""
+    if not path:
+        return None
+    p = Path(str(path))
+    if p.is_dir():
+        p = p / "results.json"
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("limits"), list):
+        return None
+    doc["_path"] = str(p)
+    return doc
+
+
+def _load_by_id(load: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    if not load:
+        return {}
+    return {str(x.get("id")): x for x in load.get("limits", []) if isinstance(x, dict)}
+
+
+def what_scales(scale: Sequence[Mapping[str, Any]], load: Mapping[str, Any] | None
+                ) -> dict[str, Any]:
+    """Each of the seven limits: the target (a document), what the latest load test
+    measured (and how: measured, scaled-down or extrapolated), and the live figure."""
+    by_id = _load_by_id(load)
+    out = []
+    for s in scale:
+        lr = by_id.get(str(s["id"]))
+        measured = None if lr is None else lr.get("measured")
+        entry = {
+            "id": s["id"], "unit": s.get("unit"), "target": s.get("threshold"),
+            "target_source": SEED, "current": s.get("current"),
+            "current_percent": s.get("percent"), "alert_level": s.get("alert_level"),
+            "load_test": None if lr is None else {
+                "measured": measured, "pass": bool(lr.get("pass")),
+                "figure": lr.get("figure"), "profile": lr.get("profile"),
+                "profile_target": lr.get("profile_target"), "status": lr.get("status")},
+        }
+        if lr is None:
+            entry["verdict"] = "unmeasured"
+            entry["why"] = "no load-test result for this limit (monitoring.loadtest_results)"
+        elif not lr.get("pass"):
+            entry["verdict"] = "fails"
+            entry["why"] = str(lr.get("reason") or "the load test did not pass this limit")
+        elif lr.get("profile") != "certify" or lr.get("figure") != "measured":
+            entry["verdict"] = "indicative"
+            entry["why"] = (f"passed, but the figure is {lr.get('figure')} "
+                            f"(profile {lr.get('profile')}): not a measurement at the target")
+        else:
+            entry["verdict"] = "scales"
+            entry["why"] = "measured at the configured target and passed"
+        out.append(entry)
+    return {"limits": out, "load_results": None if not load else {
+        "path": load.get("_path"), "ended": load.get("ended"), "profile": load.get("profile"),
+        "pass": load.get("pass")}}
+
+
+def scales_safely(ws: Mapping[str, Any], first_level: int) -> dict[str, Any]:
+    """Limits that scale (measured at target, passed) and are used below the first alert
+    level now: the rest, with the reason each is not safe."""
+    safe: list[dict[str, Any]] = []
+    not_safe: list[dict[str, Any]] = []
+    for e in ws["limits"]:
+        pct = e.get("current_percent")
+        ok = e["verdict"] == "scales" and (pct is None or pct < first_level)
+        why = e["why"] if e["verdict"] != "scales" else (
+            f"in use at {pct}% (first alert level {first_level}%)")
+        (safe if ok else not_safe).append({"id": e["id"], "why": why if not ok else
+                                           f"{e['why']}; in use at {pct}%"})
+    return {"safe": safe, "not_safe": not_safe, "first_alert_level": first_level}
+
+
+def does_not_scale(*, log_size: int, oldest_record: str | None, now_text: str,
+                   storage_bytes: int, storage_target: float | None, writes_peak: float,
+                   write_limit: float | None, queue_depth: int, artifact_count: int,
+                   query_p99: float | None, query_limit: float | None,
+                   full_verify_seconds: float | None, verified_size: int,
+                   retention_years: int) -> dict[str, Any]:
+    """The five things that do not scale and must be watched, each with its figure now
+    and, where a growth rate is measurable, where it will be at the end of retention."""
+
+    days = None
+    if oldest_record:
+        days = max((parse_time(now_text) - parse_time(oldest_record)).total_seconds()
+                   / 86400, 1 / 86400)
+    horizon = retention_years * 365.25
+
+    def per_day(v: float) -> float | None:
+        return None if days is None else round(v / days, 3)
+
+    rec_rate, byte_rate = per_day(log_size), per_day(storage_bytes)
+    items = [
+        {"id": "audit-trail-growth", "title": "The audit trail only grows",
+         "current": log_size, "unit": "records", "rate_per_day": rec_rate,
+         "projected_at_retention": None if rec_rate is None else round(rec_rate * horizon),
+         "why": "records are never deleted; every proof and replay reads more of them"},
+        {"id": "storage-growth", "title": "Total storage against the tier",
+         "current": storage_bytes, "unit": "bytes", "rate_per_day": byte_rate,
+         "target": storage_target,
+         "days_to_target": (None if not byte_rate or not storage_target
+                            else round(max(0.0, storage_target - storage_bytes) / byte_rate,
+                                       1)),
+         "why": "bytes are kept for the whole retention; the target is a tier figure"},
+        {"id": "single-writer", "title": "One writer serialises every write",
+         "current": writes_peak, "unit": "writes/s (peak of 60 s)", "limit": write_limit,
+         "queue_depth": queue_depth,
+         "why": "one process appends to the log; more writers queue rather than add "
+                "throughput"},
+        {"id": "query-latency-vs-count", "title": "Query latency grows with artifact count",
+         "current": query_p99, "unit": "seconds (p99, 60 s)", "limit": query_limit,
+         "artifacts": artifact_count,
+         "why": "listings and metadata queries scan more rows as products grow"},
+        {"id": "full-verification-time", "title": "A full offline replay grows with the log",
+         "current": full_verify_seconds, "unit": "seconds (last full replay)",
+         "records": verified_size,
+         "projected_at_retention_seconds": (
+             None if not full_verify_seconds or not verified_size or rec_rate is None
+             else round(full_verify_seconds / verified_size * rec_rate * horizon, 1)),
+         "why": "an auditor's replay reads every record and hashes every node"},
+    ]
+    return {"items": items, "observed_days": None if days is None else round(days, 3),
+            "retention_years": retention_years,
+            "method": "rates are the figure divided by the time since the first record; "
+                      "projections multiply them by the retention period (linear, labelled "
+                      "EXTRAPOLATED)"}
+
+
+def never_assume(*, storage_percent: float | None, disk_free: int | None,
+                 load: Mapping[str, Any] | None, now_text: str, live_p99: float | None,
+                 unverified_records: int, last_verification: str | None,
+                 certification_days: int | None, routes_without_contact: Sequence[str],
+                 failed_deliveries: int, unacked_overdue: int) -> dict[str, Any]:
+    """The five assumptions never to make, each checked against the store now."""
+
+    load_age = None
+    if load and load.get("ended"):
+        load_age = round((parse_time(now_text) - parse_time(str(load["ended"])))
+                         .total_seconds() / 86400, 1)
+    load_p99 = None
+    for lr in (load or {}).get("limits", []):
+        if isinstance(lr, dict) and lr.get("id") == "query-response":
+            load_p99 = (lr.get("latency_ms") or {}).get("p99")
+    items: list[dict[str, Any]] = [
+        {"id": "storage-is-unlimited", "assumption": "storage is unlimited",
+         "evidence": {"storage_percent": storage_percent, "disk_free_bytes": disk_free},
+         "status": "watch" if (storage_percent or 0) >= 70 else "ok"},
+        {"id": "load-test-holds-in-production",
+         "assumption": "the load-test figures hold in production",
+         "evidence": {"load_results_age_days": load_age,
+                      "load_test_query_p99_ms": load_p99,
+                      "live_query_p99_ms": None if live_p99 is None else round(live_p99 * 1000,
+                                                                             3)},
+         "status": "unknown" if load is None else ("stale" if (load_age or 0) > 183 else "ok")},
+        {"id": "checkpoint-means-verified", "assumption": "a signed checkpoint means verified",
+         "evidence": {"records_not_yet_verified": unverified_records,
+                      "last_verification": last_verification},
+         "status": "ok" if last_verification and unverified_records == 0 else "watch"},
+        {"id": "certification-stays-valid", "assumption": "a certification stays valid",
+         "evidence": {"days_left": certification_days},
+         "status": ("unknown" if certification_days is None else "expired"
+                    if certification_days < 0 else "watch" if certification_days <= 30
+                    else "ok")},
+        {"id": "alerts-reach-someone", "assumption": "alerts reach someone",
+         "evidence": {"routes_without_contact": list(routes_without_contact),
+                      "failed_deliveries": failed_deliveries,
+                      "overdue_unacknowledged": unacked_overdue},
+         "status": "ok" if not routes_without_contact and not failed_deliveries
+                   and not unacked_overdue else "watch"},
+    ]
+    return {"items": items}
+
+
+VALIDATE_FIELDS = {
+    "artifact_size": "artifact-size", "storage_bytes": "total-storage",
+    "writers": "concurrent-writers", "writes_per_second": "write-throughput",
+    "artifacts": "artifact-count", "query_seconds": "query-response",
+}
+
+
+def validate_operation(op: Mapping[str, Any], scale: Sequence[Mapping[str, Any]],
+                       load: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Would ``op`` stay within the limits? Additive figures (storage, artifacts, writers,
+    writes/s) are added to the current use; the rest are compared alone. Limits are never
+    relaxed by a request (the seed's refusal 4)."""
+    by_id = {str(s["id"]): s for s in scale}
+    by_load = _load_by_id(load)
+    checks = []
+    for fld, lid in VALIDATE_FIELDS.items():
+        if fld not in op:
+            continue
+        s = by_id[lid]
+        want = float(op[fld])
+        additive = lid in ("total-storage", "artifact-count", "concurrent-writers",
+                           "write-throughput")
+        current = float(s.get("current") or 0)
+        total = want + current if additive else want
+        target = s.get("threshold")
+        lr = by_load.get(lid)
+        ok = target is None or (total < target if lid == "query-response"
+                                else total <= target)
+        checks.append({
+            "limit": lid, "requested": want, "current": current if additive else None,
+            "after": total, "target": target, "target_source": SEED, "ok": ok,
+            "percent_after": percent_of(total, target),
+            "load_tested": None if lr is None else {"measured": lr.get("measured"),
+                                                    "pass": lr.get("pass"),
+                                                    "figure": lr.get("figure")},
+            "detail": (f"{total:g} {s.get('unit')} is within {target}" if ok else
+                       f"{total:g} {s.get('unit')} exceeds the limit {target}: refused (the "
+                       "depository does not relax its limits)")})
+    return {"allowed": all(c["ok"] for c in checks), "checks": checks}

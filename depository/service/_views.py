@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import Metric
 
 from depository.service._monitoring import Figures, gauge, scale_status, storage_alerts
+from depository.service._routes_ops import OPS_VIEWS, ops_gauges, ops_views
 from depository.store import NotFoundError, format_time
 
 if TYPE_CHECKING:
     from depository.service._context import AppContext
 
 VIEWS = ("scale", "writes", "storage", "throughput", "queries", "alerts", "thresholds",
-         "certification")
+         "certification", *OPS_VIEWS)
 
 
 def queue_depth(ctx: AppContext) -> int:
@@ -55,6 +56,7 @@ def compute_views(ctx: AppContext) -> dict[str, Any]:
         disk, disk_json = None, None
     quota = storage_alerts(usage.per_product, ctx.config, disk)
     ctx.alerts.evaluate([*scale, *quota], now_text)
+    ctx.last_scale, ctx.last_storage = scale, quota
     try:
         cp_size, _ = ctx.store.latest_checkpoint()
     except NotFoundError:
@@ -103,6 +105,7 @@ def compute_views(ctx: AppContext) -> dict[str, Any]:
         },
         "certification": ctx.certs.view(ctx.clock()),
     }
+    views.update(ops_views(ctx, views, fig, scale, q, now_text))
     ctx.last_views = views
     return views
 
@@ -134,3 +137,4 @@ def gauges(ctx: AppContext) -> Iterator[Metric]:
                 labels=["alert"])
     yield gauge("depository_alerts_active", "Number of active alerts",
                 len(views["alerts"]["active"]))
+    yield from ops_gauges(ctx)

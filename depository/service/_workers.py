@@ -150,7 +150,8 @@ def worker_main() -> None:
             tsa_url=spec["tsa_url"], organisation=spec["organisation"])
         app = create_app(store, public_tiles=spec["public_tiles"],
                          upload_idle_timeout=spec["upload_timeout"], exports=exports,
-                         dashboard=False)
+                         dashboard=False, run_checks=False,
+                         alerts_elsewhere=True)  # the parent runs checks and alerts
         run(app, sockets=[sock], limits=limits_from_options(spec),
             access_log=spec["access_log"], log_level=spec["log_level"])
     finally:

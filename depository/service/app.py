@@ -33,6 +33,7 @@ from depository.service import (
     _routes_governance,
     _routes_log,
     _routes_monitoring,
+    _routes_ops,
     _routes_service,
 )
 from depository.service._context import AppContext, Clock
@@ -48,7 +49,7 @@ __all__ = ["ROUTES", "AppContext", "Endpoint", "build_app", "create_app"]
 log = logging.getLogger("depository.service")
 
 _a, _l, _g = _routes_artifacts, _routes_log, _routes_governance
-_e, _m, _s = _routes_evidence, _routes_monitoring, _routes_service
+_e, _m, _s, _o = _routes_evidence, _routes_monitoring, _routes_service, _routes_ops
 _d = _routes_dashboard
 
 ROUTES: tuple[Endpoint, ...] = (  # the hot paths first: the router tries them in order
@@ -79,10 +80,13 @@ ROUTES: tuple[Endpoint, ...] = (  # the hot paths first: the router tries them i
     Endpoint("GET", "/v1/evidence/exports/{export_id}", _e.get_export),
     Endpoint("GET", "/v1/governance", _g.governance),
     Endpoint("POST", "/v1/governance/{action}", _g.governance_change),
+    Endpoint("POST", "/v1/governance/scale/validate", _o.scale_validate),
+    Endpoint("POST", "/v1/alerts/{fingerprint}/ack", _o.alert_ack),
     Endpoint("GET", "/v1/tokens", _g.list_tokens),
     Endpoint("POST", "/v1/tokens", _g.create_token),
     Endpoint("POST", "/v1/tokens/{token_id}/revoke", _g.revoke_token),
     Endpoint("GET", "/v1/monitoring", _m.monitoring),
+    Endpoint("POST", "/v1/monitoring/query-latency", _o.record_query_latency),
     Endpoint("GET", "/v1/monitoring/{view}", _m.monitoring_view),
     # The read-only web dashboard (HTML; a session cookie instead of a bearer header).
     Endpoint("GET", "/ui", _d.index),
@@ -138,7 +142,7 @@ def create_app(
     upload_idle_timeout: float = 30.0, max_streaming_uploads: int = 32,
     exports: ExportSettings | None = None, load_results: Path | None = None,
     certification_report: Path | None = None, certification_trust: Path | None = None,
-    dashboard: bool = True,
+    dashboard: bool = True, run_checks: bool = True, alerts_elsewhere: bool = False,
 ) -> Starlette:
     """The ASGI app serving ``store`` (opened for writing by the caller, who closes it).
 
@@ -149,12 +153,18 @@ def create_app(
     report PDF, its signer checked against ``certification_trust`` when given) are what
     the dashboard at ``/ui`` shows; ``dashboard=False`` answers ``/ui`` with a 503 page
     (HTTP worker processes: the dashboard's sessions live in one process).
+    ``run_checks`` runs the scheduled checks and alert delivery in the app's lifespan;
+    ``alerts_elsewhere`` marks an HTTP worker whose parent process runs them.
     """
     ctx = AppContext.create(store, clock=clock, public_tiles=public_tiles,
                             upload_idle_timeout=upload_idle_timeout,
-                            max_streaming_uploads=max_streaming_uploads, exports=exports)
+                            max_streaming_uploads=max_streaming_uploads, exports=exports,
+                            run_checks=run_checks, alerts_elsewhere=alerts_elsewhere)
     ctx.dashboard = DashboardState(load_results=load_results,
                                    certification_report=certification_report,
                                    certification_trust=certification_trust,
                                    enabled=dashboard)
+    if certification_report is not None and ctx.ops.schedule.certification_report is None:
+        # `serve --certification-report` also feeds the certification-expiry check
+        ctx.ops.use_certification_report(certification_report)
     return build_app(ctx)

@@ -25,6 +25,7 @@ from depository.store._errors import (
 from depository.store._locks import LockMirror
 from depository.store._model import (
     INFORMATIONAL_EVENTS,
+    UNDER_LOCK_EVENTS,
     Artifact,
     Clock,
     Hold,
@@ -277,7 +278,7 @@ class Governance:
         data = dict(body)
 
         def op(txn: Txn) -> tuple[int, bytes] | StoreError:
-            if txn.state.locked:
+            if txn.state.locked and type_ not in UNDER_LOCK_EVENTS:
                 return GovernanceLockedError.of(txn.state.locked)
             seq = txn.append(type_, actor, product, data)
             return seq, txn.leaves[-1][2]

@@ -148,7 +148,10 @@ ROLES = ("writer", "reader", "auditor", "legal", "admin")
 PRODUCT_ROLES = ("writer", "reader")
 # Events with no derived table that other parts of the toolkit may append.
 INFORMATIONAL_EVENTS = frozenset({"evidence.export", "certification.run",
-                                  "certification.result"})
+                                  "certification.result", "alert.delivery", "alert.ack"})
+# Informational events a governance lock does not refuse: telling people about the lock
+# (and their acknowledgement) must still be recorded while writes are halted.
+UNDER_LOCK_EVENTS = frozenset({"alert.delivery", "alert.ack"})
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,10 @@ class Config:
     alert_levels: tuple[int, ...] = (70, 85, 95)
     backend: BackendConfig = field(default_factory=BackendConfig)
     anchors: AnchorConfig | None = None
+    # Operations settings, validated by the service (never frozen into the log).
+    alerting: Mapping[str, Any] = field(default_factory=dict)
+    schedule: Mapping[str, Any] = field(default_factory=dict)
+    monitoring: Mapping[str, Any] = field(default_factory=dict)
 
     def frozen_json(self) -> dict[str, Any]:
         """The part of the configuration the log freezes at init."""
@@ -132,6 +136,9 @@ _TOP_KEYS = {
     "checkpoint", "alert_levels", "scale_limits", "backend", "anchors",
     # Read by `depository certify` (required sign-offs); the store ignores it.
     "certification",
+    # Read by the service's alerting and scheduled checks (depository.service.alerts,
+    # depository.service.checks), which validate them; the store only keeps them.
+    "alerting", "schedule", "monitoring",
 }
 
 
@@ -215,6 +222,11 @@ def parse_config(data: Any, *, source: str = "depository.yaml") -> Config:
     _need(backend.type != "s3" or inline_max == 0, "inline_max",
           "must be 0 with backend.type s3, so every artifact's bytes are under Object Lock "
           "(remove inline_max or set it to 0)")
+    ops: dict[str, Mapping[str, Any]] = {}
+    for k in ("alerting", "schedule", "monitoring"):
+        v = data.get(k, {})
+        _need(isinstance(v, dict), k, "must be a mapping")
+        ops[k] = v
     return Config(
         origin=origin,
         products=products,
@@ -232,6 +244,7 @@ def parse_config(data: Any, *, source: str = "depository.yaml") -> Config:
         backend=backend,
         anchors=parse_anchors(data.get("anchors"), minimum_days=_pos_int(
             data.get("default_retention_days", 7 * 365 + 2), "default_retention_days")),
+        alerting=ops["alerting"], schedule=ops["schedule"], monitoring=ops["monitoring"],
     )
 
 

@@ -47,7 +47,8 @@ ROLE_EVENTS: Mapping[str, frozenset[str]] = {
     "reader": frozenset(),
     "auditor": frozenset(),
     "legal": _CURATE | {"evidence.export"},
-    "admin": _CURATE | {"governance.lock", "governance.unlock", "token.issue", "token.revoke"},
+    "admin": _CURATE | {"governance.lock", "governance.unlock", "token.issue", "token.revoke",
+                        "alert.ack"},
 }
 """The record types a token of each role may cause (nothing else: no disposals, no
 certification runs, no store.init)."""

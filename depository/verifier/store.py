@@ -696,12 +696,18 @@ _BODIES: dict[str, dict[str, _Check]] = {
     "evidence.export": {},
     "certification.run": {},
     "certification.result": {},
+    # Alert deliveries and acknowledgements: no derived state; allowed under a lock.
+    "alert.delivery": {"alertname": _NE, "fingerprint": _NE, "status": _NE, "scenario": _S,
+                       "role": _S, "channel": _NE, "receiver": _S, "attempt": _I,
+                       "result": _NE},
+    "alert.ack": {"alertname": _S, "fingerprint": _NE, "reason": _S},
 }
 _PRODUCT_REQUIRED = frozenset({
     "artifact.put", "artifact.refused", "retention.extend", "retention.refused", "hold.place",
     "hold.release", "artifact.dispose",
 })
-_PRODUCT_NULL = frozenset({"store.init", "governance.lock", "governance.unlock"})
+_PRODUCT_NULL = frozenset({"store.init", "governance.lock", "governance.unlock",
+                           "alert.delivery", "alert.ack"})
 
 
 _B32_PAIRS = [a + b for a in "abcdefghijklmnopqrstuvwxyz234567"

@@ -236,7 +236,9 @@ def test_store_refuses_metadata_over_the_depth_and_size_limits(tmp_path: Path) -
         deep = _deep(970)
         for kw in ({"metadata": deep}, {"provenance": deep},
                    {"metadata": _deep(METADATA_MAX_DEPTH + 1)},
-                   {"metadata": {"x": "y" * METADATA_MAX_BYTES}}):
+                   {"metadata": {"x": "y" * METADATA_MAX_BYTES}},
+                   {"provenance": {"x": "y" * METADATA_MAX_BYTES}},
+                   {"metadata": {"x": ["y" * METADATA_MAX_BYTES]}}):
             with pytest.raises(MetadataError) as e:
                 store.put("gurukul", "deep/1", b"data", **kw)
             field = next(iter(kw))

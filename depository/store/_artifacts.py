@@ -35,7 +35,7 @@ from depository.store._model import (
 )
 from depository.store._prepared import PreparedPut
 from depository.store.config import Config, Product
-from depository.store.limits import check_metadata
+from depository.store.limits import check_encoded_size, check_metadata
 from depository.tlog.record import canonical_json
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
@@ -98,6 +98,8 @@ class Preparer:
             prov_json = canonical_json(dict(provenance)) if provenance else b"{}"
         except ValueError as exc:
             raise MetadataError(f"{what}: provenance: {exc}", part="provenance") from exc
+        check_encoded_size(what, "metadata", meta_json)
+        check_encoded_size(what, "provenance", prov_json)
         locked = self.known_lock()
         if locked:
             raise GovernanceLockedError.of(locked)

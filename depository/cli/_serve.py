@@ -7,17 +7,13 @@ from pathlib import Path
 
 import click
 
+from depository.cli._store import signer_option, store_option
 from depository.store import ConfigError, Store, StoreError
 
 
 @click.command()
-@click.option("--store", "store_dir", envvar="DEPOSITORY_STORE", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Store directory (or set DEPOSITORY_STORE).")
-@click.option("--signer-key", "signer_key", envvar="DEPOSITORY_SIGNER_KEY", default=None,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Log signer key file, when kept outside the store (or "
-                   "DEPOSITORY_SIGNER_KEY).")
+@store_option
+@signer_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
               help="TCP port to listen on.")

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from depository.cli._store import signer_option, store_option
 from depository.store import ConfigError, Store, StoreError, format_time, utc_now
 
 
@@ -61,9 +62,7 @@ class _Writer:
 
 
 @click.command()
-@click.option("--store", "store_dir", envvar="DEPOSITORY_STORE", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Store directory (or set DEPOSITORY_STORE).")
+@store_option
 @click.option("--signer-key", "signer_key", envvar="DEPOSITORY_SIGNER_KEY", default=None,
               type=click.Path(dir_okay=False, path_type=Path),
               help="Log signer key, to record deliveries when the writer lock is free.")
@@ -167,12 +166,8 @@ def alert() -> None:
 
 
 @alert.command("ack")
-@click.option("--store", "store_dir", envvar="DEPOSITORY_STORE", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Store directory (or set DEPOSITORY_STORE).")
-@click.option("--signer-key", "signer_key", envvar="DEPOSITORY_SIGNER_KEY", default=None,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Log signer key file, when kept outside the store.")
+@store_option
+@signer_option
 @click.argument("fingerprint")
 @click.option("--reason", required=True, help="Why (recorded in the audit log).")
 @click.option("--alertname", default="", help="The alert's name, for the record.")

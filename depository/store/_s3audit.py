@@ -3,7 +3,8 @@ against what the catalog requires (given as plain values), and the key space."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,18 @@ def audit(b: S3Blobs, expected: Mapping[str, tuple[str, bool]], *,
     findings: list[dict[str, Any]] = []  # lock drift not (or not yet) repaired
     key_space: list[dict[str, Any]] = []  # later versions, delete markers
     fixed: list[dict[str, Any]] = []
+
+    def mend(item: dict[str, Any], repair: Callable[[], None]) -> None:
+        """Repair a lock drift when ``fix``; otherwise, or if it fails, report it."""
+        if not fix:
+            findings.append(item)
+            return
+        try:
+            repair()
+            fixed.append(item)
+        except StoreError as exc:
+            findings.append({**item, "fix_failed": str(exc)})
+
     for sha, (until_text, held) in sorted(expected.items()):
         versions, markers = b._list_versions(sha)
         if not versions:
@@ -39,26 +52,12 @@ def audit(b: S3Blobs, expected: Mapping[str, tuple[str, bool]], *,
         if short:
             item = {"object": key, "problem": f"retention {st.mode} until "
                     f"{st.retain_until} is shorter than the catalog's {until_text}"}
-            if fix:
-                try:
-                    b.extend_retention(sha, until)
-                    fixed.append(item)
-                except StoreError as exc:
-                    findings.append({**item, "fix_failed": str(exc)})
-            else:
-                findings.append(item)
+            mend(item, functools.partial(b.extend_retention, sha, until))
         if st.legal_hold != held:
             item = {"object": key, "problem": "legal hold is "
                     f"{'ON' if st.legal_hold else 'OFF'} but the catalog says "
                     f"{'ON' if held else 'OFF'}"}
-            if fix:
-                try:
-                    b.set_legal_hold(sha, held)
-                    fixed.append(item)
-                except StoreError as exc:
-                    findings.append({**item, "fix_failed": str(exc)})
-            else:
-                findings.append(item)
+            mend(item, functools.partial(b.set_legal_hold, sha, held))
         for v in versions[:-1]:
             got = b._hash_version(key, v.version_id)
             if got != sha:

@@ -452,3 +452,36 @@ def test_load_results_files_are_read_bounded(tmp_path: Path) -> None:
             read_results(tmp_path / "fifo.json")
         with pytest.raises(ResultsError, match="nested more than 128 deep"):
             read_results(tmp_path / "deep.json")
+
+
+def test_service_load_results_readers_are_bounded(tmp_path: Path) -> None:
+    # The monitoring views and the dashboard read a configured results.json: a FIFO there
+    # must not hang a request, and a deep or oversized file is refused, not parsed.
+    import threading
+
+    from depository.service import _dashboard_data, _monitoring
+
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"limits": ' + "[" * 5000 + "]" * 5000 + "}")
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(_monitoring.RESULTS_MAX + 1)
+    for path in (fifo, deep, big):
+        got: list[tuple[object, dict[str, object]]] = []
+
+        def read(p: Path = path, out: list[tuple[object, dict[str, object]]] = got) -> None:
+            out.append((_monitoring.read_load_results(p), _dashboard_data.read_load_results(p)))
+
+        t = threading.Thread(target=read, daemon=True)
+        t.start()
+        t.join(10)
+        assert got, f"reading {path.name} hung"
+        views, dash = got[0]
+        assert views is None
+        assert dash["state"] == "unreadable" and str(path) in str(dash["detail"]), dash
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps({"limits": [], "profile": "quick"}))
+    assert _monitoring.read_load_results(ok)["profile"] == "quick"
+    assert _dashboard_data.read_load_results(ok)["state"] == "read"

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from depository.service._auth import ADMIN, AUDITOR, Principal
+from depository.service._monitoring import load_results_file
 from depository.store import NotFoundError, Store, format_time
 from depository.store.config import DEFAULT_SCALE_LIMITS
 
 MONITORING_ROLES = (ADMIN, AUDITOR)
 PAGE_SIZE = 50
-_RESULTS_MAX = 16 * 1024 * 1024  # a results.json is a few hundred KiB
 
 
 @dataclass(frozen=True)
@@ -100,15 +100,10 @@ def read_load_results(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {"state": "none", "detail": "no load results configured (depository serve "
                                            "--load-results PATH)", "limits": []}
-    p = path / "results.json" if path.is_dir() else path
     try:
-        if p.stat().st_size > _RESULTS_MAX:
-            raise ValueError(f"larger than {_RESULTS_MAX} bytes")
-        doc = json.loads(p.read_bytes())
-        if not isinstance(doc, dict) or not isinstance(doc.get("limits"), list):
-            raise ValueError("not a load-test results.json (no 'limits' list)")
-    except (OSError, ValueError) as exc:
-        return {"state": "unreadable", "detail": f"{p}: {exc}", "limits": []}
+        doc = load_results_file(path)
+    except ValueError as exc:
+        return {"state": "unreadable", "detail": str(exc), "limits": []}
     limits: list[dict[str, Any]] = []
     by_id = {str(x.get("id")): x for x in doc["limits"] if isinstance(x, dict)}
     for lid in DEFAULT_SCALE_LIMITS:
@@ -127,7 +122,7 @@ def read_load_results(path: Path | None) -> dict[str, Any]:
             "profile": x.get("profile"), "reason": x.get("reason"),
             "latency_ms": {k: _num(lat.get(k)) for k in ("p50", "p95", "p99", "max")},
         })
-    return {"state": "read", "path": str(p), "profile": doc.get("profile"),
+    return {"state": "read", "path": doc["_path"], "profile": doc.get("profile"),
             "ended": doc.get("ended"), "complete": doc.get("complete") is True,
             "pass": doc.get("pass") is True, "limits": limits,
             "detail": ("every limit measured at the certification profile"

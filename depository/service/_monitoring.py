@@ -9,7 +9,6 @@ without a server. The trackers (:class:`RateWindow`, :class:`LatencyWindow`,
 from __future__ import annotations
 
 import bisect
-import json
 import threading
 import time
 from collections import deque
@@ -31,6 +30,8 @@ from prometheus_client.utils import floatToGoString
 
 from depository.store import parse_time
 from depository.store.config import DEFAULT_SCALE_LIMITS, Config
+from depository.tlog import safejson
+from depository.verifier.files import InputFileError, read_file
 
 SCALE_LIMIT_IDS = tuple(DEFAULT_SCALE_LIMITS)  # the seed's seven, in its order
 
@@ -448,22 +449,38 @@ def query_latency_view(buckets: Mapping[str, tuple[list[int], float]],
             "reported": dict(reported or {})}
 
 
-def read_load_results(path: Any) -> dict[str, Any] | None:
+RESULTS_MAX = 16 * 1024 * 1024
+"""Largest load-test ``results.json`` the views read (a real one is a few hundred KiB)."""
+
+
+def load_results_file(path: Path) -> dict[str, Any]:
     """The load-test ``results.json`` at ``path`` (a file or a directory holding one),
-    or None; only the keys the views use are required."""
-    if not path:
-        return None
-    p = Path(str(path))
-    if p.is_dir():
-        p = p / "results.json"
+    read bounded (a regular file of at most :data:`RESULTS_MAX` bytes, JSON depth
+    limited); only the keys the views use are required. Raises ``ValueError`` saying
+    why it cannot be used."""
+    p = path / "results.json" if path.is_dir() else path
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+        raw = read_file(str(p), limit=RESULTS_MAX, what="load-test results file")
+    except InputFileError as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        doc = safejson.loads(raw, what="the file")
+    except ValueError as exc:  # bad JSON, bad UTF-8, over the depth limit
+        raise ValueError(f"{p}: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("limits"), list):
-        return None
+        raise ValueError(f"{p}: not a load-test results.json (no 'limits' list)")
     doc["_path"] = str(p)
     return doc
+
+
+def read_load_results(path: Any) -> dict[str, Any] | None:
+    """:func:`load_results_file` for the views: None when there is none to use."""
+    if not path:
+        return None
+    try:
+        return load_results_file(Path(str(path)))
+    except ValueError:
+        return None
 
 
 def _load_by_id(load: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:

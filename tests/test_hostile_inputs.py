@@ -485,3 +485,37 @@ def test_service_load_results_readers_are_bounded(tmp_path: Path) -> None:
     ok.write_text(json.dumps({"limits": [], "profile": "quick"}))
     assert _monitoring.read_load_results(ok)["profile"] == "quick"
     assert _dashboard_data.read_load_results(ok)["state"] == "read"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_verify_package_reports_a_damaged_deflate_stream(tmp_path: Path, damage: str) -> None:
+    # Found by the fuzz suite: a member whose deflate stream ends early raised a bare
+    # EOFError out of `verify package` (a corrupt one, zlib.error). Both are findings.
+    import subprocess
+    import sys
+    import zipfile
+
+    from depository.signing import generate_key
+
+    text = b"".join(b"BagIt-Version: 1.0 line %d\n" % i for i in range(4000))
+    pkg = tmp_path / "pkg.zip"
+    with zipfile.ZipFile(pkg, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("data/items.jsonl", text)
+        z.writestr("bagit.txt", text)  # last: its data runs into the central directory
+    raw = bytearray(pkg.read_bytes())
+    with zipfile.ZipFile(pkg) as z:
+        info = z.getinfo("bagit.txt")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    if damage == "truncated":  # a 65,535-byte stored block, and a directory claiming
+        # more compressed bytes than the file holds: the stream ends before its end
+        raw[start:start + 5] = b"\x00\xff\xff\x00\x00"
+        cd = bytes(raw).rindex(b"PK\x01\x02")  # bagit.txt's central directory entry
+        raw[cd + 20:cd + 24] = (len(raw) * 4).to_bytes(4, "little")
+    else:  # block type 3 is reserved: zlib refuses the stream
+        raw[start] = 0x07
+    pkg.write_bytes(bytes(raw))
+    _, vkey = generate_key("hostile.example/depository")
+    proc = subprocess.run([sys.executable, "-m", "depository.verifier", "package", str(pkg),
+                           "--key", vkey], capture_output=True, text=True, timeout=60)
+    assert proc.returncode in (1, 2), proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "Error()" not in proc.stdout + proc.stderr

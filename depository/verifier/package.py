@@ -45,6 +45,7 @@ import os
 import re
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -88,6 +89,10 @@ __all__ = [
     "verify_package",
     "verify_timestamp",
 ]
+
+# What reading a member of a damaged zip can raise: a truncated deflate stream ends in
+# EOFError, a corrupt one in zlib.error, neither of which is an OSError.
+_MEMBER_READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, InputFileError)
 
 PROFILE = "depository-evidence/v1"
 """The package profile; also the first line of the tag-manifest signature's note text."""
@@ -311,7 +316,7 @@ class _ZipSource(_Source):
         self.label = str(path)
         try:
             self.zf = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             raise PackageInputError(f"{path}: not a readable zip file: {exc}") from exc
         infos = self.zf.infolist()
         if len(infos) > MAX_ZIP_ENTRIES:
@@ -423,7 +428,7 @@ class _Verifier:
             return self.src.read(name)
         except _FileTooLarge as exc:
             self.fail(check, str(exc), name)
-        except (OSError, zipfile.BadZipFile, InputFileError) as exc:
+        except _MEMBER_READ_ERRORS as exc:
             self.fail(check, f"unreadable: {exc}", name)
         return None
 
@@ -495,7 +500,7 @@ class _Verifier:
                     size += len(chunk)
                     for h in hashes.values():
                         h.update(chunk)
-        except (OSError, zipfile.BadZipFile, InputFileError) as exc:
+        except _MEMBER_READ_ERRORS as exc:
             self.fail("unreadable", f"cannot be read: {exc}", name)
             return None
         out = {alg: h.hexdigest() for alg, h in hashes.items()}
@@ -793,7 +798,7 @@ class _Verifier:
                         disposed += 1
                     if self.res.problems_total != problems_before:
                         bad += 1
-        except (OSError, zipfile.BadZipFile, InputFileError) as exc:
+        except _MEMBER_READ_ERRORS as exc:
             self.fail("items", f"unreadable: {exc}", ITEMS)
             return
         b = self.export.body

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-deps demo test lint typecheck pytest bench loadtest loadtest-certify clean
+.PHONY: help setup native system-deps demo test lint typecheck pytest bench loadtest loadtest-certify clean
 
 help:
 	@echo "make demo   - set up and run the main job (log, checkpoints, proofs, offline verification)"
@@ -16,8 +16,9 @@ help:
 # Debian packages: Pango/HarfBuzz and fonts for WeasyPrint (PDF reports), poppler-utils
 # for independent PDF checks in tests, chromium for the dashboard's headless-browser test
 # (driven by Playwright's Python package; no browser is downloaded), prometheus for promtool
-# (checks the shipped alerting rules). Installed only when one is missing.
-SYSTEM_PACKAGES := fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils openssl chromium prometheus
+# (checks the shipped alerting rules); gcc, libc6-dev and libssl-dev build the native
+# accelerators (setup.py, ADR 0012). Installed only when one is missing.
+SYSTEM_PACKAGES := gcc libc6-dev libssl-dev fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils openssl chromium prometheus
 # A throwaway single-node Ceph cluster with the RADOS Gateway (S3 Object Lock) for the S3
 # backend's tests; the tests start and stop it themselves (scripts/ceph-rgw-local.sh).
 CEPH_PACKAGES := ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl
@@ -33,11 +34,16 @@ $(VENV)/bin/python:
 	$(PY) -m venv $(VENV) || { apt-get update && apt-get install -y python3-venv && $(PY) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
+$(STAMP): pyproject.toml setup.py | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-setup: system-deps $(STAMP)
+# The native accelerators (depository/*/_c*.c, see setup.py) are rebuilt in place whenever a
+# source is newer than its module; DEPOSITORY_NATIVE=0 runs the pure-Python twins instead.
+native: system-deps $(STAMP)
+	$(BIN)/python setup.py -q build_ext --inplace
+
+setup: system-deps $(STAMP) native
 
 demo: setup
 	$(BIN)/python -m depository.demo --out demo-out
@@ -68,4 +74,4 @@ loadtest-certify: setup
 	$(BIN)/depository loadtest run --spawn --profile certify --out loadtest-certify
 
 clean:
-	rm -rf $(VENV) demo-out test-output loadtest-quick loadtest-certify .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf build depository/*/_c*.so $(VENV) demo-out test-output loadtest-quick loadtest-certify .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -66,6 +66,7 @@ from depository.tlog.note import parse_verifier_key
 from depository.tlog.record import (
     Record,
     canonical_json,
+    check_record_json,
     parse_record,
     parse_record_json,
     quick_encode,
@@ -74,8 +75,11 @@ from depository.verifier.files import InputFileError, hash_file
 
 __all__ = [
     "CHECKS",
+    "ENGINE_NATIVE",
+    "ENGINE_PYTHON",
     "Finding",
     "StoreResult",
+    "engine",
     "store_result",
     "verify_store",
 ]
@@ -128,6 +132,35 @@ CHECKS = (
 """Every value :attr:`Finding.check` can take."""
 
 
+# --------------------------------------------------------------------------- engines
+
+ENGINE_NATIVE = "native (depository.verifier._cverify)"
+ENGINE_PYTHON = "pure Python"
+
+
+def _load_native() -> Any:
+    """The C twin of the per-leaf work, or None: absent, failed to import, or disabled with
+    ``DEPOSITORY_NATIVE=0`` (the pure-Python code is the specification either way)."""
+    if os.environ.get("DEPOSITORY_NATIVE", "").strip() == "0":
+        return None
+    try:
+        from depository.verifier import _cverify
+    except ImportError:
+        return None
+    _cverify.set_max_depth(safejson.MAX_DEPTH)
+    return _cverify
+
+
+_NATIVE = _load_native()
+
+
+def engine(native: bool | None = None) -> str:
+    """The engine a replay uses: ``native`` True/False asks for one (True falls back to
+    pure Python when the extension is not available), None takes the default."""
+    use = _NATIVE is not None if native is None else bool(native) and _NATIVE is not None
+    return ENGINE_NATIVE if use else ENGINE_PYTHON
+
+
 @dataclass
 class Finding:
     """One problem: which check failed, what is wrong and what it means, and where."""
@@ -167,10 +200,12 @@ class StoreResult:
     disposed: int = 0
     blobs_checked: int = 0
     findings_total: int = 0
+    engine: str = ENGINE_PYTHON
 
     def to_json(self) -> dict[str, Any]:
         return {
             "verified": self.ok,
+            "engine": self.engine,
             "size": self.size,
             "checkpoints": self.checkpoints,
             "artifacts": self.artifacts,
@@ -200,6 +235,7 @@ def verify_store(
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
     check_blobs: bool = True,
+    native: bool | None = None,
 ) -> None:
     """Replay the store at ``path``; raise :class:`StoreVerificationError` if anything fails.
 
@@ -207,7 +243,7 @@ def verify_store(
     """
     res = store_result(
         path, verifier_keys, since_checkpoint=since_checkpoint, jobs=jobs,
-        progress=progress, check_blobs=check_blobs,
+        progress=progress, check_blobs=check_blobs, native=native,
     )
     if not res.ok:
         shown = res.findings[:10]
@@ -231,6 +267,7 @@ def store_result(
     anchors: Sequence[bytes] | None = None,
     blob_hasher: Callable[[str], str | None] | None = None,
     blob_exists: Callable[[str], bool] | None = None,
+    native: bool | None = None,
 ) -> StoreResult:
     """Replay the store at ``path`` against the trusted ``verifier_keys``.
 
@@ -238,6 +275,7 @@ def store_result(
     consistent with the replayed log; ``[]`` means anchors were asked for and none found,
     which is itself a finding). ``blob_hasher``/``blob_exists`` read bytes kept outside
     ``objects/`` (an S3 backend): SHA-256 hex of the object, or None when it is missing.
+    ``native`` picks the engine (:func:`engine`); both give the same findings.
 
     Raises :class:`FileNotFoundError` when there is no ``depository.db``,
     :class:`MalformedInputError` for unusable keys or ``jobs``, and
@@ -260,6 +298,7 @@ def store_result(
     conn = _open_ro(db)
     try:
         rp = _Replay(root, db, conn, keys, since_checkpoint, jobs, progress, check_blobs)
+        rp.native = engine(native) == ENGINE_NATIVE
         rp.anchors = None if anchors is None else [bytes(a) for a in anchors]
         rp.blob_hasher = blob_hasher
         rp.blob_exists = blob_exists
@@ -352,11 +391,103 @@ class _Chunk:
 
 
 def _scan_chunk_worker(db: str, start: int, end: int, level: int, sizes: Sequence[int],
-                       ctx: _Context) -> _Chunk:
-    return _scan_chunk(_worker_conn(db), start, end, level, sizes, ctx)
+                       ctx: _Context, native: bool = False) -> _Chunk:
+    return _scan_chunk(_worker_conn(db), start, end, level, sizes, ctx, native)
 
 
 def _scan_chunk(
+    conn: sqlite3.Connection, start: int, end: int, level: int, sizes: Sequence[int],
+    ctx: _Context, native: bool = False,
+) -> _Chunk:
+    """:func:`_scan_chunk_py`, through the native engine when asked for and available.
+
+    The native scan only ever confirms: a chunk with anything it does not prove sound (a
+    gap, a leaf_hash or node mismatch) is scanned again by the pure-Python code, which
+    finds and words every problem; a leaf it does not prove canonical is parsed by Python.
+    """
+    if native and _NATIVE is not None:
+        got = _scan_chunk_native(_NATIVE, conn, start, end, level, sizes, ctx)
+        if got is not None:
+            return got
+    return _scan_chunk_py(conn, start, end, level, sizes, ctx)
+
+
+def _scan_chunk_native(
+    nat: Any, conn: sqlite3.Connection, start: int, end: int, level: int,
+    sizes: Sequence[int], ctx: _Context,
+) -> _Chunk | None:
+    """The fast path of :func:`_scan_chunk`; None: let the pure-Python scan decide."""
+    count = end - start
+    rows = conn.execute(
+        "SELECT idx, leaf, leaf_hash FROM log WHERE idx >= ? AND idx < ? ORDER BY idx",
+        (start, end),
+    ).fetchall()
+    # idx is the INTEGER PRIMARY KEY: count rows from start to end - 1 leave no gap.
+    if len(rows) != count or (count and (rows[0][0] != start or rows[-1][0] != end - 1)):
+        return None
+    values, hashes, bad = nat.scan(rows)
+    if bad:
+        return None
+    checked = 0
+    levels: list[bytes] = nat.nodes(hashes, count)
+    for lv, want in enumerate(levels, 1):
+        lo, m = start >> lv, len(want) // 32
+        got = conn.execute(
+            "SELECT hash FROM node WHERE level = ? AND k >= ? AND k < ? ORDER BY k",
+            (lv, lo, lo + m),
+        ).fetchall()
+        try:
+            if len(got) != m or b"".join([r[0] for r in got]) != want:
+                return None
+        except TypeError:  # a hash that is not a blob
+            return None
+        checked += m
+    allh = [hashes, *levels]
+
+    def stack_at(size: int) -> list[_StackEntry]:
+        out: list[_StackEntry] = []
+        off = 0
+        width = size - start
+        for lv in range(width.bit_length() - 1, -1, -1):
+            if width >> lv & 1:
+                k = off >> lv
+                out.append((lv, allh[lv][32 * k:32 * k + 32], False))
+                off += 1 << lv
+        return out
+
+    findings: list[Finding] = []
+    items: list[_Item] = []
+    prepare = _prepare
+    for (idx, leaf, _), value in zip(rows, values, strict=True):
+        rec: dict[str, Any] | None
+        try:
+            rec = (parse_record_json(leaf, index=idx) if value is None
+                   else check_record_json(value, index=idx))
+        except RecordError as exc:
+            findings.append(_record_finding(idx, leaf, exc))
+            continue
+        item = prepare(rec, leaf, ctx, findings)
+        if item is not None:
+            items.append(item)
+    stacks = {sz: stack_at(sz) for sz in sizes if start < sz <= end}
+    return _Chunk(start, end, items, findings, stacks, stack_at(end), checked)
+
+
+def _record_finding(idx: int, leaf: bytes, exc: RecordError) -> Finding:
+    hint, aid = _leaf_hint(leaf)
+    msg = str(exc)
+    prefix = f"record {idx}: "
+    if msg.startswith(prefix):
+        msg = msg[len(prefix):]
+    return Finding(
+        CHECK_RECORD,
+        f"record {idx}{hint}: {msg}; the store never writes such a record, so its "
+        "bytes were edited (or records were moved)",
+        index=idx, artifact_id=aid, table="log",
+    )
+
+
+def _scan_chunk_py(
     conn: sqlite3.Connection, start: int, end: int, level: int, sizes: Sequence[int],
     ctx: _Context,
 ) -> _Chunk:
@@ -452,17 +583,7 @@ def _scan_chunk(
             rec = parse_record_json(leaf, index=idx)
         except RecordError as exc:
             rec = None
-            hint, aid = _leaf_hint(leaf)
-            msg = str(exc)
-            prefix = f"record {idx}: "
-            if msg.startswith(prefix):
-                msg = msg[len(prefix):]
-            findings.append(Finding(
-                CHECK_RECORD,
-                f"record {idx}{hint}: {msg}; the store never writes such a record, so its "
-                "bytes were edited (or records were moved)",
-                index=idx, artifact_id=aid, table="log",
-            ))
+            findings.append(_record_finding(idx, leaf, exc))
             tainted = True
         if rec is not None:
             item = _prepare(rec, leaf, ctx, findings)
@@ -1073,6 +1194,7 @@ class _Replay:
         self.jobs = jobs
         self.progress = progress
         self.check_blobs = check_blobs
+        self.native = False
         self.f = _Findings()
         self.pool: ProcessPoolExecutor | None = None
         self.tables: set[str] = set()
@@ -1331,7 +1453,7 @@ class _Replay:
         if self.pool is None:
             return (
                 _scan_chunk(self.conn, s, min(s + step, self.n), level,
-                            self._sizes(s, min(s + step, self.n)), self.ctx)
+                            self._sizes(s, min(s + step, self.n)), self.ctx, self.native)
                 for s in starts
             )
         pool = self.pool
@@ -1343,7 +1465,7 @@ class _Replay:
             if s is not None:
                 e = min(s + step, self.n)
                 pending.append(pool.submit(_scan_chunk_worker, str(self.db), s, e, level,
-                                           self._sizes(s, e), self.ctx))
+                                           self._sizes(s, e), self.ctx, self.native))
 
         for _ in range(self.jobs * 3):
             submit()
@@ -2146,6 +2268,7 @@ class _Replay:
             disposed=self.disposed,
             blobs_checked=self.blobs_checked,
             findings_total=self.f.total,
+            engine=ENGINE_NATIVE if self.native else ENGINE_PYTHON,
         )
 
 

@@ -15,6 +15,7 @@ import os
 import random
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import depository.verifier.store as vstore
+from depository.store import artifact_id as artifact_id_of
 from depository.tlog import merkle, safejson
+from depository.tlog.authority import TOKEN_ACTOR
 from depository.tlog.errors import RecordError
-from depository.tlog.record import _canonical_value, canonical_json
+from depository.tlog.record import _canonical_value, canonical_json, parse_record_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -272,3 +275,123 @@ def test_the_fast_path_decodes_like_json() -> None:
         leaf = canonical_json(v)
         got = native.loads(leaf)
         assert same_json(got, json.loads(leaf))
+
+
+# ----------------------------------------------------------------- artifact.put items
+
+_PRODUCTS = frozenset({"ai-assistant", "gurukul"})
+_MIN = timedelta(days=2557, minutes=-1)
+_SPEC = (_PRODUCTS, _MIN // timedelta(microseconds=1), TOKEN_ACTOR)
+
+_times = st.sampled_from([
+    "2026-12-04T17:43:27.312063Z", "2026-12-04T17:43:27Z", "2026-12-04T17:43:27.3Z",
+    "2026-12-04T17:43:27.312063123Z", "2026-02-29T00:00:00.000000Z",
+    "2024-02-29T23:59:59.999999Z", "2026-13-01T00:00:00.000000Z",
+    "2026-12-04T24:00:00.000000Z", "2026-12-04T17:60:00.000000Z",
+    "2026-12-04T17:43:60.000000Z", "0000-01-01T00:00:00.000000Z",
+    "9999-12-31T23:59:59.999999Z", "2026-12-04 17:43:27.312063Z",
+    "2026-12-04T17:43:27.312063+00:00", "٢٠٢٦-12-04T17:43:27.312063Z",
+    "2033-12-04T17:43:27.312063Z", "2033-12-02T17:42:27.312063Z", "1999-01-01T00:00:00.000000Z",
+])
+_meta_values = st.one_of(st.text(max_size=5), st.integers(-(10**15) + 1, 10**15 - 1),
+                         st.booleans(), st.none(), st.floats(allow_nan=False,
+                                                             allow_infinity=False),
+                         st.lists(st.integers(0, 3), max_size=2),
+                         st.dictionaries(st.text(max_size=2), st.integers(0, 3), max_size=2))
+
+
+_HOSTILE_FIELDS: dict[str, list[Any]] = {
+    "product": ["other", None, ""],
+    "name": ["", "é/ü", "a\nb"],
+    "artifact_id": ["art_aaaaaaaaaaaaaaaaaaaaaaaa", "", "x"],
+    "sha256": ["AB" * 32, "ab" * 31, "g" * 64, 5],
+    "size": [-1, True, 1.5, "3", 10**15 - 1],
+    "media_type": ["", 3, None],
+    "metadata": [[], "x", {}],
+    "provenance": [[], {"a": 1.5}],
+    "storage": ["s3", None],
+    "v": [2, True], "seq": [0], "type": ["artifact.dispose", "x.y"],
+    "actor": ["token:t-1", "token:", "", 7],
+}
+
+
+@st.composite
+def put_records(draw: st.DrawFn) -> tuple[bytes, int]:
+    """A sound artifact.put, then up to two fields made hostile (times included)."""
+    idx = draw(st.integers(1, 10**6))
+    env = {"product": "gurukul", "name": "conversations/c-1.json", "v": 1, "seq": idx,
+           "type": "artifact.put", "actor": "bench", "time": "2026-12-04T17:43:28.000000Z"}
+    body: dict[str, Any] = {
+        "sha256": "ab" * 32, "size": 300, "media_type": "application/octet-stream",
+        "metadata": draw(st.dictionaries(st.text(max_size=4), _meta_values, max_size=4)),
+        "provenance": draw(st.dictionaries(st.text(max_size=3), _meta_values, max_size=2)),
+        "retain_until": "2033-12-04T17:43:27.312063Z",
+        "received": "2026-12-04T17:43:27.312063Z", "storage": "inline",
+    }
+    fields = [*sorted(_HOSTILE_FIELDS), "time", "retain_until", "received", "drop", "extra"]
+    for what in draw(st.lists(st.sampled_from(fields), max_size=2)):
+        if what in ("time", "retain_until", "received"):
+            (env if what == "time" else body)[what] = draw(_times)
+        elif what == "drop":
+            del body[draw(st.sampled_from(sorted(body)))]
+        elif what == "extra":
+            body["extra"] = draw(_meta_values)
+        elif what in env:
+            env[what] = draw(st.sampled_from(_HOSTILE_FIELDS[what]))
+        else:
+            body[what] = draw(st.sampled_from(_HOSTILE_FIELDS[what]))
+    name = env.pop("name")
+    body.setdefault("name", name)
+    if "artifact_id" not in body:
+        body["artifact_id"] = artifact_id_of(env["product"] or "", body["name"]) if isinstance(
+            body["name"], str) else "x"
+    try:
+        leaf = canonical_json({**env, "body": body})
+    except ValueError:  # a float RFC 8785 cannot carry (never: they are finite)
+        leaf = canonical_json({**env, "body": {}})
+    return leaf, idx
+
+
+def python_item(leaf: bytes, idx: int) -> tuple[Any, list[vstore.Finding]]:
+    try:
+        rec = parse_record_json(leaf, index=idx)
+    except RecordError as exc:
+        return None, [vstore.Finding("record", str(exc))]
+    out: list[vstore.Finding] = []
+    try:
+        item = vstore._prepare(rec, leaf, (_PRODUCTS, _MIN), out)
+    except OverflowError as exc:  # datetime beyond year 9999: Python's own refusal
+        return None, [vstore.Finding("record", str(exc))]
+    return item, out
+
+
+@needs_native
+@settings(max_examples=1500, deadline=None)
+@given(put_records())
+def test_put_items_agree_with_prepare(case: tuple[bytes, int]) -> None:
+    leaf, idx = case
+    got = native.prepare_put(leaf, idx, _SPEC)
+    want, findings = python_item(leaf, idx)
+    if got is not None:
+        assert not findings, f"C accepted a put Python finds wrong: {findings}"
+        assert got == want, f"\nC      {got}\nPython {want}"
+
+
+def test_put_items_for_ordinary_records() -> None:
+    """The fast path really takes the records the store writes (both engines agree)."""
+    if native is None:
+        pytest.skip("native engine not built")
+    for i, actor in enumerate(["bench", "token:tok-1"]):
+        body = {"artifact_id": artifact_id_of("gurukul", f"n/{i}"), "name": f"n/{i}",
+                "sha256": "ab" * 32, "size": 3, "media_type": "text/plain",
+                "metadata": {"k": "v", "n": 5, "f": False, "z": None, "l": [1]},
+                "provenance": {"by": {"x": 1}}, "retain_until": "2033-12-04T17:43:27.312063Z",
+                "received": "2026-12-04T17:43:27.000001Z", "storage": "inline"}
+        leaf = canonical_json({"v": 1, "seq": 7, "time": "2026-12-04T17:43:28.000000Z",
+                               "type": "artifact.put", "actor": actor, "product": "gurukul",
+                               "body": body})
+        got = native.prepare_put(leaf, 7, _SPEC)
+        want, findings = python_item(leaf, 7)
+        assert not findings and want is not None
+        assert got == want
+        assert got[5] == (None if i == 0 else "tok-1")

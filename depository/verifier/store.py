@@ -54,7 +54,7 @@ from typing import Any
 from urllib.parse import quote
 
 from depository.tlog import merkle, safejson
-from depository.tlog.authority import Grant, issue_problem, refusal, token_id_of
+from depository.tlog.authority import TOKEN_ACTOR, Grant, issue_problem, refusal, token_id_of
 from depository.tlog.checkpoint import verify_checkpoint
 from depository.tlog.errors import (
     MalformedInputError,
@@ -425,7 +425,12 @@ def _scan_chunk_native(
     # idx is the INTEGER PRIMARY KEY: count rows from start to end - 1 leave no gap.
     if len(rows) != count or (count and (rows[0][0] != start or rows[-1][0] != end - 1)):
         return None
-    values, hashes, bad = nat.scan(rows)
+    products, min_retention = ctx
+    spec = (products, None if min_retention is None else min_retention // _MICROSECOND,
+            TOKEN_ACTOR)
+    # values[i]: the replay item of a sound artifact.put (what _prepare returns), the
+    # decoded record, or None (not proven canonical: Python parses it).
+    values, hashes, bad = nat.scan(rows, spec)
     if bad:
         return None
     checked = 0
@@ -459,6 +464,9 @@ def _scan_chunk_native(
     items: list[_Item] = []
     prepare = _prepare
     for (idx, leaf, _), value in zip(rows, values, strict=True):
+        if type(value) is tuple:
+            items.append(value)
+            continue
         rec: dict[str, Any] | None
         try:
             rec = (parse_record_json(leaf, index=idx) if value is None
@@ -471,6 +479,9 @@ def _scan_chunk_native(
             items.append(item)
     stacks = {sz: stack_at(sz) for sz in sizes if start < sz <= end}
     return _Chunk(start, end, items, findings, stacks, stack_at(end), checked)
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _record_finding(idx: int, leaf: bytes, exc: RecordError) -> Finding:

@@ -10,6 +10,7 @@ the C code's domain that it does not accept (the fast path would be dead code).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -395,3 +396,74 @@ def test_put_items_for_ordinary_records() -> None:
         assert not findings and want is not None
         assert got == want
         assert got[5] == (None if i == 0 else "tok-1")
+
+
+# ----------------------------------------------------------------- whole replays
+
+from test_verify_store import Built, attack, built, copy  # noqa: E402, F401  (fixtures)
+
+
+def _runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record each replay pass: True for the set-wise (fast) one."""
+    seen: list[bool] = []
+    orig = vstore._Replay.run
+
+    def run(self: vstore._Replay) -> vstore.StoreResult:
+        seen.append(self.fast)
+        return orig(self)
+
+    monkeypatch.setattr(vstore._Replay, "run", run)
+    return seen
+
+
+@needs_native
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_clean_store_is_confirmed_set_wise(built: Built,  # noqa: F811
+                                           monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
+    monkeypatch.setattr(vstore, "CHUNK_LEVEL", 2)  # many chunks, subtrees above them
+    seen = _runs(monkeypatch)
+    nat = vstore.store_result(built.path, [built.vkey], native=True, jobs=jobs)
+    assert seen == [True], "the native engine should not need the row-by-row pass"
+    py = vstore.store_result(built.path, [built.vkey], native=False, jobs=jobs)
+    assert nat.ok and py.ok and nat.engine != py.engine
+    assert dataclasses.replace(nat, engine=py.engine) == py
+
+
+@needs_native
+@pytest.mark.parametrize("attack_sql", [
+    "DELETE FROM artifact_meta WHERE (product, key, value, log_idx) IN "
+    "(SELECT product, key, value, log_idx FROM artifact_meta LIMIT 1)",
+    "INSERT INTO artifact_meta SELECT product, key, value || 'x', log_idx FROM artifact_meta "
+    "LIMIT 1",
+    "INSERT INTO artifact_meta SELECT product, key, value, log_idx + 100000 FROM artifact_meta "
+    "LIMIT 1",
+    "UPDATE artifact SET log_idx = log_idx + 100000 WHERE log_idx = (SELECT max(log_idx) "
+    "FROM artifact)",
+], ids=["meta-deleted", "meta-added", "meta-beyond-log", "artifact-moved"])
+def test_tampered_rows_fall_back_to_row_by_row(built: Built, copy: Path,  # noqa: F811
+                                               attack_sql: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    with attack(copy) as conn:
+        conn.execute(attack_sql)
+    seen = _runs(monkeypatch)
+    nat = vstore.store_result(copy, [built.vkey], native=True)
+    assert seen == [True, False], seen
+    py = vstore.store_result(copy, [built.vkey], native=False)
+    assert not py.ok and any(f.check == "derived" for f in py.findings)
+    assert dataclasses.replace(nat, engine=py.engine) == py
+
+
+@pytest.mark.parametrize("forced", ["0", ""])
+def test_cli_says_which_engine(built: Built, forced: str) -> None:  # noqa: F811
+    env = {**os.environ, "DEPOSITORY_NATIVE": forced}
+    want = (vstore.ENGINE_PYTHON if forced == "0" or native is None
+            else vstore.ENGINE_NATIVE)
+    base = [sys.executable, "-m", "depository.verifier", "store", str(built.path), "--key",
+            built.vkey]
+    human = subprocess.run(base, env=env, cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    assert human.returncode == 0, human.stdout + human.stderr
+    assert f"engine: {want}" in human.stdout.splitlines()[0]
+    js = subprocess.run([*base, "--json"], env=env, cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+    assert js.returncode == 0 and json.loads(js.stdout)["engine"] == want

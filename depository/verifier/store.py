@@ -297,12 +297,21 @@ def store_result(
         raise MalformedInputError(f"jobs must be a positive integer, got {jobs!r}")
     conn = _open_ro(db)
     try:
-        rp = _Replay(root, db, conn, keys, since_checkpoint, jobs, progress, check_blobs)
-        rp.native = engine(native) == ENGINE_NATIVE
-        rp.anchors = None if anchors is None else [bytes(a) for a in anchors]
-        rp.blob_hasher = blob_hasher
-        rp.blob_exists = blob_exists
-        return rp.run()
+        use_native = engine(native) == ENGINE_NATIVE
+        for fast in ((True, False) if use_native else (False,)):
+            rp = _Replay(root, db, conn, keys, since_checkpoint, jobs, progress, check_blobs)
+            rp.native = use_native
+            rp.fast = fast
+            rp.anchors = None if anchors is None else [bytes(a) for a in anchors]
+            rp.blob_hasher = blob_hasher
+            rp.blob_exists = blob_exists
+            try:
+                return rp.run()
+            except _Unconfirmed:
+                # Something differs from what the records imply (or could not be shown
+                # not to): replay again comparing row by row, which finds and words it.
+                conn.execute("ROLLBACK")
+        raise AssertionError("unreachable: the row-by-row replay always returns")
     except sqlite3.Error as exc:
         raise StoreVerificationError(
             f"store {root}: the database could not be read ({exc}); it is damaged or not a "
@@ -388,16 +397,20 @@ class _Chunk:
     stacks: dict[int, list[_StackEntry]]
     final: list[_StackEntry]
     nodes_checked: int = 0
+    # Set by the native engine: the chunk's artifact and artifact_meta rows were confirmed
+    # to be exactly those its records imply (None: not tried or not confirmed), with the
+    # numbers of rows confirmed.
+    confirmed: tuple[int, int] | None = None
 
 
 def _scan_chunk_worker(db: str, start: int, end: int, level: int, sizes: Sequence[int],
-                       ctx: _Context, native: bool = False) -> _Chunk:
-    return _scan_chunk(_worker_conn(db), start, end, level, sizes, ctx, native)
+                       ctx: _Context, native: bool = False, confirm: bool = False) -> _Chunk:
+    return _scan_chunk(_worker_conn(db), start, end, level, sizes, ctx, native, confirm)
 
 
 def _scan_chunk(
     conn: sqlite3.Connection, start: int, end: int, level: int, sizes: Sequence[int],
-    ctx: _Context, native: bool = False,
+    ctx: _Context, native: bool = False, confirm: bool = False,
 ) -> _Chunk:
     """:func:`_scan_chunk_py`, through the native engine when asked for and available.
 
@@ -407,9 +420,54 @@ def _scan_chunk(
     """
     if native and _NATIVE is not None:
         got = _scan_chunk_native(_NATIVE, conn, start, end, level, sizes, ctx)
-        if got is not None:
-            return got
+        if got is None:
+            got = _scan_chunk_py(conn, start, end, level, sizes, ctx)
+        if confirm:
+            got.confirmed = _confirm_rows(conn, got)
+        return got
     return _scan_chunk_py(conn, start, end, level, sizes, ctx)
+
+
+_ARTIFACT_COLUMNS = ("log_idx, id, product, name, sha256, size, media_type, metadata, "
+                     "provenance, retain_until, storage, actor, created, log_idx")
+_META_PROBE = 500  # rows per probe statement (4 parameters each)
+
+
+def _confirm_rows(conn: sqlite3.Connection, ch: _Chunk) -> tuple[int, int] | None:
+    """Whether the ``artifact`` rows with log_idx in the chunk are exactly the rows its
+    put records imply, and every ``artifact_meta`` row they imply exists: (artifact rows,
+    metadata rows) confirmed, or None. Set-based, in SQLite, instead of the parent's
+    row-by-row merge; the caller also compares the tables' row counts with the totals,
+    and any doubt sends the whole replay to the row-by-row comparison (which words the
+    findings)."""
+    want = []
+    meta: list[Any] = []
+    for item in ch.items:
+        if item[1] == "artifact.put":
+            row, meta_rows = item[4]
+            want.append((row[12], *row))
+            for _aid, product, key, value in meta_rows:
+                meta.extend((product, key, value, row[12]))
+    try:
+        got = conn.execute(
+            f"SELECT {_ARTIFACT_COLUMNS} FROM artifact WHERE log_idx >= ? AND log_idx < ? "
+            "ORDER BY log_idx", (ch.start, ch.end)).fetchall()
+        if got != want:
+            return None
+        found = 0
+        step = 4 * _META_PROBE
+        for k in range(0, len(meta), step):
+            part = meta[k:k + step]
+            values = ",".join(["(?,?,?,?)"] * (len(part) // 4))
+            found += conn.execute(
+                f"SELECT count(*) FROM (VALUES {values}) v JOIN artifact_meta m ON "
+                "m.product = v.column1 AND m.key = v.column2 AND m.value = v.column3 AND "
+                "m.log_idx = v.column4", part).fetchone()[0]
+    except sqlite3.Error:  # a table dropped or altered: the row-by-row path words it
+        return None
+    if found != len(meta) // 4:
+        return None
+    return len(want), found
 
 
 def _scan_chunk_native(
@@ -1097,16 +1155,18 @@ class _Table:
     """Merge-compare one derived table (read in key order) with the rows records imply."""
 
     def __init__(self, rp: _Replay, name: str, sql: str, columns: Sequence[str],
-                 keylen: int = 1) -> None:
+                 keylen: int = 1, *, confirmed: bool = False) -> None:
+        """``confirmed``: the rows are compared set-wise per chunk (:func:`_confirm_rows`),
+        so this merge reads nothing and expects nothing."""
         self.rp = rp
         self.name = name
         self.columns = columns
         self.keylen = keylen
         self.rows = 0
-        self.exists = rp.has_table(name)
+        self.exists = rp.has_table(name) and not confirmed
         self._it: Iterator[Any] = iter(rp.conn.execute(sql)) if self.exists else iter(())
         self._pending: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
-        if not self.exists:
+        if not self.exists and not confirmed:
             rp.f.add(CHECK_DERIVED, f"table {name} is missing from the database: it was "
                      "dropped", table=name)
         self._advance()
@@ -1194,6 +1254,10 @@ def _show(v: Any) -> str:
 # --------------------------------------------------------------------------- the replay
 
 
+class _Unconfirmed(Exception):
+    """The set-wise confirmation of the derived rows failed: replay row by row instead."""
+
+
 class _Replay:
     def __init__(
         self, root: Path, db: Path, conn: sqlite3.Connection, keys: list[str],
@@ -1209,6 +1273,8 @@ class _Replay:
         self.progress = progress
         self.check_blobs = check_blobs
         self.native = False
+        self.fast = False  # artifact/artifact_meta confirmed set-wise (see _confirm_rows)
+        self.confirmed_rows = [0, 0]
         self.f = _Findings()
         self.pool: ProcessPoolExecutor | None = None
         self.tables: set[str] = set()
@@ -1478,7 +1544,8 @@ class _Replay:
         if self.pool is None:
             return (
                 _scan_chunk(self.conn, s, min(s + step, self.n), level,
-                            self._sizes(s, min(s + step, self.n)), self.ctx, self.native)
+                            self._sizes(s, min(s + step, self.n)), self.ctx, self.native,
+                            self.fast)
                 for s in starts
             )
         pool = self.pool
@@ -1490,7 +1557,8 @@ class _Replay:
             if s is not None:
                 e = min(s + step, self.n)
                 pending.append(pool.submit(_scan_chunk_worker, str(self.db), s, e, level,
-                                           self._sizes(s, e), self.ctx, self.native))
+                                           self._sizes(s, e), self.ctx, self.native,
+                                           self.fast))
 
         for _ in range(self.jobs * 3):
             submit()
@@ -1516,6 +1584,11 @@ class _Replay:
         level = CHUNK_LEVEL
         glob: list[_StackEntry] = []
         for ch in chunks:
+            if self.fast:
+                if ch.confirmed is None:
+                    raise _Unconfirmed(f"chunk {ch.start}..{ch.end - 1}")
+                self.confirmed_rows[0] += ch.confirmed[0]
+                self.confirmed_rows[1] += ch.confirmed[1]
             for fnd in ch.findings:
                 self.f.append(fnd)
             self.nodes_checked += ch.nodes_checked
@@ -1542,6 +1615,13 @@ class _Replay:
                 glob = glob + ch.final
             if self.progress is not None:
                 self.progress(ch.end, self.n)
+        if self.fast:
+            # Every chunk's rows are confirmed; no row may lie outside them.
+            for table, confirmed in zip(("artifact", "artifact_meta"), self.confirmed_rows,
+                                        strict=True):
+                total = self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                if total != confirmed:
+                    raise _Unconfirmed(f"{table} holds {total} rows, {confirmed} confirmed")
         self._finish_tables()
 
     def _push_global(self, glob: list[_StackEntry], entry: _StackEntry, start: int) -> None:
@@ -1727,7 +1807,7 @@ class _Replay:
             "SELECT log_idx, id, product, name, sha256, size, media_type, metadata, provenance,"
             " retain_until, storage, actor, created, log_idx FROM artifact ORDER BY log_idx",
             ("id", "product", "name", "sha256", "size", "media_type", "metadata", "provenance",
-             "retain_until", "storage", "actor", "created", "log_idx"),
+             "retain_until", "storage", "actor", "created", "log_idx"), confirmed=self.fast,
         )
         # Schema v2 keys metadata rows by log index; the artifact id comes from the
         # artifact row at that index (itself compared with its record).
@@ -1740,7 +1820,8 @@ class _Replay:
             meta_sql = ("SELECT log_idx, key, NULL, product, key, value FROM artifact_meta "
                         "ORDER BY 1, 2")
         self.t_meta = _Table(self, "artifact_meta", meta_sql,
-                             ("artifact_id", "product", "key", "value"), keylen=2)
+                             ("artifact_id", "product", "key", "value"), keylen=2,
+                             confirmed=self.fast)
         self.t_retention = _Table(
             self, "retention",
             "SELECT log_idx, log_idx, artifact_id, retain_until FROM retention ORDER BY log_idx",

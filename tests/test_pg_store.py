@@ -421,3 +421,29 @@ def _dead_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_cli_init_put_ls_on_postgresql(tmp_path: Path, pg_db: PgDatabase) -> None:
+    from click.testing import CliRunner
+
+    from depository.cli import main
+
+    run = CliRunner()
+    store = str(tmp_path / "store")
+    res = run.invoke(main, ["init", "--store", store, "--origin", "example.org/pg",
+                            "--engine", "postgresql", "--dsn", pg_db.service_dsn,
+                            "--admin-dsn", pg_db.owner_dsn])
+    assert res.exit_code == 0, res.output
+    assert "engine:\n  type: postgresql" in (tmp_path / "store" / "depository.yaml").read_text()
+    (tmp_path / "f.txt").write_bytes(b"hello")
+    res = run.invoke(main, ["put", "--store", store, "--product", "gurukul", "--name", "f",
+                            str(tmp_path / "f.txt"), "--json"])
+    assert res.exit_code == 0, res.output
+    res = run.invoke(main, ["ls", "--store", store, "--product", "gurukul", "--json"])
+    assert res.exit_code == 0 and '"name": "f"' in res.output, res.output
+    # A second init on the same database is refused, and says so.
+    res = run.invoke(main, ["init", "--store", str(tmp_path / "again"), "--engine",
+                            "postgresql", "--dsn", pg_db.service_dsn,
+                            "--admin-dsn", pg_db.owner_dsn])
+    assert res.exit_code != 0 and "already has a schema" in res.output, res.output
+    assert not (tmp_path / "again").exists()

@@ -208,7 +208,7 @@ def test_same_records_proofs_and_checkpoints_as_sqlite(
               _init(tmp_path / "pg", pg_db, clock=Clock(T0))]
     for s in stores:
         s.put("gurukul", "a", b"A", metadata={"course": "x"}, provenance={"by": "t"})
-        s.put_many([_item("ai-assistant", f"bulk/{i}") for i in range(30)])
+        s.put_many([_item("ai-assistant", f"bulk/{i}") for i in range(80)])  # COPY path
         s.put("ai-avatar", "big", b"y" * 70_000)
         s.extend_retention("gurukul", "a", T0 + timedelta(days=9000), actor="o", reason="r")
         h = s.place_hold(matter="M", reason="r", actor="legal", product="ai-assistant")

@@ -562,3 +562,28 @@ def test_integrity_check_finds_a_gap_in_the_log(pg_store: Store, pg_db: PgDataba
     assert report["sqlite_integrity"] != ["ok"]
     assert "rows but its last index is" in report["sqlite_integrity"][0]
     assert pg_store.governance_status()["locked"]
+
+
+def test_lost_sessions_reads_reconnect_the_writer_refuses(pg_store: Store,
+                                                          pg_db: PgDatabase) -> None:
+    """The server ends every session of the store (as on a restart): reads reconnect;
+    the writer does not silently take a new session (its writer lock went with the old
+    one), so writes fail with a clear error, nothing acknowledged, until it is reopened."""
+    s = pg_store
+    r = s.put("gurukul", "a", b"A")
+    assert s.get("gurukul", "a").log_index == r.log_index
+    with pg_db.connect() as c:
+        ended = c.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          "WHERE datname = %s AND usename = %s", (pg_db.name, SERVICE)
+                          ).fetchone()[0]
+    assert ended >= 2  # the writer's session and this thread's reader
+    assert s.get("gurukul", "a").log_index == r.log_index  # read again on a new session
+    with pytest.raises(StoreError, match="lost the connection to PostgreSQL"):
+        s.put("gurukul", "b", b"B")
+    path = s.path
+    s.close()
+    s2 = Store.open(path)
+    try:
+        assert s2.put("gurukul", "b", b"B").log_index == r.log_index + 1
+    finally:
+        s2.close()

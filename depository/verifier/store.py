@@ -405,7 +405,19 @@ class _Chunk:
 
 def _scan_chunk_worker(db: str, start: int, end: int, level: int, sizes: Sequence[int],
                        ctx: _Context, native: bool = False, confirm: bool = False) -> _Chunk:
-    return _scan_chunk(_worker_conn(db), start, end, level, sizes, ctx, native, confirm)
+    ch = _scan_chunk(_worker_conn(db), start, end, level, sizes, ctx, native, confirm)
+    if ch.confirmed is not None:
+        # The rows are confirmed here: the parent's _put needs only the artifact's id,
+        # name, digest, size and storage, so pickle no more than that.
+        ch.items = [_compact(item) if item[1] == "artifact.put" else item
+                    for item in ch.items]
+    return ch
+
+
+def _compact(item: _Item) -> _Item:
+    row = item[4][0]
+    small = (row[0], None, row[2], row[3], row[4], None, None, None, None, row[9])
+    return (item[0], item[1], item[2], item[3], (small, ()), item[5])
 
 
 def _scan_chunk(

@@ -264,6 +264,16 @@ def test_forced_pure_python_in_a_subprocess(tmp_path: Path) -> None:
     assert proc.returncode == 0
 
 
+def test_absent_extension_falls_back_silently() -> None:
+    """No compiled module (a checkout without `make native`): pure Python, reported."""
+    code = ("import sys; sys.modules['depository.verifier._cverify'] = None; "
+            "import depository.verifier.store as s; "
+            "sys.exit(0 if s._NATIVE is None and s.engine(True) == s.ENGINE_PYTHON else 3)")
+    env = {k: v for k, v in os.environ.items() if k != "DEPOSITORY_NATIVE"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0
+
+
 def test_the_fast_path_decodes_like_json() -> None:
     """The accepted values are what ``json`` makes of them, exact types included."""
     if native is None:

@@ -15,10 +15,10 @@ from _pg import PgDatabase, pg_db, pg_server  # noqa: F401
 
 from depository.signing import generate_key
 from depository.store import _pg
-from depository.store._cluster import SequencerStorage
 from depository.store._engine import Txn, WriterEngine
 from depository.store._errors import FencedError, NotSequencerError, StoreError
 from depository.store._model import utc_now
+from depository.store.cluster import SequencerStorage
 from depository.tlog.record import parse_record
 
 ORIGIN = "test.example/log"

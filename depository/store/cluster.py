@@ -29,23 +29,28 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from depository.store._engine import Txn
+from depository.store._backend import log_retention_days, open_anchor_sink
+from depository.store._engine import Txn, WriterEngine
 from depository.store._errors import (
+    ConfigError,
     FencedError,
     GovernanceLockedError,
     NotSequencerError,
+    SchemaMismatchError,
     StoreError,
 )
-from depository.store._model import Hold, Receipt, Token
+from depository.store._frozen import open_problems
+from depository.store._model import Clock, Hold, Receipt, Token, utc_now
 from depository.store._pg import PgLogStorage, connect, describe_dsn
 from depository.store._prepared import PreparedPut
 from depository.store._reads import StoreReads
@@ -53,6 +58,9 @@ from depository.store._remote import RemoteWriter, WriterServer
 from depository.store._writer import LocalWriter, StoreWriter
 from depository.store.config import Product
 from depository.tlog.authority import SEQUENCER_ELECTED
+
+if TYPE_CHECKING:
+    from depository.store._store import Store
 
 log = logging.getLogger("depository.cluster")
 
@@ -383,3 +391,77 @@ class ClusterWriter:
         role = f"sequencer, epoch {self.epoch}" if self.local is not None else "follower"
         return (f"node {self.node_id} ({role}; peers at {self.advertise}; database "
                 f"{describe_dsn(self._dsn)})")
+
+
+def open_node(path: Path, *, node_id: str, advertise: str, secret: bytes,
+              signer_key_file: Path | None = None, clock: Clock = utc_now,
+              interval: float = 0.5) -> Store:
+    """Open a PostgreSQL-backed store as one node of a cluster: reads here, writes through
+    :class:`ClusterWriter` (this node's engine while it is the sequencer, else forwarded).
+
+    The signer key is read now (every node needs it to be able to take over) but used only
+    by this node's engine, i.e. only while it is the sequencer.
+    """
+    from depository.store._store import (
+        KEY_DIR,
+        SIGNER_KEY_NAME,
+        Store,
+        _open_config,
+        engine_dsn,
+    )
+
+    path = Path(path)
+    cfg = _open_config(path)
+    if cfg.engine.type != "postgresql":
+        raise ConfigError(
+            f"{path}: several serve nodes need the PostgreSQL engine (engine: {{type: "
+            "postgresql, dsn: ...}} in depository.yaml); this store is "
+            f"{cfg.engine.type}, which has one writer process (serve without --node-id)")
+    if not node_id or len(node_id) > 64 or not node_id.isprintable():
+        raise ConfigError(f"node id {node_id!r}: must be 1-64 printable characters")
+    try:
+        parse_address(advertise)
+    except ValueError as exc:
+        raise ConfigError(f"--advertise: {exc}, e.g. 10.0.0.5:7400") from None
+    if len(secret) < 16:
+        raise ConfigError("the peer secret must be at least 16 bytes (e.g. `head -c 32 "
+                          "/dev/urandom | base64 > peer.secret`, the same file on every node)")
+    key_path = signer_key_file or (Path(os.environ["DEPOSITORY_SIGNER_KEY"])
+                                   if os.environ.get("DEPOSITORY_SIGNER_KEY")
+                                   else path / KEY_DIR / SIGNER_KEY_NAME)
+    try:
+        signer = key_path.read_text().strip()
+    except OSError as exc:
+        raise StoreError(f"cannot read the log signer key {key_path}: {exc.strerror}; every "
+                         "node needs it to take over as sequencer (--signer-key FILE)") from exc
+    dsn = engine_dsn(cfg)
+    store = Store.attach(path, lambda reads: ClusterWriter(
+        reads, dsn=dsn, node_id=node_id, advertise=advertise, secret=secret,
+        interval=interval), clock=clock)
+    writer = store.writer
+    assert isinstance(writer, ClusterWriter)
+
+    def make_local(storage: SequencerStorage) -> LocalWriter:
+        anchors = open_anchor_sink(
+            cfg.anchors, cfg.backend,
+            retention_days=log_retention_days(cfg.default_retention_days, cfg.scale_limits))
+        engine = WriterEngine(
+            storage, origin=cfg.origin, signer=signer, clock=store.clock, anchors=anchors,
+            checkpoint_every_ms=cfg.checkpoint_every_ms,
+            checkpoint_every_entries=cfg.checkpoint_every_entries,
+            products=list(cfg.products))
+        problems = open_problems(storage, engine.state.tree.size, cfg)
+        if problems:
+            engine.close()
+            raise SchemaMismatchError(
+                f"node {node_id!r} will not become the sequencer: "
+                + "; ".join(p for _, p in problems)
+                + ". Run `depository verify store` to investigate")
+        return LocalWriter(engine, store.reads, store.blobs, store.clock)
+
+    try:
+        writer.start(make_local, store.product, path)
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -475,6 +475,13 @@ COMMANDS: dict[str, Spec] = {
         "local Ceph RGW)",
     "depository verify store ./store --key log.vkey --anchors ./downloaded-anchors/":
         ("ws", 0, ()),
+    # operations guide, several nodes (ADR 0014): PostgreSQL-backed, covered by
+    # tests/test_cluster_drill.py, which starts two such nodes
+    "head -c 32 /dev/urandom | base64 > peer.secret": ("fresh", 0, ()),
+    "depository serve --store ./store --port 8001 --node-id a --advertise 127.0.0.1:7401 "
+    "--peer-secret peer.secret": "needs a PostgreSQL store and runs until stopped",
+    "depository serve --store ./store --port 8002 --node-id b --advertise 127.0.0.1:7402 "
+    "--peer-secret peer.secret": "needs a PostgreSQL store and runs until stopped",
     "depository serve --store ./store --port 8000 --workers 2":
         "a server that runs until stopped (tests/test_service_server.py serves a store on "
         "127.0.0.1)",

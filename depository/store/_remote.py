@@ -275,6 +275,12 @@ class _Conn:
                 self._closed = True
                 self._cv.notify()
 
+    def stop_reading(self) -> None:
+        """End the reader (answers already queued are still sent); the client sees the
+        connection close once they are."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RD)
+
     def join(self, timeout: float) -> None:
         self._reader.join(timeout)
         if self._sender.is_alive():
@@ -345,6 +351,10 @@ class WriterServer:
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         self._thread.join(5)
+        # Clients still connected (a cluster sequencer stepping down) are told by the
+        # connection closing, so they look for the new sequencer.
+        for c in self._conns:
+            c.stop_reading()
         self.pool.shutdown(wait=True)
         for c in self._conns:
             c.join(5)

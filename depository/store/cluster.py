@@ -255,6 +255,11 @@ class ClusterWriter:
 
     def _follow(self) -> StoreWriter:
         """The sequencer's writer as seen from here (a RemoteWriter), or a refusal."""
+        with self._mu:
+            # Connected and not lost: a new election always ends the old sequencer's
+            # connections (it died, or stepped down and closed its server).
+            if self._remote is not None and self._remote_epoch is not None:
+                return self._remote
         try:
             cur = self._latest()
         except (psycopg.Error, StoreError) as exc:

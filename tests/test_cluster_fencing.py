@@ -6,7 +6,10 @@ the database is a real server started by the fixture.
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,11 +17,12 @@ import pytest
 from _pg import PgDatabase, pg_db, pg_server  # noqa: F401
 
 from depository.signing import generate_key
-from depository.store import _pg
+from depository.store import Store, _pg
 from depository.store._engine import Txn, WriterEngine
 from depository.store._errors import FencedError, NotSequencerError, StoreError
 from depository.store._model import utc_now
-from depository.store.cluster import SequencerStorage
+from depository.store.cluster import ClusterWriter, SequencerStorage, open_node
+from depository.store.config import default_config_dict
 from depository.tlog.record import parse_record
 
 ORIGIN = "test.example/log"
@@ -29,6 +33,12 @@ def db(pg_db: PgDatabase) -> Iterator[tuple[PgDatabase, str]]:  # noqa: F811
     signer, vkey = generate_key(ORIGIN)
     _pg.create_database(pg_db.owner_dsn, pg_db.service_dsn, origin=ORIGIN, verifier_key=vkey)
     yield pg_db, signer
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _engine(storage: SequencerStorage, signer: str) -> WriterEngine:
@@ -109,3 +119,46 @@ def test_a_deposed_sequencer_that_has_not_noticed_cannot_commit(db: tuple[PgData
     eb.close()
     ea.close()
     assert len(_rows(d, "SELECT idx FROM log")) == len(log_before) + 1  # event 4
+
+
+def test_nodes_fail_over_and_a_fenced_sequencer_steps_down_and_follows(
+        tmp_path: Path, pg_db: PgDatabase) -> None:  # noqa: F811
+    """Two nodes in this process (ClusterWriter, real peer channel): the sequencer is
+    deposed behind its back, its next write is fenced, it steps down and then forwards
+    to the new sequencer."""
+    cfg = default_config_dict(ORIGIN)
+    cfg["engine"] = {"type": "postgresql", "dsn": pg_db.service_dsn}
+    Store.init(tmp_path / "s", config=cfg, admin_dsn=pg_db.owner_dsn).close()
+
+    def node(name: str) -> Store:
+        return open_node(tmp_path / "s", node_id=name, advertise=f"127.0.0.1:{_port()}",
+                         secret=b"k" * 32, interval=0.1)
+
+    a = node("a")
+    b = node("b")
+    try:
+        wa, wb = a.writer, b.writer
+        assert isinstance(wa, ClusterWriter) and isinstance(wb, ClusterWriter)
+        assert wa.is_sequencer and not wb.is_sequencer and wa.epoch == 1
+        r = b.put("gurukul", "via-b", b"1")  # forwarded to a
+        assert a.get("gurukul", "via-b").log_index == r.log_index
+        storage = wa._storage
+        assert storage is not None
+        storage.conn.execute("SELECT pg_advisory_unlock_all()")  # a has not noticed
+        deadline = time.monotonic() + 10
+        while not wb.is_sequencer and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert wb.is_sequencer and wb.epoch == 2
+        assert wa.is_sequencer  # still believes it
+        with pytest.raises(FencedError):
+            a.put("gurukul", "via-a-fenced", b"2")
+        while wa.is_sequencer and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not wa.is_sequencer, "the fenced sequencer did not step down"
+        r2 = a.put("gurukul", "via-a", b"3")  # now forwarded to b
+        assert b.get("gurukul", "via-a").log_index == r2.log_index
+        with pytest.raises(StoreError):
+            b.get("gurukul", "via-a-fenced")
+    finally:
+        a.close()
+        b.close()

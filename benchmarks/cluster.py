@@ -53,6 +53,7 @@ from depository.store.config import default_config_dict  # noqa: E402
 
 PY = sys.executable
 SECRET = b"benchmark-peer-secret-0123456789"
+BODY = b"x" * 280
 
 WRK_PROOF = r'''
 function init(args)
@@ -193,6 +194,47 @@ def one(kind: str, server: PgServer, tmp: Path, args: argparse.Namespace, rnd: i
     return {"writes": w, "proofs": p}
 
 
+def ceiling(server: PgServer, tmp: Path, n: int) -> dict[str, dict[str, float]]:
+    """The single writer's own rate, no HTTP: ``n`` small puts from 32 threads (group
+    commit) and ``n`` through ``put_many`` (bulk), on SQLite and on PostgreSQL; with the
+    writer process's CPU per record (PostgreSQL's server processes separately)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from depository.store import PutItem
+
+    out: dict[str, dict[str, float]] = {}
+    for engine in ("sqlite", "postgresql"):
+        d = tmp / f"ceiling-{engine}"
+        d.mkdir()
+        new_store(d / "store", server if engine == "postgresql" else None)
+        with Store.open(d / "store") as s:
+            me, pg0 = cpu_s(os.getpid()), postgres_cpu_s()
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(32) as ex:
+                list(ex.map(lambda i: s.put("gurukul", f"g/{i}", BODY + str(i).encode(),
+                                            actor="bench"), range(n)))
+            dt = time.perf_counter() - t0
+            me1, pg1 = cpu_s(os.getpid()), postgres_cpu_s()
+            out[f"{engine} group commit"] = {
+                "rate": n / dt, "cpu_us": (me1 - me) / n * 1e6,
+                "pg_cpu_us": (pg1 - pg0) / n * 1e6 if engine == "postgresql" else 0.0}
+            me, pg0 = me1, pg1
+            t0 = time.perf_counter()
+            s.put_many([PutItem("gurukul", f"b/{i}", BODY + str(i).encode())
+                        for i in range(n)], actor="bench")
+            dt = time.perf_counter() - t0
+            me1, pg1 = cpu_s(os.getpid()), postgres_cpu_s()
+            out[f"{engine} put_many"] = {
+                "rate": n / dt, "cpu_us": (me1 - me) / n * 1e6,
+                "pg_cpu_us": (pg1 - pg0) / n * 1e6 if engine == "postgresql" else 0.0}
+        shutil.rmtree(d, ignore_errors=True)
+        for k, v in out.items():
+            if k.startswith(engine):
+                log(f"ceiling {k}: {v['rate']:,.0f}/s, {v['cpu_us']:.0f} µs CPU/record in the "
+                    f"writer process, {v['pg_cpu_us']:.0f} µs in PostgreSQL")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -203,6 +245,8 @@ def main() -> None:
     ap.add_argument("--kinds", default="sqlite-1,pg-1,pg-2,pg-3")
     ap.add_argument("--quick", action="store_true", help="1 round of 4 s")
     ap.add_argument("--json", type=Path, help="write the figures here too")
+    ap.add_argument("--ceiling", type=int, default=0, metavar="N",
+                    help="only measure the single writer's own rate with N puts (no HTTP)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 4
@@ -215,6 +259,19 @@ def main() -> None:
     state = start_server(Path(tempfile.mkdtemp(prefix="depository-pg-bench-")), bindir)
     server = PgServer(Path(state["dir"]), int(state["port"]), bindir)
     figs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+    if args.ceiling:
+        try:
+            res = ceiling(server, tmp, args.ceiling)
+        finally:
+            stop_server(state)
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(f"\n{os.cpu_count()} cores, load average before {load_before[0]:.1f}")
+        print("| writer, in process | records/s | CPU µs/record: writer process / "
+              "PostgreSQL |")
+        print("|---|---|---|")
+        for k, v in res.items():
+            print(f"| {k} | {v['rate']:,.0f} | {v['cpu_us']:.0f} / {v['pg_cpu_us']:.0f} |")
+        return
     try:
         for rnd in range(args.rounds):
             for kind in kinds:

@@ -208,7 +208,7 @@ def test_same_records_proofs_and_checkpoints_as_sqlite(
               _init(tmp_path / "pg", pg_db, clock=Clock(T0))]
     for s in stores:
         s.put("gurukul", "a", b"A", metadata={"course": "x"}, provenance={"by": "t"})
-        s.put_many([_item("ai-assistant", f"bulk/{i}") for i in range(30)])
+        s.put_many([_item("ai-assistant", f"bulk/{i}") for i in range(80)])  # COPY path
         s.put("ai-avatar", "big", b"y" * 70_000)
         s.extend_retention("gurukul", "a", T0 + timedelta(days=9000), actor="o", reason="r")
         h = s.place_hold(matter="M", reason="r", actor="legal", product="ai-assistant")
@@ -447,3 +447,143 @@ def test_cli_init_put_ls_on_postgresql(tmp_path: Path, pg_db: PgDatabase) -> Non
                             "--admin-dsn", pg_db.owner_dsn])
     assert res.exit_code != 0 and "already has a schema" in res.output, res.output
     assert not (tmp_path / "again").exists()
+
+
+def test_session_settings_durability_and_read_only_readers(pg_store: Store,
+                                                           pg_db: PgDatabase) -> None:
+    """The writer commits with synchronous_commit on even where the database's default is
+    off; readers cannot write even to a table the role may insert into."""
+    with pg_db.connect() as c:
+        c.execute(f'ALTER DATABASE "{pg_db.name}" SET synchronous_commit = off')
+    from depository.store._pg import PgLogStorage
+
+    pg_store.close()
+    s = Store.open(pg_store.path)
+    try:
+        db = s.local_writer.engine.db  # type: ignore[union-attr]
+        assert isinstance(db, PgLogStorage)
+        assert db.conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+        with pytest.raises(psycopg.Error, match="read-only transaction"):
+            s.reads.conn().execute("INSERT INTO meta VALUES ('x', 'y')")
+    finally:
+        s.close()
+
+
+def test_sigkilled_writer_loses_no_acknowledged_write(tmp_path: Path,
+                                                      pg_db: PgDatabase) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    cfg = default_config_dict("test.example/log")
+    cfg["engine"] = {"type": "postgresql", "dsn": pg_db.service_dsn}
+    Store.init(tmp_path / "store", config=cfg, admin_dsn=pg_db.owner_dsn).close()
+    writer = Path(__file__).with_name("_crash_writer.py")
+    proc = subprocess.Popen([sys.executable, str(writer), str(tmp_path / "store"), "r1", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    acked: list[list[str]] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("ACK "):
+                acked.append(line.split()[1:])
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while len(acked) < 40 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    t.join(timeout=10)
+    assert len(acked) >= 40, proc.stderr.read() if proc.stderr else ""
+    for _ in range(50):  # the server notices the dead session and frees the writer lock
+        try:
+            s = Store.open(tmp_path / "store")
+            break
+        except StoreError:
+            time.sleep(0.1)
+    try:
+        for product, name, sha, idx in acked:
+            art = s.get(product, name)
+            assert (art.sha256, art.log_index) == (sha, int(idx))
+        s.checkpoint()
+    finally:
+        s.close()
+
+
+def test_dialect_specific_reads_agree_with_sqlite(tmp_path: Path, pg_db: PgDatabase,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reads whose SQL the dialect rewrites (snapshot, byte search, ordered join,
+    integrity) answer the same on both engines."""
+    import depository.store._store as store_mod
+
+    monkeypatch.setattr(store_mod, "generate_key", lambda origin: seeded_key(origin))
+    out = []
+    for path, db in ((tmp_path / "lite", None), (tmp_path / "pg", pg_db)):
+        s = _init(path, db, clock=Clock(T0))
+        for i in range(12):
+            s.put("gurukul" if i % 2 else "ai-assistant", f"n/{i}", b"%d" % i,
+                  metadata={"course": f"c{i % 3}"})
+        s.clock = lambda: FAR_FUTURE
+        s.dispose(FAR_FUTURE, actor="ops", artifact_ids=[s.get("gurukul", "n/3").id])
+        out.append((
+            s.reads.usage_since(0, 0), s.reads.usage_since(5, 0),
+            s.reads.records_containing(b'"name":"n/1', 3),
+            [a.name for a in s.ls(meta={"course": "c1"}, after=2)],
+            [a.name for a in s.ls(product="gurukul", meta={"course": "c0"})],
+            s.reads.integrity_check(), s.usage(), s.reads.token_generation(),
+        ))
+        s.close()
+    lite, pg = out
+
+    def norm(since: Any) -> list[list[tuple[Any, ...]]]:  # PostgreSQL's sum() is numeric
+        return [sorted(tuple(v if isinstance(v, str) else int(v) for v in r) for r in rows)
+                for rows in since]
+
+    assert norm(lite[0]) == norm(pg[0]) and norm(lite[1]) == norm(pg[1])
+    assert norm(lite[0])[1]  # the disposal is counted
+    assert lite[2:] == pg[2:]
+    assert lite[2][0] and lite[3] and lite[5] == ["ok"]
+
+
+def test_integrity_check_finds_a_gap_in_the_log(pg_store: Store, pg_db: PgDatabase) -> None:
+    for i in range(4):
+        pg_store.put("gurukul", f"n{i}", b"%d" % i)
+    with _super(pg_db) as c:
+        c.execute("ALTER TABLE log DISABLE TRIGGER log_no_change")
+        c.execute("DELETE FROM log WHERE idx = 2")
+        c.execute("ALTER TABLE log ENABLE TRIGGER log_no_change")
+    report = pg_store.scrub()
+    assert report["sqlite_integrity"] != ["ok"]
+    assert "rows but its last index is" in report["sqlite_integrity"][0]
+    assert pg_store.governance_status()["locked"]
+
+
+def test_lost_sessions_reads_reconnect_the_writer_refuses(pg_store: Store,
+                                                          pg_db: PgDatabase) -> None:
+    """The server ends every session of the store (as on a restart): reads reconnect;
+    the writer does not silently take a new session (its writer lock went with the old
+    one), so writes fail with a clear error, nothing acknowledged, until it is reopened."""
+    s = pg_store
+    r = s.put("gurukul", "a", b"A")
+    assert s.get("gurukul", "a").log_index == r.log_index
+    with pg_db.connect() as c:
+        ended = c.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          "WHERE datname = %s AND usename = %s", (pg_db.name, SERVICE)
+                          ).fetchone()[0]
+    assert ended >= 2  # the writer's session and this thread's reader
+    assert s.get("gurukul", "a").log_index == r.log_index  # read again on a new session
+    with pytest.raises(StoreError, match="lost the connection to PostgreSQL"):
+        s.put("gurukul", "b", b"B")
+    path = s.path
+    s.close()
+    s2 = Store.open(path)
+    try:
+        assert s2.put("gurukul", "b", b"B").log_index == r.log_index + 1
+    finally:
+        s2.close()

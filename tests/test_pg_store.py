@@ -587,3 +587,27 @@ def test_lost_sessions_reads_reconnect_the_writer_refuses(pg_store: Store,
         assert s2.put("gurukul", "b", b"B").log_index == r.log_index + 1
     finally:
         s2.close()
+
+
+def test_a_server_without_fsync_is_refused(tmp_path: Path) -> None:
+    """On a server with fsync off a commit is no acknowledgement: the writer refuses to
+    start. (Its own throwaway server: the session's shared one must stay durable.)"""
+    import tempfile
+
+    from _pg import PgServer, find_bindir, start_server, stop_server
+
+    from depository.store import _pg
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    state = start_server(Path(tempfile.mkdtemp(prefix="depository-pg-")), bindir,
+                         options="-c fsync=off")
+    try:
+        server = PgServer(Path(state["dir"]), int(state["port"]), bindir)
+        db = PgDatabase(server, server.create_database())
+        _pg.create_database(db.owner_dsn, db.service_dsn, origin="o", verifier_key="k")
+        with pytest.raises(StoreError, match="fsync = off: a commit would not be durable"):
+            _pg.PgLogStorage(db.service_dsn)
+    finally:
+        stop_server(state)

@@ -255,8 +255,8 @@ def main() -> None:
         sys.exit("PostgreSQL is not installed (apt-get install postgresql)")
     kinds = args.kinds.split(",")
     load_before = os.getloadavg()
-    tmp = Path(tempfile.mkdtemp(prefix="depository-cluster-bench-"))
-    state = start_server(Path(tempfile.mkdtemp(prefix="depository-pg-bench-")), bindir)
+    tmp = Path(tempfile.mkdtemp(prefix="pgcluster-bench-"))
+    state = start_server(Path(tempfile.mkdtemp(prefix="pgcluster-bench-pg-")), bindir)
     server = PgServer(Path(state["dir"]), int(state["port"]), bindir)
     figs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     if args.ceiling:

@@ -162,3 +162,17 @@ def test_nodes_fail_over_and_a_fenced_sequencer_steps_down_and_follows(
     finally:
         a.close()
         b.close()
+
+
+def test_a_node_that_cannot_listen_for_peers_does_not_stand_for_election(
+        tmp_path: Path, pg_db: PgDatabase) -> None:  # noqa: F811
+    cfg = default_config_dict(ORIGIN)
+    cfg["engine"] = {"type": "postgresql", "dsn": pg_db.service_dsn}
+    Store.init(tmp_path / "s", config=cfg, admin_dsn=pg_db.owner_dsn).close()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        addr = f"127.0.0.1:{busy.getsockname()[1]}"
+        with pytest.raises(NotSequencerError, match="cannot listen on its --advertise"):
+            open_node(tmp_path / "s", node_id="a", advertise=addr, secret=b"k" * 32)
+    assert _rows(pg_db, "SELECT epoch FROM sequencer") == []

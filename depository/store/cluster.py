@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -214,11 +215,25 @@ class ClusterWriter:
                     log.warning("node %s: lost the sequencer role (fenced or session "
                                 "ended); following", self.node_id)
                     self._step_down()
+            except StoreError as exc:
+                log.warning("node %s: %s", self.node_id, exc)
             except Exception:
                 log.exception("node %s: elector", self.node_id)
 
     def _try_lead(self) -> None:
         assert self._make_local is not None and self._product is not None
+        # Only a node that can serve its peers may be elected: an election whose peer
+        # port then fails to bind would be logged for nothing, again and again.
+        family = socket.AF_INET6 if ":" in self._listen[0] else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(self._listen)
+            except OSError as exc:
+                raise NotSequencerError(
+                    f"node {self.node_id!r} cannot listen on its --advertise address "
+                    f"{self.advertise} ({exc.strerror}), so it does not stand for "
+                    "election") from None
         try:
             storage = SequencerStorage(self._dsn, self.node_id)
         except StoreError:

@@ -389,7 +389,10 @@ class ClusterWriter:
 
     @property
     def token_generation(self) -> int:
-        return self._reads.token_generation()
+        """The sequencer's writer knows it; a follower reads it from the database, so a
+        revocation through any node is seen on its next request (as ADR 0005's workers)."""
+        local = self.local
+        return local.token_generation if local is not None else self._reads.token_generation()
 
     def close(self) -> None:
         if self._closed:

@@ -176,3 +176,27 @@ def test_a_node_that_cannot_listen_for_peers_does_not_stand_for_election(
         with pytest.raises(NotSequencerError, match="cannot listen on its --advertise"):
             open_node(tmp_path / "s", node_id="a", advertise=addr, secret=b"k" * 32)
     assert _rows(pg_db, "SELECT epoch FROM sequencer") == []
+
+
+def test_an_election_continues_the_epochs_the_log_holds(db: tuple[PgDatabase, str]) -> None:
+    """A database whose log already holds elections but whose sequencer table is empty
+    (a clustered store migrated into it): the next epoch follows the log's, so the
+    verifier's 'epochs only grow' still holds."""
+    d, signer = db
+    plain = _pg.PgLogStorage(d.service_dsn)
+    e = WriterEngine(plain, origin=ORIGIN, signer=signer, clock=utc_now, anchors=None,
+                     checkpoint_every_ms=3_600_000, checkpoint_every_entries=1_000_000,
+                     products=["gurukul"])
+    e.submit(lambda txn: txn.append("sequencer.elected", "depository", None, {
+        "node_id": "old", "epoch": 5, "previous": "older", "previous_epoch": 4})).result()
+    # Later, the same words inside a record's body: not an election.
+    e.submit(lambda txn: txn.append("evidence.export", "test", None, {
+        "x": {"type": "sequencer.elected", "epoch": 99}})).result()
+    e.close()
+    a = SequencerStorage(d.service_dsn, "node-a")
+    ea = _engine(a, signer)
+    assert _elect(ea, a, "127.0.0.1:1") == 6
+    ea.close()
+    leaves = [parse_record(bytes(r[0])) for r in _rows(d, "SELECT leaf FROM log ORDER BY idx")]
+    assert leaves[-1].body == {"node_id": "node-a", "epoch": 6, "previous": "old",
+                               "previous_epoch": 5}

@@ -59,6 +59,7 @@ from depository.store._remote import RemoteWriter, WriterServer
 from depository.store._writer import LocalWriter, StoreWriter
 from depository.store.config import Product
 from depository.tlog.authority import SEQUENCER_ELECTED
+from depository.tlog.record import parse_record
 
 if TYPE_CHECKING:
     from depository.store._store import Store
@@ -126,10 +127,29 @@ class SequencerStorage(PgLogStorage):
             self.rollback()
             raise
 
+    def last_logged_election(self) -> tuple[int, str] | None:
+        """(epoch, node) of the newest ``sequencer.elected`` record in the log, found by
+        the server (a scan, run only while the ``sequencer`` table is empty: a database
+        a clustered store was migrated into keeps the log's elections but not the table)."""
+        needle = b'"type":"' + SEQUENCER_ELECTED.encode() + b'"'
+        for (leaf,) in self.conn.execute(
+                "SELECT leaf FROM log WHERE position(%s IN leaf) > 0 ORDER BY idx DESC",
+                (needle,)):
+            try:
+                rec = parse_record(bytes(leaf))
+            except Exception:
+                continue  # the verifier reports a damaged record
+            if rec.type == SEQUENCER_ELECTED:  # not the words inside some metadata
+                return int(rec.body["epoch"]), str(rec.body["node_id"])
+        return None
+
     def elect(self, txn: Txn, advertise: str) -> int:
         """The election, as the first operation of this node's writer: the next epoch's
         row and its ``sequencer.elected`` record, in one transaction."""
         prev = self.latest()
+        if prev is None:
+            logged = self.last_logged_election()
+            prev = None if logged is None else (logged[0], logged[1], "")
         epoch = 1 if prev is None else prev[0] + 1
         seq = txn.append(SEQUENCER_ELECTED, ELECT_ACTOR, None, {
             "node_id": self.node_id, "epoch": epoch,

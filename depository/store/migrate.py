@@ -417,6 +417,9 @@ def _run(
         except BaseException:
             if dest is not None:
                 dest.abort()
+            # Refused or failed here (a kill never gets here: then the staging directory
+            # stays, and the next run names it).
+            shutil.rmtree(staging, ignore_errors=True)
             raise
         report.source_size_after = _size_after(src, source.engine)
         if report.manifest is not None:

@@ -171,6 +171,8 @@ class TableReader(Protocol):
     def count(self, table: TableSpec) -> int: ...
     def schema_problem(self) -> str | None:
         """Why the database's schema no longer matches record 0, or None."""
+    def engine_meta(self) -> frozenset[str]:
+        """Keys of table ``meta`` that belong to this engine (not copied, not compared)."""
     def close(self) -> None: ...
 
 
@@ -222,6 +224,9 @@ class SqliteTables:
 
     def count(self, table: TableSpec) -> int:
         return int(self.conn.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0])
+
+    def engine_meta(self) -> frozenset[str]:
+        return frozenset()
 
     def schema_problem(self) -> str | None:
         row = self.conn.execute("SELECT leaf FROM log WHERE idx = 0").fetchone()
@@ -323,20 +328,26 @@ class MigrationReport:
 
 @dataclass
 class _Endpoint:
-    """Where a store lives: its directory, and for PostgreSQL the database."""
+    """Where a store lives: its directory, and for PostgreSQL the database (the service
+    role's DSN, and the owner's that creates the schema)."""
 
     path: Path
     engine: str = "sqlite"
     dsn: str | None = None
+    admin_dsn: str | None = None
 
 
 def migrate(
     src: Path, dst: Path, *, to_engine: str = "sqlite", dsn: str | None = None,
-    trusted_keys: Sequence[str] = (), signer_key: str | None = None,
+    admin_dsn: str | None = None, trusted_keys: Sequence[str] = (), signer_key: str | None = None,
     batch_rows: int = BATCH_ROWS, check_blobs: bool = True, progress: Progress | None = None,
     now: Callable[[], datetime] = utc_now,
 ) -> MigrationReport:
     """Copy the store at ``src`` into a new store at ``dst`` on ``to_engine``.
+
+    For PostgreSQL, ``dsn`` names the service role the new store runs as (written into
+    its ``depository.yaml`` without any password) and ``admin_dsn`` the role that creates
+    and owns its tables (used only here).
 
     The source must not be written during the migration: its writer lock is held for the
     whole copy (a running ``serve`` is refused), and the log size is read again at the end.
@@ -344,7 +355,8 @@ def migrate(
     already holds a store or the source is damaged, :class:`MigrationError` when the copy
     does not verify (nothing is committed then).
     """
-    return _run(Path(src).absolute(), _Endpoint(Path(dst).absolute(), to_engine, dsn),
+    return _run(Path(src).absolute(),
+                _Endpoint(Path(dst).absolute(), to_engine, dsn, admin_dsn or dsn),
                 trusted_keys=trusted_keys, signer_key=signer_key, batch_rows=batch_rows,
                 check_blobs=check_blobs, progress=progress, now=now, export_only=False)
 
@@ -374,9 +386,14 @@ def _run(
     if batch_rows < 1:
         raise MigrationRefusedError("batch_rows must be at least 1")
     tick: Progress = progress or (lambda stage, done, total: None)
-    source = _open_source(src)
-    lock_fd = -1 if export_only else _lock_source(src, source.engine)
+    if dst.engine == "postgresql" and not dst.dsn:
+        raise MigrationRefusedError("a PostgreSQL destination needs the DSN of the role the "
+                                    "store will run as")
+    source, src_dsn = _open_source(src)
+    lock: Any = None
     try:
+        if not export_only:
+            lock = _lock_source(src, src_dsn)
         # The copy gets a fresh schema, so a dropped trigger in the source would not
         # show in it: checked here, for an export too.
         problem = source.schema_problem()
@@ -391,6 +408,7 @@ def _run(
             digests = _copy_tables(source, dest, batch_rows, tick)
             blobs = _copy_files(src, staging, export_only=export_only,
                                 copy_blobs=copy_blobs, tick=tick)
+            _set_engine(staging, dst)
             back = dest.read_back()
             _compare(back, digests, batch_rows, tick)
             size, cp_size, cp_root, vkey = _log_facts(back)
@@ -399,7 +417,7 @@ def _run(
                      "the store's own key named in record 0 (self-asserted: this checks "
                      "the copy's integrity, not which store it is)")
             findings = _replay(staging, back, keys or [vkey], src, check_blobs and copy_blobs,
-                               tick)
+                               batch_rows, tick)
             back.close()
             if findings:
                 raise MigrationError(
@@ -421,36 +439,69 @@ def _run(
             # stays, and the next run names it).
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        report.source_size_after = _size_after(src, source.engine)
+        report.source_size_after = _size_after(src, src_dsn)
         if report.manifest is not None:
             report.manifest = str(dst.path / Path(report.manifest).relative_to(staging))
         return report
     finally:
         source.close()
-        if lock_fd >= 0:
-            os.close(lock_fd)
+        if isinstance(lock, int):
+            os.close(lock)
+        elif lock is not None:
+            lock.close()
 
 
-def _open_source(src: Path) -> TableReader:
+def _source_dsn(src: Path) -> str | None:
+    """The DSN of a PostgreSQL store directory (``DEPOSITORY_PG_DSN`` first), or None for
+    a SQLite one."""
+    cfg = src / CONFIG_NAME
+    if (src / DB_NAME).is_file() or not cfg.is_file():
+        return None
+    from depository.store._store import read_config_file
+
+    engine = read_config_file(cfg).get("engine") or {}
+    if not isinstance(engine, dict) or engine.get("type") != "postgresql":
+        return None
+    dsn = os.environ.get("DEPOSITORY_PG_DSN") or engine.get("dsn")
+    if not isinstance(dsn, str) or not dsn:
+        raise MigrationRefusedError(
+            f"{src / CONFIG_NAME}: engine.type is postgresql but no DSN is given (set "
+            "engine.dsn or DEPOSITORY_PG_DSN); nothing was migrated")
+    return dsn
+
+
+def _open_source(src: Path) -> tuple[TableReader, str | None]:
+    dsn = _source_dsn(src)
+    if dsn is not None:
+        from depository.store._migrate_pg import PgTables
+
+        return PgTables(dsn), dsn
     db = src / DB_NAME
     if not db.is_file():
         raise MigrationRefusedError(f"no store at {src} (no {DB_NAME}); nothing was migrated")
-    return SqliteTables(db)
+    return SqliteTables(db), None
 
 
 def _open_destination(dst: _Endpoint, staging: Path) -> TableWriter:
     if dst.engine == "sqlite":
         return SqliteDestination(staging)
-    raise MigrationRefusedError(f"migration into {dst.engine} is not available in this "
-                                "build")
+    from depository.store._migrate_pg import PgDestination
+
+    assert dst.dsn is not None and dst.admin_dsn is not None
+    return PgDestination(dst.admin_dsn, dst.dsn)
 
 
-def _lock_source(src: Path, engine: str) -> int:
-    """Hold the source's writer lock so no writer starts during the copy (the lock file
-    is opened read-only and never created: the source is not modified)."""
+def _lock_source(src: Path, dsn: str | None) -> Any:
+    """Hold the source's writer lock so no writer starts during the copy (SQLite: the
+    lock file, opened read-only and never created, so the source is not modified;
+    PostgreSQL: the writer's advisory lock, in a session of its own)."""
+    if dsn is not None:
+        from depository.store._migrate_pg import lock_writer
+
+        return lock_writer(dsn)
     path = src / ".writer.lock"
-    if engine != "sqlite" or not path.exists():
-        return -1
+    if not path.exists():
+        return None
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -496,6 +547,27 @@ def _publish(staging: Path, path: Path) -> None:
     _fsync_dir(path.parent)
 
 
+_NEUTRAL_META = frozenset({"schema_version", "origin", "verifier_key"})
+
+
+def _rows(reader: TableReader, table: TableSpec, batch: int
+          ) -> Iterator[list[tuple[Any, ...]]]:
+    """A table's rows as every engine holds them: ``meta`` without the engine's own keys
+    (e.g. PostgreSQL's catalog fingerprint); a key neither engine writes is refused."""
+    if table.name != "meta":
+        yield from reader.rows(table, batch)
+        return
+    own = reader.engine_meta()
+    for rows in reader.rows(table, batch):
+        odd = [str(r[0]) for r in rows if r[0] not in _NEUTRAL_META | own]
+        if odd:
+            raise MigrationRefusedError(
+                f"table meta of {reader.where} has a row {odd[0]!r} no Depository store "
+                "writes: it was inserted. Nothing was migrated; run `depository verify "
+                "store` on the source")
+        yield [r for r in rows if r[0] not in own]
+
+
 def _copy_tables(source: TableReader, dest: TableWriter, batch: int,
                  tick: Progress) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
@@ -504,7 +576,7 @@ def _copy_tables(source: TableReader, dest: TableWriter, batch: int,
         h = hashlib.sha256()
         done = 0
         tick(table.name, 0, total)
-        for rows in source.rows(table, batch):
+        for rows in _rows(source, table, batch):
             for r in rows:
                 row_digest_update(h, r)
             dest.insert(table, rows)
@@ -519,7 +591,7 @@ def _compare(back: TableReader, digests: dict[str, dict[str, Any]], batch: int,
     for table in TABLES:
         h = hashlib.sha256()
         n = 0
-        for rows in back.rows(table, batch):
+        for rows in _rows(back, table, batch):
             for r in rows:
                 row_digest_update(h, r)
             n += len(rows)
@@ -540,7 +612,7 @@ def _log_facts(back: TableReader) -> tuple[int, int, bytes, str]:
         for r in rows:
             last = (int(r[0]), bytes(r[1]))
     vkey = ""
-    for rows in back.rows(TABLES[0], 100):
+    for rows in _rows(back, TABLES[0], 100):
         for k, v in rows:
             if k == "verifier_key":
                 vkey = str(v)
@@ -551,29 +623,79 @@ def _log_facts(back: TableReader) -> tuple[int, int, bytes, str]:
 
 
 def _replay(staging: Path, back: TableReader, keys: list[str], src: Path, check_blobs: bool,
-            tick: Progress) -> list[str]:
-    """Replay the copy with the offline verifier; its findings as text."""
+            batch: int, tick: Progress) -> list[str]:
+    """Replay the copy with the offline verifier; its findings as text. A copy in another
+    engine is replayed through a SQLite export of what was written (read back inside the
+    destination's transaction), with the blob files of the new store directory."""
+    from depository.store._blobs import BlobDir
     from depository.verifier.store import store_result
 
-    if back.engine != "sqlite":
-        raise MigrationError("replay of a non-SQLite copy needs an export first")
-    hasher = exists = None
+    hasher: Callable[[str], str | None] | None = None
+    exists: Callable[[str], bool] | None = None
     cfg = staging / CONFIG_NAME
+    backend_type = "local"
     if check_blobs and cfg.is_file():
         from depository.store._backend import open_backend
-        from depository.store.config import load_config
+        from depository.store._store import read_config_file
 
-        backend = load_config(cfg).backend
-        if backend.type != "local":  # e.g. S3: the bytes stay where they are
-            blobs = open_backend(src / OBJECTS, backend, readonly=True)
+        raw = read_config_file(cfg).get("backend") or {}
+        backend_type = str(raw.get("type", "local")) if isinstance(raw, dict) else "local"
+        if backend_type != "local":  # e.g. S3: the bytes stay where they are
+            from depository.store.config import load_config
+
+            blobs = open_backend(src / OBJECTS, load_config(cfg).backend, readonly=True)
             hasher, exists = blobs.hash, blobs.exists
 
     def step(done: int, total: int) -> None:
         tick("verify", done, total)
 
-    res = store_result(staging, keys, progress=step, check_blobs=check_blobs,
-                       blob_hasher=hasher, blob_exists=exists)
-    return [str(f) for f in res.findings]
+    if back.engine == "sqlite":
+        res = store_result(staging, keys, progress=step, check_blobs=check_blobs,
+                           blob_hasher=hasher, blob_exists=exists)
+        return [str(f) for f in res.findings]
+    replay_dir = staging / ".replay"
+    replay_dir.mkdir()
+    try:
+        lite = SqliteDestination(replay_dir)
+        for table in TABLES:
+            for rows in _rows(back, table, batch):
+                lite.insert(table, rows)
+        lite.read_back().close()
+        if hasher is None:
+            local = BlobDir(staging / OBJECTS)
+            hasher, exists = local.hash, local.exists
+        res = store_result(replay_dir, keys, progress=step, check_blobs=check_blobs,
+                           blob_hasher=hasher, blob_exists=exists)
+        return [str(f) for f in res.findings]
+    finally:
+        shutil.rmtree(replay_dir, ignore_errors=True)
+
+
+def _set_engine(staging: Path, dst: _Endpoint) -> None:
+    """The new store's ``engine`` in its configuration (the file is left as it was when
+    the engine does not change)."""
+    cfg = staging / CONFIG_NAME
+    if not cfg.is_file():
+        return
+    from depository.store._store import read_config_file
+    from depository.store.config import dump_config
+
+    data = read_config_file(cfg)
+    engine = data.get("engine") if isinstance(data.get("engine"), dict) else None
+    current = engine.get("type", "sqlite") if engine else "sqlite"
+    if dst.engine == "sqlite":
+        if current == "sqlite":
+            return
+        data.pop("engine", None)
+    else:
+        assert dst.dsn is not None
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        parts = conninfo_to_dict(dst.dsn)
+        parts.pop("password", None)  # secrets stay in PGPASSWORD / ~/.pgpass
+        data["engine"] = {"type": "postgresql", "dsn": make_conninfo("", **parts)}
+    cfg.write_text(dump_config(data), encoding="utf-8")
+    _fsync(cfg)
 
 
 def _copy_files(src: Path, staging: Path, *, export_only: bool, copy_blobs: bool,
@@ -675,8 +797,12 @@ def read_manifest(data: bytes) -> dict[str, Any]:
     return doc
 
 
-def _size_after(src: Path, engine: str) -> int | None:
+def _size_after(src: Path, dsn: str | None) -> int | None:
     """The source's log size read again after the copy (outside the snapshot)."""
+    if dsn is not None:
+        from depository.store._migrate_pg import log_size
+
+        return log_size(dsn)
     try:
         conn = _sqlite_ro(src / DB_NAME)
         try:

@@ -37,6 +37,7 @@ from depository.store._errors import (
     StoreNotFoundError,
 )
 from depository.store._logstore import ArtifactRow, LeafRow
+from depository.store._reads import POSTGRESQL
 from depository.store._tree import NodeRow
 
 SEARCH_PATH = f"{_pg_schema.SCHEMA}, pg_temp"
@@ -424,6 +425,8 @@ class PgReadConnections:
     """Read-only sessions for :class:`~depository.store._reads.StoreReads`, one per
     thread (``default_transaction_read_only``; the role's grants allow no update anyway)."""
 
+    dialect = POSTGRESQL
+
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._local = threading.local()
@@ -447,3 +450,19 @@ class PgReadConnections:
             for c in self._all:
                 c.close()
             self._all.clear()
+
+    def integrity_check(self) -> list[str]:
+        """Read every row of every table whole (toasted values included), so the server
+        verifies each page it reads (its checksums, with ``initdb --data-checksums``),
+        and check that the log has no gap. ``["ok"]`` or the problems."""
+        c = self.conn()
+        problems: list[str] = []
+        try:
+            for table in _pg_schema.TABLE_NAMES:
+                c.execute(f"SELECT count(*), sum(pg_column_size(t.*)) FROM {table} t")
+            n, top = c.execute("SELECT count(*), max(idx) FROM log").fetchone() or (0, None)
+            if top is not None and int(top) + 1 != int(n):
+                problems.append(f"the log has {n} rows but its last index is {top}")
+        except psycopg.Error as exc:
+            problems.append(f"PostgreSQL: {str(exc).strip()}")
+        return problems or ["ok"]

@@ -368,3 +368,23 @@ def test_cli_exit_codes_and_json(src: Path, built: Built, tmp_path: Path) -> Non
     for cmd in ("migrate", "export"):
         helptext = runner.invoke(main, [cmd, "--help"]).output
         assert "Example:" in helptext and "Exit codes" in helptext
+
+
+def test_export_of_a_store_written_meanwhile_is_one_snapshot(src: Path, built: Built,
+                                                             tmp_path: Path) -> None:
+    """Writes committed while the copy runs (after the log was read, before the derived
+    tables and checkpoints are) are not in the copy: every table is read in one snapshot,
+    so the copy still replays."""
+    with Store.open(src) as live:
+        written: list[int] = []
+
+        def write_meanwhile(stage: str, done: int, total: int) -> None:
+            if stage == "log" and done == total and not written:
+                written.append(live.put("gurukul", "lessons/meanwhile.txt", b"x").log_index)
+                live.checkpoint()
+
+        report = export(src, tmp_path / "audit", trusted_keys=[built.vkey],
+                        progress=write_meanwhile)
+    assert written == [built.size]
+    assert report.size == built.size and report.source_size_after == built.size + 1
+    assert store_result(tmp_path / "audit", [built.vkey]).ok

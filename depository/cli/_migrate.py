@@ -71,7 +71,12 @@ def _emit(report: MigrationReport, as_json: bool) -> None:
 @click.argument("destination", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--to", "engine", type=click.Choice(ENGINES), default="sqlite",
               show_default=True, help="Storage engine of the new store.")
-@click.option("--dsn", help="PostgreSQL connection string (with --to postgresql).")
+@click.option("--dsn", help="With --to postgresql: the libpq connection string of the role "
+              "the new store runs as (written to its depository.yaml without a password; "
+              "passwords come from PGPASSWORD or ~/.pgpass).")
+@click.option("--admin-dsn", help="With --to postgresql: the role that creates and owns "
+              "the tables (used only here; default: --dsn, which PostgreSQL refuses for a "
+              "store role that must own nothing).")
 @click.option("--key", "keys", multiple=True,
               help="Verifier key to replay the copy against, or a file of keys (repeatable; "
               "default: the source's own key in record 0, which checks integrity only).")
@@ -86,8 +91,8 @@ def _emit(report: MigrationReport, as_json: bool) -> None:
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def migrate(source: Path, destination: Path, engine: str, dsn: str | None,
-            keys: tuple[str, ...], signer_key: Path | None, batch_rows: int, no_blobs: bool,
-            quiet: bool, as_json: bool) -> None:
+            admin_dsn: str | None, keys: tuple[str, ...], signer_key: Path | None,
+            batch_rows: int, no_blobs: bool, quiet: bool, as_json: bool) -> None:
     """Copy a stopped store into a new, empty store on another engine, verified.
 
     Reads SOURCE in one read-only snapshot (its writer lock held: stop `serve` first),
@@ -101,9 +106,13 @@ def migrate(source: Path, destination: Path, engine: str, dsn: str | None,
     \b
     Example:
       depository migrate ./store ./store-copy --key log.vkey
+      depository migrate ./store ./store-pg --to postgresql \\
+          --dsn "host=db dbname=depository user=depository_service" \\
+          --admin-dsn "host=db dbname=depository user=depository_owner" --key log.vkey
     """
-    if (engine == "postgresql") != (dsn is not None):
-        raise click.UsageError("--dsn is required with --to postgresql, and only then")
+    if (engine == "postgresql") != (dsn is not None) or (admin_dsn and engine != "postgresql"):
+        raise click.UsageError("--dsn (and --admin-dsn) go with --to postgresql, and --dsn "
+                               "is required with it")
     trusted = _keys(keys)
     signer = None
     key_path = signer_key or (source / "keys" / "log.key")
@@ -117,6 +126,7 @@ def migrate(source: Path, destination: Path, engine: str, dsn: str | None,
         raise click.BadParameter(f"{signer_key}: no such file", param_hint="--signer-key")
     try:
         report = migrate_store(source, destination, to_engine=engine, dsn=dsn,
+                               admin_dsn=admin_dsn,
                                trusted_keys=trusted, signer_key=signer, batch_rows=batch_rows,
                                check_blobs=not no_blobs, progress=_progress(quiet or as_json))
     except StoreError as exc:

@@ -19,9 +19,11 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from depository.store import _pg, _pg_schema, _schema
+from depository.store._errors import StoreError
 from depository.store.migrate import (
     MigrationError,
     MigrationRefusedError,
+    SourceUnreadableError,
     TableReader,
     TableSpec,
 )
@@ -48,15 +50,21 @@ class PgTables:
                 conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
                 conn.read_only = True
                 if not _has_schema(conn):
-                    raise MigrationRefusedError(
+                    raise SourceUnreadableError(
                         f"no store in {self.where}: it has no schema {_pg_schema.SCHEMA!r}; "
                         "nothing was migrated")
                 conn.execute("SELECT count(*) FROM log").fetchone()  # pins the snapshot
         except psycopg.Error as exc:
             if conn is not None:
                 conn.close()
-            raise MigrationRefusedError(f"cannot read the store in {self.where}: "
+            raise SourceUnreadableError(f"cannot read the store in {self.where}: "
                                         f"{_first_line(exc)}; nothing was migrated") from None
+        except MigrationError:
+            if conn is not None and self._own:
+                conn.close()
+            raise
+        except StoreError as exc:  # cannot connect: the message says where and why
+            raise SourceUnreadableError(f"{exc}; nothing was migrated") from None
         except BaseException:
             if conn is not None and self._own:
                 conn.close()

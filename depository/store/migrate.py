@@ -68,9 +68,12 @@ __all__ = [
     "MigrationRefusedError",
     "MigrationReport",
     "Progress",
+    "SourceUnreadableError",
     "TableSpec",
     "export",
     "migrate",
+    "read_manifest",
+    "store_engine",
 ]
 
 ENGINES = ("sqlite", "postgresql")
@@ -98,6 +101,10 @@ class MigrationError(StoreError):
 class MigrationRefusedError(MigrationError):
     """The migration was refused before anything was written (destination not empty,
     source tampered, an interrupted run's staging directory in the way)."""
+
+
+class SourceUnreadableError(MigrationRefusedError):
+    """There is no store at the source, or it cannot be read (an unreachable server)."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +217,7 @@ class SqliteTables:
                 self.conn.execute("BEGIN")
                 self.conn.execute("SELECT count(*) FROM log").fetchone()  # pins the snapshot
         except sqlite3.Error as exc:
-            raise MigrationRefusedError(
+            raise SourceUnreadableError(
                 f"cannot read the store database {db} ({exc}): it is damaged or not a "
                 "Depository store; nothing was migrated") from exc
 
@@ -364,21 +371,26 @@ def migrate(
 def export(
     src: Path, dst: Path, *, trusted_keys: Sequence[str] = (), batch_rows: int = BATCH_ROWS,
     check_blobs: bool = True, copy_blobs: bool = True, progress: Progress | None = None,
-    now: Callable[[], datetime] = utc_now,
+    now: Callable[[], datetime] = utc_now, replay: bool = True,
 ) -> MigrationReport:
     """A consistent snapshot of the store at ``src`` (which may be live, on any engine)
     as a SQLite store directory at ``dst`` that ``python -m depository.verifier store``
-    replays: no secret key is copied, nothing is signed."""
+    replays: no secret key is copied, nothing is signed.
+
+    ``replay=False`` skips the replay (the tables are still read back and compared): for
+    a caller that replays the copy itself and reports its findings, as ``depository
+    verify store`` does for a PostgreSQL store."""
     return _run(Path(src).absolute(), _Endpoint(Path(dst).absolute()),
                 trusted_keys=trusted_keys, signer_key=None, batch_rows=batch_rows,
                 check_blobs=check_blobs, progress=progress, now=now, export_only=True,
-                copy_blobs=copy_blobs)
+                copy_blobs=copy_blobs, replay=replay)
 
 
 def _run(
     src: Path, dst: _Endpoint, *, trusted_keys: Sequence[str], signer_key: str | None,
     batch_rows: int, check_blobs: bool, progress: Progress | None,
     now: Callable[[], datetime], export_only: bool, copy_blobs: bool = True,
+    replay: bool = True,
 ) -> MigrationReport:
     if dst.engine not in ENGINES:
         raise MigrationRefusedError(f"unknown engine {dst.engine!r}; use one of "
@@ -417,8 +429,10 @@ def _run(
                      "the store's own key named in record 0 (self-asserted: this checks "
                      "the copy's integrity, not which store it is)")
             findings = _replay(staging, back, keys or [vkey], src, check_blobs and copy_blobs,
-                               batch_rows, tick)
+                               batch_rows, tick) if replay else []
             back.close()
+            if not replay:
+                trust = "nobody yet: not replayed (the caller replays it)"
             if findings:
                 raise MigrationError(
                     f"the copy of {src} does not verify ({len(findings)} problems; first: "
@@ -427,7 +441,7 @@ def _run(
             report = MigrationReport(
                 source=str(src), destination=str(dst.path), source_engine=source.engine,
                 destination_engine=dst.engine, size=size, checkpoint_size=cp_size,
-                checkpoint_root=cp_root.hex(), tables=digests, blobs=blobs, verified=True,
+                checkpoint_root=cp_root.hex(), tables=digests, blobs=blobs, verified=replay,
                 trust=trust, kind="export" if export_only else "migration")
             _write_manifest(staging, report, signer_key if not export_only else None, now)
             dest.commit()
@@ -451,6 +465,11 @@ def _run(
             lock.close()
 
 
+def store_engine(path: Path) -> str:
+    """``"sqlite"`` or ``"postgresql"``: the engine of the store directory at ``path``."""
+    return "postgresql" if _source_dsn(Path(path)) is not None else "sqlite"
+
+
 def _source_dsn(src: Path) -> str | None:
     """The DSN of a PostgreSQL store directory (``DEPOSITORY_PG_DSN`` first), or None for
     a SQLite one."""
@@ -464,7 +483,7 @@ def _source_dsn(src: Path) -> str | None:
         return None
     dsn = os.environ.get("DEPOSITORY_PG_DSN") or engine.get("dsn")
     if not isinstance(dsn, str) or not dsn:
-        raise MigrationRefusedError(
+        raise SourceUnreadableError(
             f"{src / CONFIG_NAME}: engine.type is postgresql but no DSN is given (set "
             "engine.dsn or DEPOSITORY_PG_DSN); nothing was migrated")
     return dsn
@@ -478,7 +497,7 @@ def _open_source(src: Path) -> tuple[TableReader, str | None]:
         return PgTables(dsn), dsn
     db = src / DB_NAME
     if not db.is_file():
-        raise MigrationRefusedError(f"no store at {src} (no {DB_NAME}); nothing was migrated")
+        raise SourceUnreadableError(f"no store at {src} (no {DB_NAME}); nothing was migrated")
     return SqliteTables(db), None
 
 

@@ -246,6 +246,11 @@ def _edit_blob(store: Path) -> None:
     blob.write_bytes(bytes(data))
 
 
+def _insert_meta_row(store: Path) -> None:
+    with attack(store) as conn:
+        conn.execute("INSERT INTO meta VALUES ('verifier_key_2', 'mallory+00000000+AAAA')")
+
+
 def _drop_trigger(store: Path) -> None:
     conn = sqlite3.connect(store / "depository.db")
     conn.execute("DROP TRIGGER log_no_update")
@@ -257,6 +262,7 @@ def _drop_trigger(store: Path) -> None:
     (_edit_leaf, "does not verify"),
     (_edit_blob, "hashes to .* not its name"),
     (_drop_trigger, "WORM trigger was dropped"),
+    (_insert_meta_row, "table meta .* has a row 'verifier_key_2'.* inserted"),
 ])
 def test_tampered_source_is_not_copied_as_valid(src: Path, tmp_path: Path, tamper: object,
                                                 message: str) -> None:
@@ -365,6 +371,13 @@ def test_cli_exit_codes_and_json(src: Path, built: Built, tmp_path: Path) -> Non
     out = runner.invoke(main, ["export", str(src), str(tmp_path / "e"), "--no-blobs"])
     assert out.exit_code == 0, out.output
     assert "VERIFIED" in out.output and not list((tmp_path / "e" / "objects").glob("??"))
+    # A signer key of another log: the manifest would not verify, so nothing is committed.
+    wrong = tmp_path / "wrong.key"
+    wrong.write_text(generate_key(ORIGIN)[0] + "\n")
+    out = runner.invoke(main, ["migrate", str(src), str(tmp_path / "f"), "--signer-key",
+                               str(wrong)])
+    assert out.exit_code == 1 and "not to this store's log key" in out.output
+    assert not (tmp_path / "f").exists() and not (tmp_path / ".f.migrating").exists()
     for cmd in ("migrate", "export"):
         helptext = runner.invoke(main, [cmd, "--help"]).output
         assert "Example:" in helptext and "Exit codes" in helptext

@@ -443,7 +443,8 @@ def _run(
                 destination_engine=dst.engine, size=size, checkpoint_size=cp_size,
                 checkpoint_root=cp_root.hex(), tables=digests, blobs=blobs, verified=replay,
                 trust=trust, kind="export" if export_only else "migration")
-            _write_manifest(staging, report, signer_key if not export_only else None, now)
+            _write_manifest(staging, report, signer_key if not export_only else None, now,
+                            vkey)
             dest.commit()
             _publish(staging, dst.path)
         except BaseException:
@@ -774,8 +775,20 @@ def _copy_hashing(src: Path, dst: Path) -> str:
 
 
 def _write_manifest(staging: Path, report: MigrationReport, signer_key: str | None,
-                    now: Callable[[], datetime]) -> None:
-    from depository.signing import SigningKeyError, sign_note
+                    now: Callable[[], datetime], vkey: str) -> None:
+    from depository.signing import SigningKeyError, sign_note, verifier_key_from_signer
+
+    if signer_key:
+        try:
+            mine = verifier_key_from_signer(signer_key)
+        except (SigningKeyError, ValueError) as exc:
+            raise MigrationRefusedError(f"the signer key is not usable ({exc}); nothing was "
+                                        "committed") from None
+        if mine != vkey.strip():
+            raise MigrationRefusedError(
+                f"the signer key belongs to {mine.split('+')[0]} ({mine}), not to this "
+                f"store's log key {vkey.strip()}: the manifest would not verify. Pass the "
+                "store's own key (--signer-key) or none; nothing was committed")
 
     stamp = format_time(now())
     body: dict[str, Any] = {

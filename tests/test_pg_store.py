@@ -421,3 +421,96 @@ def _dead_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_cli_init_put_ls_on_postgresql(tmp_path: Path, pg_db: PgDatabase) -> None:
+    from click.testing import CliRunner
+
+    from depository.cli import main
+
+    run = CliRunner()
+    store = str(tmp_path / "store")
+    res = run.invoke(main, ["init", "--store", store, "--origin", "example.org/pg",
+                            "--engine", "postgresql", "--dsn", pg_db.service_dsn,
+                            "--admin-dsn", pg_db.owner_dsn])
+    assert res.exit_code == 0, res.output
+    assert "engine:\n  type: postgresql" in (tmp_path / "store" / "depository.yaml").read_text()
+    (tmp_path / "f.txt").write_bytes(b"hello")
+    res = run.invoke(main, ["put", "--store", store, "--product", "gurukul", "--name", "f",
+                            str(tmp_path / "f.txt"), "--json"])
+    assert res.exit_code == 0, res.output
+    res = run.invoke(main, ["ls", "--store", store, "--product", "gurukul", "--json"])
+    assert res.exit_code == 0 and '"name": "f"' in res.output, res.output
+    # A second init on the same database is refused, and says so.
+    res = run.invoke(main, ["init", "--store", str(tmp_path / "again"), "--engine",
+                            "postgresql", "--dsn", pg_db.service_dsn,
+                            "--admin-dsn", pg_db.owner_dsn])
+    assert res.exit_code != 0 and "already has a schema" in res.output, res.output
+    assert not (tmp_path / "again").exists()
+
+
+def test_session_settings_durability_and_read_only_readers(pg_store: Store,
+                                                           pg_db: PgDatabase) -> None:
+    """The writer commits with synchronous_commit on even where the database's default is
+    off; readers cannot write even to a table the role may insert into."""
+    with pg_db.connect() as c:
+        c.execute(f'ALTER DATABASE "{pg_db.name}" SET synchronous_commit = off')
+    from depository.store._pg import PgLogStorage
+
+    pg_store.close()
+    s = Store.open(pg_store.path)
+    try:
+        db = s.local_writer.engine.db  # type: ignore[union-attr]
+        assert isinstance(db, PgLogStorage)
+        assert db.conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+        with pytest.raises(psycopg.Error, match="read-only transaction"):
+            s.reads.conn().execute("INSERT INTO meta VALUES ('x', 'y')")
+    finally:
+        s.close()
+
+
+def test_sigkilled_writer_loses_no_acknowledged_write(tmp_path: Path,
+                                                      pg_db: PgDatabase) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    cfg = default_config_dict("test.example/log")
+    cfg["engine"] = {"type": "postgresql", "dsn": pg_db.service_dsn}
+    Store.init(tmp_path / "store", config=cfg, admin_dsn=pg_db.owner_dsn).close()
+    writer = Path(__file__).with_name("_crash_writer.py")
+    proc = subprocess.Popen([sys.executable, str(writer), str(tmp_path / "store"), "r1", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    acked: list[list[str]] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("ACK "):
+                acked.append(line.split()[1:])
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while len(acked) < 40 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    t.join(timeout=10)
+    assert len(acked) >= 40, proc.stderr.read() if proc.stderr else ""
+    for _ in range(50):  # the server notices the dead session and frees the writer lock
+        try:
+            s = Store.open(tmp_path / "store")
+            break
+        except StoreError:
+            time.sleep(0.1)
+    try:
+        for product, name, sha, idx in acked:
+            art = s.get(product, name)
+            assert (art.sha256, art.log_index) == (sha, int(idx))
+        s.checkpoint()
+    finally:
+        s.close()

@@ -236,6 +236,10 @@ def test_depository_verify_store_replays_a_postgresql_store(tmp_path: Path,
     for field in ("verified", "size", "checkpoints", "artifacts", "disposed",
                   "blobs_checked", "latest_checkpoint", "checks"):
         assert doc[field] == sqlite_doc[field], field
+    # The pure verifier reads SQLite only, and says what to do instead (exit 2).
+    done = subprocess.run([sys.executable, "-m", "depository.verifier", "store", str(pg_dir),
+                           "--key", str(key)], capture_output=True, text=True)
+    assert done.returncode == 2 and "depository export" in done.stderr + done.stdout
     # A blob file altered under the PostgreSQL store is found through the snapshot.
     blob = next((pg_dir / "objects").glob("??/??/*"))
     os.chmod(blob, 0o644)

@@ -210,9 +210,18 @@ def test_destination_with_data_is_refused(src: Path, tmp_path: Path) -> None:
     with pytest.raises(MigrationRefusedError, match="already holds files"):
         migrate(src, dst)
     assert [p.name for p in dst.iterdir()] == ["notes.txt"]
-    # A store that already exists there (the same one, even) is refused too.
+    # A store that already exists there is refused too.
+    other = tmp_path / "other"
+    shutil.copytree(src, other)
+    before = tree_digest(other)
     with pytest.raises(MigrationRefusedError, match="already holds a store"):
-        migrate(src, src)
+        migrate(src, other)
+    assert tree_digest(other) == before
+    # A destination inside the source (or around it) would copy the copy into itself.
+    for inside in (src / "copy", src.parent, src):
+        with pytest.raises(MigrationRefusedError, match="overlap"):
+            migrate(src, inside)
+    assert not (src / "copy").exists() and not (src / ".copy.migrating").exists()
     # An empty directory is a fine destination.
     empty = tmp_path / "empty"
     empty.mkdir()

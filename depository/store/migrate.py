@@ -397,6 +397,11 @@ def _run(
                                     f"{', '.join(ENGINES)}")
     if batch_rows < 1:
         raise MigrationRefusedError("batch_rows must be at least 1")
+    a, b = src.resolve(), dst.path.resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise MigrationRefusedError(
+            f"the destination {dst.path} and the source {src} overlap (one is inside the "
+            "other); give a destination outside the source store. Nothing was changed")
     tick: Progress = progress or (lambda stage, done, total: None)
     if dst.engine == "postgresql" and not dst.dsn:
         raise MigrationRefusedError("a PostgreSQL destination needs the DSN of the role the "
@@ -724,8 +729,6 @@ def _copy_files(src: Path, staging: Path, *, export_only: bool, copy_blobs: bool
     files under ``objects/`` (each checked to hash to its name while it is copied)."""
     for entry in sorted(src.iterdir()):
         if entry.name in _NOT_COPIED or entry.name.startswith(f"{DB_NAME}."):
-            continue
-        if entry.is_symlink():
             continue
         if entry.is_dir():
             shutil.copytree(entry, staging / entry.name, symlinks=True)

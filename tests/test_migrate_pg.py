@@ -256,3 +256,32 @@ def test_depository_verify_store_replays_a_postgresql_store(tmp_path: Path,
     cfg.write_text(cfg.read_text().replace(f"port={pg_db.server.port}", "port=1"))
     out = runner.invoke(main, ["verify", "store", str(pg_dir), "--key", str(key)])
     assert out.exit_code == 2 and "cannot connect" in out.output, out.output
+
+
+def test_a_store_with_sequencer_elections_is_refused_into_postgresql(
+        tmp_path: Path, pg_db: PgDatabase) -> None:
+    """A log with a `sequencer.elected` record (a store that ran several nodes, ADR 0014)
+    cannot go into PostgreSQL until its epochs can be rebuilt: refused, nothing written.
+    The same words in an artifact's metadata are not mistaken for one."""
+    import sqlite3
+
+    from depository.tlog.record import Record, encode_record
+
+    built = build_store(tmp_path / "orig")
+    with Store.open(built.path) as s:
+        s.put("gurukul", "lessons/meta.txt", b"x", metadata={"type": "sequencer.elected"})
+    assert _to_pg(built.path, tmp_path / "ok", pg_db).verified
+    with _super(pg_db) as c:
+        c.execute("DROP SCHEMA depository CASCADE")
+    conn = sqlite3.connect(built.path / "depository.db")
+    n = conn.execute("SELECT max(idx) + 1 FROM log").fetchone()[0]
+    leaf = encode_record(Record(seq=n, time="2026-03-02T00:00:00Z", type="sequencer.elected",
+                                actor="depository", product=None,
+                                body={"node_id": "a", "epoch": 1, "previous": None,
+                                      "previous_epoch": None}))
+    conn.execute("INSERT INTO log VALUES (?, ?, ?)", (n, leaf, b"\0" * 32))
+    conn.commit()
+    conn.close()
+    with pytest.raises(MigrationRefusedError, match=f"record {n} is a sequencer election"):
+        _to_pg(built.path, tmp_path / "pg", pg_db)
+    assert not _has_schema(pg_db) and not (tmp_path / "pg").exists()

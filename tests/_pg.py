@@ -152,8 +152,10 @@ class PgDatabase:
         return self.server.connect(self.name, user=user)
 
 
-def start_server(directory: Path, bindir: Path) -> dict[str, Any]:
-    """initdb + pg_ctl start in ``directory`` as an unprivileged user; returns its state."""
+def start_server(directory: Path, bindir: Path, *, options: str = "") -> dict[str, Any]:
+    """initdb + pg_ctl start in ``directory`` as an unprivileged user; returns its state.
+
+    ``options``: more ``-c name=value`` server settings (they override the defaults)."""
     user = _os_user()
     data = directory / "data"
     data.mkdir()
@@ -174,7 +176,7 @@ def start_server(directory: Path, bindir: Path) -> dict[str, Any]:
     # Durability as in production (fsync, synchronous_commit on): a commit is the ack.
     opts = (f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={directory} "
             "-c fsync=on -c synchronous_commit=on -c max_connections=300 "
-            "-c shared_buffers=64MB -c log_min_messages=warning")
+            f"-c shared_buffers=64MB -c log_min_messages=warning {options}")
     start = _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(directory / "server.log"),
                   "-w", "-t", "60", "-o", opts, "start"], user, timeout=90,
                  start_new_session=True)

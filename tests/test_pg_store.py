@@ -562,3 +562,52 @@ def test_integrity_check_finds_a_gap_in_the_log(pg_store: Store, pg_db: PgDataba
     assert report["sqlite_integrity"] != ["ok"]
     assert "rows but its last index is" in report["sqlite_integrity"][0]
     assert pg_store.governance_status()["locked"]
+
+
+def test_lost_sessions_reads_reconnect_the_writer_refuses(pg_store: Store,
+                                                          pg_db: PgDatabase) -> None:
+    """The server ends every session of the store (as on a restart): reads reconnect;
+    the writer does not silently take a new session (its writer lock went with the old
+    one), so writes fail with a clear error, nothing acknowledged, until it is reopened."""
+    s = pg_store
+    r = s.put("gurukul", "a", b"A")
+    assert s.get("gurukul", "a").log_index == r.log_index
+    with pg_db.connect() as c:
+        ended = c.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          "WHERE datname = %s AND usename = %s", (pg_db.name, SERVICE)
+                          ).fetchone()[0]
+    assert ended >= 2  # the writer's session and this thread's reader
+    assert s.get("gurukul", "a").log_index == r.log_index  # read again on a new session
+    with pytest.raises(StoreError, match="lost the connection to PostgreSQL"):
+        s.put("gurukul", "b", b"B")
+    path = s.path
+    s.close()
+    s2 = Store.open(path)
+    try:
+        assert s2.put("gurukul", "b", b"B").log_index == r.log_index + 1
+    finally:
+        s2.close()
+
+
+def test_a_server_without_fsync_is_refused(tmp_path: Path) -> None:
+    """On a server with fsync off a commit is no acknowledgement: the writer refuses to
+    start. (Its own throwaway server: the session's shared one must stay durable.)"""
+    import tempfile
+
+    from _pg import PgServer, find_bindir, start_server, stop_server
+
+    from depository.store import _pg
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    state = start_server(Path(tempfile.mkdtemp(prefix="depository-pg-")), bindir,
+                         options="-c fsync=off")
+    try:
+        server = PgServer(Path(state["dir"]), int(state["port"]), bindir)
+        db = PgDatabase(server, server.create_database())
+        _pg.create_database(db.owner_dsn, db.service_dsn, origin="o", verifier_key="k")
+        with pytest.raises(StoreError, match="fsync = off: a commit would not be durable"):
+            _pg.PgLogStorage(db.service_dsn)
+    finally:
+        stop_server(state)

@@ -444,7 +444,8 @@ class PgReadConnections:
 
     def conn(self) -> psycopg.Connection[Any]:
         mine: tuple[int, psycopg.Connection[Any]] | None = getattr(self._local, "conn", None)
-        if mine is not None and mine[0] == self._generation and not mine[1].closed:
+        if mine is not None and mine[0] == self._generation and not (
+                mine[1].closed or mine[1].broken):
             return mine[1]
         c = connect(self.dsn, read_only=True)
         with self._lock:
@@ -458,6 +459,11 @@ class PgReadConnections:
             for c in self._all:
                 c.close()
             self._all.clear()
+
+    def lost(self, exc: BaseException) -> bool:
+        mine = getattr(self._local, "conn", None)
+        return isinstance(exc, psycopg.OperationalError) and mine is not None and (
+            mine[1].closed or mine[1].broken)
 
     def integrity_check(self) -> list[str]:
         """Read every row of every table whole (toasted values included), so the server

@@ -90,6 +90,10 @@ class ReadConnections(Protocol):
     def integrity_check(self) -> list[str]:
         """The engine's own integrity check: ``["ok"]`` or the problems found."""
 
+    def lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means this thread's connection is gone (a server restart): the
+        read is then retried once on a new connection (reads have no side effects)."""
+
 
 class SqliteReadConnections:
     """Read-only SQLite connections (``mode=ro``, ``query_only``) to ``STORE/depository.db``."""
@@ -124,6 +128,9 @@ class SqliteReadConnections:
 
     def integrity_check(self) -> list[str]:
         return [str(r[0]) for r in self.conn().execute("PRAGMA integrity_check")]
+
+    def lost(self, exc: BaseException) -> bool:
+        return False  # a file: nothing to reconnect to
 
 
 class _SqlByCount(dict[int, str]):
@@ -174,7 +181,13 @@ class StoreReads:
 
     def _q(self, sql: str, args: Sequence[Any] = ()) -> Any:
         """Run one query (SQLite's dialect, ``?`` placeholders) on this thread's connection."""
-        return self.source.conn().execute(self.dialect.sql(sql), args)
+        text = self.dialect.sql(sql)
+        try:
+            return self.source.conn().execute(text, args)
+        except Exception as exc:
+            if not self.source.lost(exc):
+                raise
+        return self.source.conn().execute(text, args)
 
     # -------------------------------------------------------------- artifacts
     @property

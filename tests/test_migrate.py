@@ -376,6 +376,7 @@ def test_cli_exit_codes_and_json(src: Path, built: Built, tmp_path: Path) -> Non
     other.write_text(generate_key("example.org/other")[1] + "\n")
     out = runner.invoke(main, ["export", str(src), str(tmp_path / "d"), "--key", str(other)])
     assert out.exit_code == 1 and "does not verify" in out.output
+    assert "names another key than the one you gave" in out.output
     assert not (tmp_path / "d").exists()
     out = runner.invoke(main, ["export", str(src), str(tmp_path / "e"), "--no-blobs"])
     assert out.exit_code == 0, out.output

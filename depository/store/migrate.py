@@ -420,6 +420,7 @@ def _run(
                 "`depository verify store` on it and investigate first")
         staging = _prepare_destination(dst)
         dest: TableWriter | None = None
+        committed = False
         try:
             dest = _open_destination(dst, staging)
             digests = _copy_tables(source, dest, batch_rows, tick)
@@ -439,10 +440,14 @@ def _run(
             if not replay:
                 trust = "nobody yet: not replayed (the caller replays it)"
             if findings:
+                why = ("record 0 names another key than the one you gave: a different "
+                       "store, or its log was replaced"
+                       if any(f.startswith("[trusted-key]") for f in findings)
+                       else "the source holds tampered or damaged rows")
                 raise MigrationError(
-                    f"the copy of {src} does not verify ({len(findings)} problems; first: "
-                    f"{findings[0]}); the source holds tampered or damaged rows. Nothing "
-                    f"was committed; run `depository verify store {src}` to see them all")
+                    f"the copy of {src} does not verify against {trust} ({len(findings)} "
+                    f"problems; first: {findings[0]}): {why}. Nothing was committed; run "
+                    f"`depository verify store {src}` to see them all")
             report = MigrationReport(
                 source=str(src), destination=str(dst.path), source_engine=source.engine,
                 destination_engine=dst.engine, size=size, checkpoint_size=cp_size,
@@ -451,8 +456,14 @@ def _run(
             _write_manifest(staging, report, signer_key if not export_only else None, now,
                             vkey)
             dest.commit()
+            committed = True
             _publish(staging, dst.path)
-        except BaseException:
+        except BaseException as exc:
+            if committed:  # only the rename failed: keep what was committed and say so
+                raise MigrationError(
+                    f"the copy was committed in {dst.engine} and verified, but {staging} "
+                    f"could not be moved to {dst.path} ({exc}): move it there by hand "
+                    "(`mv`), then open the store") from exc
             if dest is not None:
                 dest.abort()
             # Refused or failed here (a kill never gets here: then the staging directory

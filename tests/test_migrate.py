@@ -371,7 +371,7 @@ def test_cli_exit_codes_and_json(src: Path, built: Built, tmp_path: Path) -> Non
                                "postgresql"])
     assert out.exit_code == 2 and "--dsn" in out.output
     out = runner.invoke(main, ["migrate", str(tmp_path / "nothing"), str(tmp_path / "c")])
-    assert out.exit_code == 1 and "no store at" in out.output
+    assert out.exit_code == 2 and "no store at" in out.output
     other = tmp_path / "other.vkey"
     other.write_text(generate_key("example.org/other")[1] + "\n")
     out = runner.invoke(main, ["export", str(src), str(tmp_path / "d"), "--key", str(other)])

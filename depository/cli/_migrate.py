@@ -10,18 +10,31 @@ from pathlib import Path
 import click
 
 from depository.store import StoreError
-from depository.store.migrate import ENGINES, MigrationReport, Progress
+from depository.store.migrate import (
+    ENGINES,
+    MigrationReport,
+    Progress,
+    SourceUnreadableError,
+)
 from depository.store.migrate import export as export_store
 from depository.store.migrate import migrate as migrate_store
 from depository.verifier import commands as cmd
 
 _EXIT = ("Exit codes: 0 copied and verified; 1 refused (destination not empty, source "
          "being written, an interrupted run's staging directory, a source that does not "
-         "verify: nothing is committed); 2 bad usage or unreadable input.")
+         "verify: nothing is committed); 2 bad usage, or no readable store at SOURCE.")
 
 
 class _Refused(click.ClickException):
     exit_code = 1
+
+
+class _Unreadable(click.ClickException):
+    exit_code = 2
+
+
+def _fail(exc: StoreError) -> click.ClickException:
+    return _Unreadable(str(exc)) if isinstance(exc, SourceUnreadableError) else _Refused(str(exc))
 
 
 def _progress(quiet: bool) -> Progress:
@@ -130,7 +143,7 @@ def migrate(source: Path, destination: Path, engine: str, dsn: str | None,
                                trusted_keys=trusted, signer_key=signer, batch_rows=batch_rows,
                                check_blobs=not no_blobs, progress=_progress(quiet or as_json))
     except StoreError as exc:
-        raise _Refused(str(exc)) from exc
+        raise _fail(exc) from exc
     _emit(report, as_json)
 
 
@@ -164,6 +177,6 @@ def export(source: Path, destination: Path, keys: tuple[str, ...], no_blobs: boo
                               batch_rows=batch_rows, copy_blobs=not no_blobs,
                               check_blobs=not no_blobs, progress=_progress(quiet or as_json))
     except StoreError as exc:
-        raise _Refused(str(exc)) from exc
+        raise _fail(exc) from exc
     _emit(report, as_json)
 

@@ -162,3 +162,26 @@ def _first_col(c: Any, table: str) -> str:
     return str(c.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = "
         "'depository' AND table_name = %s AND ordinal_position = 1", (table,)).fetchone()[0])
+
+
+def test_triggers_refuse_the_service_role_even_if_it_were_granted_more(
+        pg_db: PgDatabase) -> None:
+    """Second line of defence: grant the service role UPDATE and DELETE on every table (a
+    misconfiguration); the WORM triggers still refuse every change but the one allowed
+    deletion."""
+    _create(pg_db)
+    _seed(pg_db)
+    with pg_db.connect(user="depository_owner") as c:
+        c.execute("SET search_path = depository")
+        for table in _pg_schema.TABLE_NAMES:
+            c.execute(f"GRANT UPDATE, DELETE ON {table} TO {SERVICE}")
+    with pg_db.connect(user=SERVICE) as c:
+        c.execute("SET search_path = depository")
+        for table in _schema.APPEND_ONLY_TABLES:
+            col = _first_col(c, table)
+            assert _refused(c, f"UPDATE {table} SET {col} = {col}") == WORM, table
+            assert _refused(c, f"DELETE FROM {table}") == WORM, table
+        assert _refused(c, "UPDATE inline_blob SET data = 'z'") == WORM
+        assert _refused(c, "DELETE FROM inline_blob WHERE log_idx = 1") == WORM
+        assert c.execute("DELETE FROM inline_blob WHERE log_idx = 2").rowcount == 1
+        assert c.execute("SELECT count(*) FROM log").fetchone()[0] == 2

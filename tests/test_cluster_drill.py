@@ -6,8 +6,9 @@ Checked afterwards: the other node took over and logged a ``sequencer.elected`` 
 naming the dead one; every write a client was told succeeded (2xx) is in the store with
 its bytes (0 lost); a follower refuses to sign while no sequencer is reachable; and the
 whole store verifies offline. The offline verifier reads SQLite, so the PostgreSQL store
-is exported row for row into a SQLite store directory by this test's own read of the
-tables (:func:`export_sqlite`), then replayed by ``depository.verifier``.
+is exported into a SQLite store directory by ``depository.store.migrate.export`` (the
+``depository export`` of issue 17's migration work), then replayed by
+``depository.verifier``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -31,9 +30,10 @@ import httpx
 import pytest
 from _pg import PgDatabase, pg_db, pg_server  # noqa: F401
 
-from depository.store import NotSequencerError, Store, _pg_schema, _schema
+from depository.store import NotSequencerError, Store
 from depository.store.cluster import open_node
 from depository.store.config import default_config_dict
+from depository.store.migrate import export
 from depository.tlog.record import parse_record
 from depository.verifier.store import store_result
 
@@ -107,30 +107,6 @@ def sequencer(db: PgDatabase) -> tuple[int, str] | None:
         row = c.execute("SELECT epoch, node_id FROM depository.sequencer "
                         "ORDER BY epoch DESC LIMIT 1").fetchone()
     return None if row is None else (int(row[0]), str(row[1]))
-
-
-def export_sqlite(db: PgDatabase, store_dir: Path, dest: Path) -> Path:
-    """The PostgreSQL store as a SQLite store directory, row for row: what the offline
-    verifier reads (the engine's own meta row and the PostgreSQL-only sequencer table,
-    whose content the log's sequencer.elected records carry, are left out)."""
-    dest.mkdir()
-    for name in ("depository.yaml", "keys", "objects"):
-        src = store_dir / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
-    lite = sqlite3.connect(dest / "depository.db")
-    _schema.create(lite)
-    with db.connect() as c:
-        c.execute("SET search_path = depository")
-        for table in _pg_schema.TABLE_NAMES:
-            rows = c.execute(f"SELECT * FROM {table}").fetchall()
-            if table == "meta":
-                rows = [r for r in rows if r[0] != _pg_schema.PG_FINGERPRINT_KEY]
-            if rows:
-                marks = ",".join("?" * len(rows[0]))
-                lite.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
-    lite.commit()
-    lite.close()
-    return dest
 
 
 class Clients:
@@ -255,7 +231,8 @@ def test_sigkill_the_sequencer_loses_no_acknowledged_write(
         {"node_id": "node-b", "epoch": 2, "previous": "node-a", "previous_epoch": 1}]
 
     # The whole store replays offline against the key record 0 names.
-    res = store_result(export_sqlite(db, store, tmp_path / "export"), [vkey])
+    export(store, tmp_path / "export", trusted_keys=[vkey], replay=False)
+    res = store_result(tmp_path / "export", [vkey])
     assert res.ok, [f.message for f in res.findings][:5]
     assert res.size == len(leaves)
 

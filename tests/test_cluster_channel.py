@@ -82,3 +82,26 @@ def test_tcp_needs_a_secret(tmp_path: Path) -> None:
             _server(seq, secret=None)
         with pytest.raises(StoreError, match="peer secret"):
             RemoteWriter(("127.0.0.1", 9), seq.reads, lambda: None)
+
+
+def test_serve_node_options_are_checked(tmp_path: Path) -> None:
+    """`serve --node-id` needs its peer options, one process, and a PostgreSQL store."""
+    from click.testing import CliRunner
+
+    from depository.cli import main
+
+    Store.init(tmp_path / "s", config=store_config()).close()
+    secret = tmp_path / "peer.secret"
+    secret.write_bytes(SECRET)
+    run = CliRunner().invoke
+    base = ["serve", "--store", str(tmp_path / "s"), "--node-id", "a"]
+    r = run(main, base)
+    assert r.exit_code == 2 and "--advertise" in r.output, r.output
+    r = run(main, [*base, "--advertise", "127.0.0.1:7401", "--peer-secret", str(secret),
+                   "--workers", "2"])
+    assert r.exit_code == 2 and "one process per node" in r.output, r.output
+    r = run(main, [*base, "--advertise", "127.0.0.1:7401", "--peer-secret",
+                   str(tmp_path / "missing")])
+    assert r.exit_code == 2 and "missing" in r.output, r.output
+    r = run(main, [*base, "--advertise", "127.0.0.1:7401", "--peer-secret", str(secret)])
+    assert r.exit_code == 1 and "need the PostgreSQL engine" in r.output, r.output

@@ -19,7 +19,7 @@ from _pg import PgDatabase, pg_db, pg_server  # noqa: F401
 from depository.signing import generate_key
 from depository.store import Store, _pg
 from depository.store._engine import Txn, WriterEngine
-from depository.store._errors import FencedError, NotSequencerError, StoreError
+from depository.store._errors import ConfigError, FencedError, NotSequencerError, StoreError
 from depository.store._model import utc_now
 from depository.store.cluster import ClusterWriter, SequencerStorage, open_node
 from depository.store.config import default_config_dict
@@ -200,3 +200,17 @@ def test_an_election_continues_the_epochs_the_log_holds(db: tuple[PgDatabase, st
     leaves = [parse_record(bytes(r[0])) for r in _rows(d, "SELECT leaf FROM log ORDER BY idx")]
     assert leaves[-1].body == {"node_id": "node-a", "epoch": 6, "previous": "old",
                                "previous_epoch": 5}
+
+
+def test_node_settings_are_checked(tmp_path: Path, pg_db: PgDatabase) -> None:  # noqa: F811
+    cfg = default_config_dict(ORIGIN)
+    cfg["engine"] = {"type": "postgresql", "dsn": pg_db.service_dsn}
+    Store.init(tmp_path / "s", config=cfg, admin_dsn=pg_db.owner_dsn).close()
+    ok = {"node_id": "a", "advertise": f"127.0.0.1:{_port()}", "secret": b"k" * 32}
+    for bad, words in (({"advertise": "nope"}, "is not HOST:PORT"),
+                       ({"advertise": "127.0.0.1:0"}, "is not HOST:PORT"),
+                       ({"secret": b"short"}, "at least 16 bytes"),
+                       ({"node_id": ""}, "1-64 printable")):
+        with pytest.raises(ConfigError, match=words):
+            open_node(tmp_path / "s", **{**ok, **bad})  # type: ignore[arg-type]
+    assert _rows(pg_db, "SELECT epoch FROM sequencer") == []

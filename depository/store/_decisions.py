@@ -90,9 +90,8 @@ def apply_put(txn: Txn, pp: PreparedPut, *, blobs: BlobBackend, removed: set[str
             f"{name!r} in product {prod.id!r}: identical bytes were disposed of while "
             "this upload was in flight; nothing was stored, retry the upload"
         )
-    seq = txn.state.tree.size
     now = txn.now_text
-    lh = txn.append_leaf(_encode.splice(pp.head, seq, txn.now_json, _PUT_TAIL))
+    seq, lh = txn.append_put(pp.head, _PUT_TAIL)
     txn.art_rows.append((seq, aid, prod.id, name, sha, pp.size, pp.media_type,
                          pp.meta_json, pp.prov_json, pp.retain,
                          "inline" if inline else "file", pp.actor, now))

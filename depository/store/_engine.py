@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from depository.signing import sign_note
+from depository.store import _native
 from depository.store._authority import UnexplainedRowError, WriterAuthority
 from depository.store._backend import AnchorSink
 from depository.store._errors import GovernanceLockedError, StoreClosedError, StoreError
@@ -107,6 +108,17 @@ class Txn:
         self.leaves.append((seq, leaf, lh))
         self.leaves_added = True
         return lh
+
+    def append_put(self, head: bytes, tail: bytes) -> tuple[int, bytes]:
+        """Append a put's record, given its bytes up to ``seq`` and after ``time`` (see
+        ``_encode``); returns (seq, leaf hash). One native call when built."""
+        tree = self.state.tree
+        seq = tree.size
+        leaf, lh = _native.append_put(tree.stack, seq, head, self.now_json, tail, self.nodes)
+        tree.size = seq + 1
+        self.leaves.append((seq, leaf, lh))
+        self.leaves_added = True
+        return seq, lh
 
     def refusal(self, actor: str, typ: str, product: str | None) -> StoreError | None:
         """Whether ``actor`` may cause a ``typ`` record now, judged from the log (see

@@ -1,0 +1,93 @@
+"""The engine behind the store's per-put encoding: the C twin or the Python specification.
+
+Issue 13 / ADR 0012: the per-record work of a put -- the canonical JSON of its metadata,
+its record's bytes, its artifact id, its leaf hash and the Merkle nodes it completes --
+runs in ``depository.store._cput`` (C, SHA-256 from libcrypto) when that extension is
+built and ``DEPOSITORY_NATIVE`` is not ``0``. The pure-Python functions named ``*_py``
+here are the specification: ``tests/test_native_put.py`` checks the two give the same
+bytes on the same inputs. The C functions decline (return None) wherever the Python path
+would take its exact, slow branch or raise, so errors are always worded by Python.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from depository.store import _encode
+from depository.store._model import artifact_id as artifact_id_py
+from depository.store._tree import NodeRow
+from depository.tlog.merkle import leaf_hash, node_hash
+from depository.tlog.record import canonical_json
+
+__all__ = ["ENGINE", "append_put", "append_put_py", "artifact_id", "artifact_id_py",
+           "canonical", "canonical_py", "put_head", "put_head_py"]
+
+_PUT = "artifact.put"
+
+
+def _load() -> ModuleType | None:
+    if os.environ.get("DEPOSITORY_NATIVE", "").strip() == "0":
+        return None
+    try:
+        from depository.store import _cput  # type: ignore[attr-defined]
+    except ImportError:  # not built: the Python twins do the work
+        return None
+    mod: ModuleType = _cput
+    return mod
+
+
+_C = _load()
+ENGINE = "native (C, depository.store._cput)" if _C is not None else "python"
+"""Which engine encodes puts in this process (reported by benchmarks and the CLI)."""
+
+
+# ------------------------------------------------------------ the specification
+def canonical_py(value: Any) -> bytes:
+    """RFC 8785 bytes of a JSON value (:func:`depository.tlog.record.canonical_json`)."""
+    return canonical_json(value)
+
+
+def put_head_py(actor: str, product: str, aid: str, media_type: str, meta_json: bytes,
+                name: str, prov_json: bytes, received: str, retain: str, sha256: str,
+                size: int, storage: str) -> bytes:
+    """The ``artifact.put`` record up to its ``seq`` value (see :mod:`._encode`)."""
+    body = _encode.put_body(
+        artifact_id=aid, name=name, sha256=sha256, size=size, media_type=media_type,
+        metadata_json=meta_json, provenance_json=prov_json, retain_until=retain,
+        storage=storage, received=received)
+    return _encode.envelope_parts(_PUT, actor, product, body)[0]
+
+
+def append_put_py(stack: list[tuple[int, bytes]], size: int, head: bytes, time_json: bytes,
+                  tail: bytes, nodes: list[NodeRow]) -> tuple[bytes, bytes]:
+    """The leaf at index ``size`` and its hash; merges it into the frontier ``stack`` (in
+    place, as :meth:`depository.store._tree.Frontier.append`), completed nodes to
+    ``nodes``. The caller advances the tree's size."""
+    leaf = _encode.splice(head, size, time_json, tail)
+    lh = h = leaf_hash(leaf)
+    level = 0
+    while stack and stack[-1][0] == level:
+        h = node_hash(stack.pop()[1], h)
+        level += 1
+        nodes.append((level, size >> level, h))
+    stack.append((level, h))
+    return leaf, lh
+
+
+# ----------------------------------------------------------------- the engine
+def _canonical_c(value: Any) -> bytes:
+    assert _C is not None
+    out: bytes | None = _C.canonical(value)
+    return out if out is not None else canonical_json(value)
+
+
+canonical: Callable[[Any], bytes] = _canonical_c if _C is not None else canonical_py
+put_head: Callable[..., bytes] = _C.put_head if _C is not None else put_head_py
+artifact_id: Callable[[str, str], str] = (_C.artifact_id if _C is not None
+                                          else artifact_id_py)
+append_put: Callable[[list[tuple[int, bytes]], int, bytes, bytes, bytes, list[NodeRow]],
+                     tuple[bytes, bytes]] = (_C.append_put if _C is not None
+                                             else append_put_py)

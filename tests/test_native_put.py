@@ -1,0 +1,237 @@
+"""The native put encoder (store/_cput.c) against its pure-Python specification.
+
+Differential and property tests: the same inputs through the C function and its Python
+twin (``depository.store._native.*_py``) give the same bytes, or the same exception type;
+where the C code declines (returns None) the Python path decides. Inputs include odd
+Unicode (controls, non-BMP, lone surrogates, keys above U+D800), integers beyond 2^53,
+floats, tuples, subclasses and metadata nested up to the store's limits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from depository.store import PutItem, Store, WriteOnceError, _native
+from depository.store._tree import Frontier
+from depository.store.config import default_config_dict
+from depository.store.limits import METADATA_MAX_DEPTH
+from depository.tlog import merkle
+from depository.tlog.record import Record, canonical_json, encode_record, parse_record
+
+# Built by `make setup` (make native); a missing extension fails here, not silently.
+_cput: Any = importlib.import_module("depository.store._cput")
+
+# Any code point, surrogates included (they are not valid UTF-8: both engines must refuse).
+ANY_CHAR = st.characters(codec=None, categories=None)
+ODD_TEXT = st.text(alphabet=ANY_CHAR, max_size=30) | st.sampled_from(
+    ["", "é", "\x00\x1f\x7f\"\\/\b\f\n\r\t", "\ud7ff\ue000\uffff", "𝄞🙂", "\ud800", "\udfff",
+     "a\u2028b", "x" * 1024])
+KEY_TEXT = ODD_TEXT | st.sampled_from(["a", "b", "aa", "B", "\ue000", "𝄞", "\uffff"])
+BIG_INTS = st.integers() | st.sampled_from(
+    [2**53 - 1, 2**53, -(2**53 - 1), -(2**53), 2**63, -(2**63) - 1, 10**40, 0, -1])
+SCALARS = (st.none() | st.booleans() | BIG_INTS | ODD_TEXT
+           | st.floats(allow_nan=True, allow_infinity=True))
+JSONISH = st.recursive(
+    SCALARS,
+    lambda kids: (st.lists(kids, max_size=5) | st.lists(kids, max_size=3).map(tuple)
+                  | st.dictionaries(KEY_TEXT, kids, max_size=5)),
+    max_leaves=40)
+
+
+def _outcome(fn: Any, *args: Any) -> tuple[str, Any]:
+    try:
+        return "ok", fn(*args)
+    except Exception as exc:  # the type is what must agree; messages are Python's own
+        return "raised", type(exc).__name__
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(JSONISH)
+def test_canonical_matches_python(value: Any) -> None:
+    quick = _cput.canonical(value)
+    if quick is not None:  # C encoded it: exactly RFC 8785 as the specification says
+        assert quick == canonical_json(value)
+    assert _outcome(_native._canonical_c, value) == _outcome(_native.canonical_py, value)
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: Any = "leaf"
+    for i in range(depth - 1):
+        value = {f"k{i}": value} if i % 2 else [value, i]
+    return {"top": value}
+
+
+@pytest.mark.parametrize("value", [
+    {"k": "v1", "shard": "s2"}, {}, [], "plain", 0, True, None,
+    {"b": 1, "a": 2, "é": 3, "Z": [1, "2", None, False]},
+    {"z" * 1000: "y" * 65536},
+    _nested(METADATA_MAX_DEPTH), _nested(39), _nested(41), _nested(200),
+    {"\ud7ff": 1, "\ue000": 2, "𝄞": 3},  # above U+D800: Python's exact path sorts by UTF-16
+    {"f": 1.5}, {"n": 2**53}, {"t": (1, 2)}, {1: "x"}, {"s": "\ud800"},
+])
+def test_canonical_examples(value: Any) -> None:
+    assert _outcome(_native._canonical_c, value) == _outcome(_native.canonical_py, value)
+
+
+def test_canonical_declines_what_python_decides() -> None:
+    """Floats, big integers, high keys, subclasses and over-deep values go to Python."""
+    class D(dict[str, Any]):
+        pass
+
+    class S(str):
+        pass
+
+    for value in (1.0, 2**53, -(2**53), {"\ue000": 1}, {"𝄞": 1}, D(a=1), S("x"), {1: 2},
+                  "\ud800", {"k": "\udfff"}, _nested(200), object()):
+        assert _cput.canonical(value) is None, value
+    assert _cput.canonical(_nested(METADATA_MAX_DEPTH)) is not None
+
+
+TIMES = st.sampled_from(["2026-12-04T17:00:00.000000Z", "1970-01-01T00:00:00.000000Z",
+                         "9999-12-31T23:59:59.999999Z"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(actor=ODD_TEXT, product=ODD_TEXT, name=ODD_TEXT, media=ODD_TEXT,
+       meta=st.dictionaries(KEY_TEXT, st.none() | st.booleans() | ODD_TEXT | BIG_INTS,
+                            max_size=4),
+       size=st.integers(0, 2**53 - 1), received=TIMES, retain=TIMES,
+       storage=st.sampled_from(["inline", "file"]), seq=st.integers(0, 2**53 - 1))
+def test_put_head_matches_python_and_encode_record(
+        actor: str, product: str, name: str, media: str, meta: dict[str, Any], size: int,
+        received: str, retain: str, storage: str, seq: int) -> None:
+    meta_out = _outcome(_native.canonical, meta)
+    if meta_out[0] != "ok":
+        assert meta_out == _outcome(_native.canonical_py, meta)
+        return
+    meta_json = meta_out[1]
+    aid = _outcome(_cput.artifact_id, product, name)
+    assert aid == _outcome(_native.artifact_id_py, product, name)
+    if aid[0] != "ok":
+        return
+    args = (actor, product, aid[1], media, meta_json, name, b"{}", received, retain,
+            "ab" * 32, size, storage)
+    got = _outcome(_cput.put_head, *args)
+    assert got == _outcome(_native.put_head_py, *args)
+    if got[0] != "ok" or not actor or not product:
+        return
+    # The spliced record is the record encode_record makes from the same fields.
+    tail = b',"type":"artifact.put","v":1}'
+    leaf, lh = _cput.append_put([], seq, got[1], canonical_json(received), tail, [])
+    assert lh == merkle.leaf_hash(leaf)
+    body = {"artifact_id": aid[1], "media_type": media, "metadata": meta, "name": name,
+            "provenance": {}, "received": received, "retain_until": retain,
+            "sha256": "ab" * 32, "size": size, "storage": storage}
+    assert leaf == encode_record(Record(seq=seq, time=received, type="artifact.put",
+                                        actor=actor, product=product, body=body))
+
+
+def test_put_head_refuses_wrong_types() -> None:
+    good: list[Any] = ["a", "p", "art_x", "m", b"{}", "n", b"{}", "t", "r", "s", 1, "inline"]
+    for i, bad in [(0, b"a"), (4, "{}"), (10, 1.0), (10, -1), (10, 2**53), (10, True)]:
+        args = list(good)
+        args[i] = bad
+        with pytest.raises((TypeError, ValueError)):
+            _cput.put_head(*args)
+    with pytest.raises(TypeError):
+        _cput.put_head(*good[:11])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=300),
+       st.integers(0, 2**40))
+def test_append_put_matches_frontier(heads: list[bytes], start: int) -> None:
+    """Same leaves, hashes, frontier and node rows as the Python twin, from any start."""
+    stack_c: list[tuple[int, bytes]] = []
+    stack_py: list[tuple[int, bytes]] = []
+    nodes_c: list[Any] = []
+    nodes_py: list[Any] = []
+    for i, head in enumerate(heads):
+        a = _cput.append_put(stack_c, start + i, head, b'"t"', b"}", nodes_c)
+        b = _native.append_put_py(stack_py, start + i, head, b'"t"', b"}", nodes_py)
+        assert a == b
+    assert stack_c == stack_py and nodes_c == nodes_py
+
+
+def test_append_put_root_is_rfc6962_root() -> None:
+    stack: list[tuple[int, bytes]] = []
+    nodes: list[Any] = []
+    hashes = []
+    for i in range(1000):
+        _, lh = _cput.append_put(stack, i, b"h%d" % i, b'"t"', b"}", nodes)
+        hashes.append(lh)
+        if i < 70 or i == 999:
+            assert Frontier(i + 1, list(stack)).root() == merkle.root(hashes)
+    assert len(nodes) == 1000 - bin(1000).count("1")
+
+
+def test_append_put_refuses_a_bad_frontier() -> None:
+    for stack in ([(0, b"short")], [("0", b"x" * 32)], [(0, b"x" * 32, 1)], [[0, b"x" * 32]]):
+        with pytest.raises(TypeError):
+            _cput.append_put(list(stack), 1, b"h", b'"t"', b"}", [])
+    with pytest.raises(ValueError):
+        _cput.append_put([], -1, b"h", b'"t"', b"}", [])
+
+
+def test_artifact_id_examples() -> None:
+    for product, name in [("p", ""), ("ai-avatar", "x/1"), ("é", "𝄞" * 300), ("p", "a\x00b")]:
+        assert _cput.artifact_id(product, name) == _native.artifact_id_py(product, name)
+    with pytest.raises(UnicodeEncodeError):
+        _cput.artifact_id("p", "\ud800")
+
+
+def test_native_off_selects_python() -> None:
+    code = "from depository.store import _native; print(_native.ENGINE)"
+    env = {**os.environ, "DEPOSITORY_NATIVE": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == "python"
+    env["DEPOSITORY_NATIVE"] = "1"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out.startswith("native")
+
+
+def _store_leaves(path: Path, monkeypatch: pytest.MonkeyPatch, python: bool) -> list[bytes]:
+    if python:
+        for name in ("canonical", "put_head", "artifact_id", "append_put"):
+            monkeypatch.setattr(_native, name, getattr(_native, f"{name}_py"))
+    cfg = default_config_dict("native.example/log")
+    fixed = datetime(2026, 12, 4, 17, 0, tzinfo=UTC)
+    s = Store.init(path, config=cfg, clock=lambda: fixed)
+    try:
+        items = [PutItem("ai-avatar", f"n/{i}é\u2028\"𝄞", b"x%d" % i,
+                         metadata={"k": f"v{i}", "n": i, "ok": i % 2 == 0, "z": None,
+                                   "nest": {"b": [1, "𝄞"], "a": {"\ue000": i}},
+                                   "f": 0.5 + i}, provenance={"by": "t", "i": 2**53 - 1 - i})
+                 for i in range(40)]
+        results = s.put_many(items, actor="bench")
+        assert all(not isinstance(r, Exception) for r in results), results
+        dup = s.put("ai-avatar", "n/0é\u2028\"𝄞", b"x0", metadata=items[0].metadata,
+                    provenance=items[0].provenance)
+        assert dup.duplicate
+        with pytest.raises(WriteOnceError):
+            s.put("ai-avatar", "n/0é\u2028\"𝄞", b"other")  # write-once: a refused record
+        return [leaf for _, leaf in s.log_entries(1, s.size())]
+    finally:
+        monkeypatch.undo()
+        s.close()
+
+
+def test_store_writes_the_same_leaves_with_either_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    native = _store_leaves(tmp_path / "c", monkeypatch, python=False)
+    python = _store_leaves(tmp_path / "py", monkeypatch, python=True)
+    assert native == python
+    for i, leaf in enumerate(native, start=1):
+        parse_record(leaf, index=i)  # canonical, valid envelopes

@@ -359,37 +359,13 @@ static int sha256(const unsigned char *data, size_t n, unsigned char *md) {
     return EVP_Digest(data, n, md, &len, SHA256_MD, NULL) && len == 32;
 }
 
-/* append_put(stack, size, head, time_json, tail, nodes) -> (leaf, leaf_hash)
- * The leaf at index ``size``: head + str(size) + ',"time":' + time_json + tail (as
+/* The leaf at ``index`` (head + str(index) + ',"time":' + time_json + tail, as
  * _encode.splice), its RFC 6962 leaf hash, and the frontier merge of Frontier.append:
  * ``stack`` (list of (level, hash), levels decreasing) is updated in place and every
- * completed node (level, k, hash) appended to ``nodes``. The caller advances size. */
-static PyObject *py_append_put(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "append_put takes 6 arguments");
-        return NULL;
-    }
-    PyObject *stack = args[0], *sizeo = args[1], *head = args[2], *tj = args[3],
-             *tail = args[4], *nodes = args[5];
-    if (!PyList_CheckExact(stack) || !PyList_CheckExact(nodes)) {
-        PyErr_SetString(PyExc_TypeError, "stack and nodes must be lists");
-        return NULL;
-    }
-    if (need_bytes(head, "head") || need_bytes(tj, "time_json") || need_bytes(tail, "tail"))
-        return NULL;
-    if (!PyLong_CheckExact(sizeo)) {
-        PyErr_SetString(PyExc_TypeError, "size must be int");
-        return NULL;
-    }
-    int overflow = 0;
-    long long index = PyLong_AsLongLongAndOverflow(sizeo, &overflow);
-    if (index == -1 && PyErr_Occurred())
-        return NULL;
-    if (overflow || index < 0 || index > MAX_SAFE_INT) {
-        PyErr_SetString(PyExc_ValueError, "size out of range");
-        return NULL;
-    }
+ * completed node (level, k, hash) appended to ``nodes``. New references in *leaf, *lh. */
+static int leaf_and_merge(PyObject *stack, long long index, PyObject *head, PyObject *tj,
+                          PyObject *tail, PyObject *nodes, PyObject **leaf_out,
+                          PyObject **lh_out) {
     char num[32];
     int numlen = snprintf(num, sizeof num, "%lld", index);
     Buf b = {0};
@@ -398,29 +374,25 @@ static PyObject *py_append_put(PyObject *self, PyObject *const *args, Py_ssize_t
         || PUT_LIT(&b, ",\"time\":") < 0 || put_bytes_obj(&b, tj) < 0
         || put_bytes_obj(&b, tail) < 0) {
         buf_free(&b);
-        return NULL;
+        return -1;
     }
-    unsigned char h[32];
-    if (!sha256((unsigned char *)b.p, (size_t)b.n, h)) {
+    unsigned char pair[65];
+    pair[0] = 1;
+    if (!sha256((unsigned char *)b.p, (size_t)b.n, pair + 33)) {
         buf_free(&b);
         PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed (libcrypto)");
-        return NULL;
+        return -1;
     }
     PyObject *leaf = PyBytes_FromStringAndSize(b.p + 1, b.n - 1);
     buf_free(&b);
     if (leaf == NULL)
-        return NULL;
-    PyObject *lh = PyBytes_FromStringAndSize((char *)h, 32);
+        return -1;
+    PyObject *lh = PyBytes_FromStringAndSize((char *)(pair + 33), 32);
     if (lh == NULL) {
         Py_DECREF(leaf);
-        return NULL;
+        return -1;
     }
-    /* Merge equal-level neighbours. Validate every stack entry before changing anything
-     * that cannot be undone: entries are popped only once their hash is computed. */
     long level = 0;
-    unsigned char pair[65];
-    pair[0] = 1;
-    memcpy(pair + 33, h, 32);
     for (;;) {
         Py_ssize_t n = PyList_GET_SIZE(stack);
         if (n == 0)
@@ -462,10 +434,180 @@ static PyObject *py_append_put(PyObject *self, PyObject *const *args, Py_ssize_t
     Py_DECREF(entry);
     if (rc < 0)
         goto fail;
-    return Py_BuildValue("(NN)", leaf, lh);
+    *leaf_out = leaf;
+    *lh_out = lh;
+    return 0;
 fail:
     Py_DECREF(leaf);
     Py_DECREF(lh);
+    return -1;
+}
+
+static int get_index(PyObject *o, long long *out) {
+    if (!PyLong_CheckExact(o)) {
+        PyErr_SetString(PyExc_TypeError, "size must be int");
+        return -1;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow || v < 0 || v > MAX_SAFE_INT) {
+        PyErr_SetString(PyExc_ValueError, "size out of range");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* append_put(stack, size, head, time_json, tail, nodes) -> (leaf, leaf_hash); see
+ * leaf_and_merge. The caller advances the tree's size. */
+static PyObject *py_append_put(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "append_put takes 6 arguments");
+        return NULL;
+    }
+    PyObject *stack = args[0], *head = args[2], *tj = args[3], *tail = args[4],
+             *nodes = args[5];
+    long long index;
+    if (!PyList_CheckExact(stack) || !PyList_CheckExact(nodes)) {
+        PyErr_SetString(PyExc_TypeError, "stack and nodes must be lists");
+        return NULL;
+    }
+    if (need_bytes(head, "head") || need_bytes(tj, "time_json") || need_bytes(tail, "tail")
+        || get_index(args[1], &index) < 0)
+        return NULL;
+    PyObject *leaf, *lh;
+    if (leaf_and_merge(stack, index, head, tj, tail, nodes, &leaf, &lh) < 0)
+        return NULL;
+    return Py_BuildValue("(NN)", leaf, lh);
+}
+
+static int append_new(PyObject *list, PyObject *item) {
+    if (item == NULL)
+        return -1;
+    int rc = PyList_Append(list, item);
+    Py_DECREF(item);
+    return rc;
+}
+
+/* put_rows(puts, seq, stack, time_json, tail, now_text, leaves, nodes, artifacts, meta,
+ *          inline) -> [leaf_hash, ...]
+ * The rows of accepted puts (PreparedPut tuples) appended at seq, seq + 1, ...: each
+ * record's leaf row (seq, leaf, leaf_hash), the Merkle nodes it completes, its artifact
+ * row (13 columns), its metadata index rows and its inline bytes (see
+ * _native.put_rows_py, the specification). */
+enum { PP_PROD, PP_NAME, PP_AID, PP_SHA, PP_SIZE, PP_DATA, PP_MEDIA, PP_META, PP_PROV,
+       PP_METAROWS, PP_RETAIN, PP_ACTOR, PP_HEAD, PP_FIELDS };
+
+static PyObject *S_INLINE, *S_FILE, *S_ID;
+
+static int put_one(PyObject *pp, long long seq, PyObject *stack, PyObject *tj, PyObject *tail,
+                   PyObject *now, PyObject *out, PyObject *leaves, PyObject *nodes,
+                   PyObject *arts, PyObject *metas, PyObject *blobs) {
+    if (!PyTuple_Check(pp) || PyTuple_GET_SIZE(pp) != PP_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "puts must be PreparedPut tuples");
+        return -1;
+    }
+    PyObject *head = PyTuple_GET_ITEM(pp, PP_HEAD), *data = PyTuple_GET_ITEM(pp, PP_DATA),
+             *mrows = PyTuple_GET_ITEM(pp, PP_METAROWS);
+    if (need_bytes(head, "head"))
+        return -1;
+    if (data != Py_None && !PyBytes_CheckExact(data)) {
+        PyErr_SetString(PyExc_TypeError, "data must be bytes or None");
+        return -1;
+    }
+    if (!PyTuple_Check(mrows)) {
+        PyErr_SetString(PyExc_TypeError, "meta_rows must be a tuple");
+        return -1;
+    }
+    PyObject *pid = PyObject_GetAttr(PyTuple_GET_ITEM(pp, PP_PROD), S_ID);
+    if (pid == NULL)
+        return -1;
+    PyObject *leaf, *lh;
+    if (leaf_and_merge(stack, seq, head, tj, tail, nodes, &leaf, &lh) < 0) {
+        Py_DECREF(pid);
+        return -1;
+    }
+    PyObject *seqo = PyLong_FromLongLong(seq);
+    if (seqo == NULL) {
+        Py_DECREF(pid);
+        Py_DECREF(leaf);
+        Py_DECREF(lh);
+        return -1;
+    }
+    int bad = PyList_Append(out, lh) < 0
+        || append_new(leaves, PyTuple_Pack(3, seqo, leaf, lh)) < 0
+        || append_new(arts, PyTuple_Pack(
+               13, seqo, PyTuple_GET_ITEM(pp, PP_AID), pid, PyTuple_GET_ITEM(pp, PP_NAME),
+               PyTuple_GET_ITEM(pp, PP_SHA), PyTuple_GET_ITEM(pp, PP_SIZE),
+               PyTuple_GET_ITEM(pp, PP_MEDIA), PyTuple_GET_ITEM(pp, PP_META),
+               PyTuple_GET_ITEM(pp, PP_PROV), PyTuple_GET_ITEM(pp, PP_RETAIN),
+               data == Py_None ? S_FILE : S_INLINE, PyTuple_GET_ITEM(pp, PP_ACTOR),
+               now)) < 0
+        || (data != Py_None && append_new(blobs, PyTuple_Pack(2, seqo, data)) < 0);
+    Py_DECREF(pid);
+    Py_DECREF(leaf);
+    Py_DECREF(lh);
+    for (Py_ssize_t j = 0; !bad && j < PyTuple_GET_SIZE(mrows); j++) {
+        PyObject *r = PyTuple_GET_ITEM(mrows, j);
+        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 3) {
+            PyErr_SetString(PyExc_TypeError, "meta rows must be 3-tuples");
+            bad = 1;
+            break;
+        }
+        bad = append_new(metas, PyTuple_Pack(4, PyTuple_GET_ITEM(r, 0),
+                                             PyTuple_GET_ITEM(r, 1),
+                                             PyTuple_GET_ITEM(r, 2), seqo)) < 0;
+    }
+    Py_DECREF(seqo);
+    return bad ? -1 : 0;
+}
+
+static PyObject *py_put_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "put_rows takes 11 arguments");
+        return NULL;
+    }
+    PyObject *puts = args[0], *stack = args[2], *tj = args[3], *tail = args[4],
+             *now = args[5], *leaves = args[6], *nodes = args[7], *arts = args[8],
+             *metas = args[9], *blobs = args[10];
+    long long seq;
+    if (!PyList_CheckExact(puts) || !PyList_CheckExact(stack) || !PyList_CheckExact(leaves)
+        || !PyList_CheckExact(nodes) || !PyList_CheckExact(arts) || !PyList_CheckExact(metas)
+        || !PyList_CheckExact(blobs)) {
+        PyErr_SetString(PyExc_TypeError, "puts, stack and the row lists must be lists");
+        return NULL;
+    }
+    if (get_index(args[1], &seq) < 0 || need_bytes(tj, "time_json")
+        || need_bytes(tail, "tail") || need_str(now, "now_text"))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(puts);
+    if (n > MAX_SAFE_INT - seq) {
+        PyErr_SetString(PyExc_ValueError, "size out of range");
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++, seq++) {
+        if (i >= PyList_GET_SIZE(puts)) {
+            PyErr_SetString(PyExc_RuntimeError, "puts changed during put_rows");
+            goto fail;
+        }
+        /* Owned while used: reading prod.id may run Python code. */
+        PyObject *pp = Py_NewRef(PyList_GET_ITEM(puts, i));
+        int bad = put_one(pp, seq, stack, tj, tail, now, out, leaves, nodes, arts, metas,
+                          blobs);
+        Py_DECREF(pp);
+        if (bad)
+            goto fail;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
     return NULL;
 }
 
@@ -479,6 +621,8 @@ static PyMethodDef methods[] = {
      "The artifact id of (product, name)."},
     {"append_put", (PyCFunction)(void (*)(void))py_append_put, METH_FASTCALL,
      "Splice a leaf, hash it and merge it into the frontier."},
+    {"put_rows", (PyCFunction)(void (*)(void))py_put_rows, METH_FASTCALL,
+     "The leaf, node, artifact, metadata and inline rows of accepted puts."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -494,6 +638,13 @@ PyMODINIT_FUNC PyInit__cput(void) {
             PyErr_SetString(PyExc_ImportError, "libcrypto has no SHA-256");
             return NULL;
         }
+    }
+    if (S_INLINE == NULL) {
+        S_INLINE = PyUnicode_InternFromString("inline");
+        S_FILE = PyUnicode_InternFromString("file");
+        S_ID = PyUnicode_InternFromString("id");
+        if (S_INLINE == NULL || S_FILE == NULL || S_ID == NULL)
+            return NULL;
     }
     return PyModule_Create(&module);
 }

@@ -17,15 +17,20 @@ from types import ModuleType
 from typing import Any
 
 from depository.store import _encode
+from depository.store._logstore import LeafRow
 from depository.store._model import artifact_id as artifact_id_py
+from depository.store._prepared import PreparedPut
 from depository.store._tree import NodeRow
 from depository.tlog.merkle import leaf_hash, node_hash
 from depository.tlog.record import canonical_json
 
-__all__ = ["ENGINE", "append_put", "append_put_py", "artifact_id", "artifact_id_py",
-           "canonical", "canonical_py", "put_head", "put_head_py"]
+__all__ = ["ENGINE", "PUT_TAIL", "append_put", "append_put_py", "artifact_id",
+           "artifact_id_py", "canonical", "canonical_py", "put_head", "put_head_py",
+           "put_rows", "put_rows_py"]
 
 _PUT = "artifact.put"
+PUT_TAIL = _encode.put_tail()
+"""An ``artifact.put`` record's bytes after its ``time`` value."""
 
 
 def _load() -> ModuleType | None:
@@ -77,6 +82,29 @@ def append_put_py(stack: list[tuple[int, bytes]], size: int, head: bytes, time_j
     return leaf, lh
 
 
+def put_rows_py(puts: list[PreparedPut], seq: int, stack: list[tuple[int, bytes]],
+                time_json: bytes, tail: bytes, now_text: str, leaves: list[LeafRow],
+                nodes: list[NodeRow], artifacts: list[tuple[Any, ...]],
+                meta: list[tuple[str, str, str, int]], inline: list[tuple[int, bytes]]
+                ) -> list[bytes]:
+    """The rows of accepted puts appended at ``seq``, ``seq + 1``, ...: per put its leaf
+    row, the tree nodes it completes, its artifact row, metadata index rows and inline
+    bytes, each appended to its list; returns the leaf hashes in order."""
+    out = []
+    for pp in puts:
+        leaf, lh = append_put_py(stack, seq, pp.head, time_json, tail, nodes)
+        out.append(lh)
+        leaves.append((seq, leaf, lh))
+        artifacts.append((seq, pp.aid, pp.prod.id, pp.name, pp.sha256, pp.size,
+                          pp.media_type, pp.meta_json, pp.prov_json, pp.retain,
+                          "inline" if pp.data is not None else "file", pp.actor, now_text))
+        meta.extend([(p, k, v, seq) for p, k, v in pp.meta_rows])
+        if pp.data is not None:
+            inline.append((seq, pp.data))
+        seq += 1
+    return out
+
+
 # ----------------------------------------------------------------- the engine
 def _canonical_c(value: Any) -> bytes:
     assert _C is not None
@@ -91,3 +119,4 @@ artifact_id: Callable[[str, str], str] = (_C.artifact_id if _C is not None
 append_put: Callable[[list[tuple[int, bytes]], int, bytes, bytes, bytes, list[NodeRow]],
                      tuple[bytes, bytes]] = (_C.append_put if _C is not None
                                              else append_put_py)
+put_rows: Callable[..., list[bytes]] = _C.put_rows if _C is not None else put_rows_py

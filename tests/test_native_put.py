@@ -183,6 +183,53 @@ def test_append_put_refuses_a_bad_frontier() -> None:
         _cput.append_put([], -1, b"h", b'"t"', b"}", [])
 
 
+def _prepared(store: Store, n: int) -> list[Any]:
+    out = []
+    for i in range(n):
+        meta = {"k": f"v{i}", "é\n": i, "b": i % 2 == 0, "z": None} if i % 3 else {}
+        out.append(store.prepare_put(
+            "ai-avatar" if i % 2 else "gurukul", f"r/{i}\u2028𝄞", b"d%d" % i,
+            metadata=meta, actor="token:tok-1" if i % 5 == 0 else "bench"))
+    return out
+
+
+def test_put_rows_matches_python(tmp_path: Path) -> None:
+    """Every row of a batch of accepted puts, from any start, with a non-empty frontier."""
+    s = Store.init(tmp_path / "s", config=default_config_dict("rows.example/log"))
+    try:
+        pps = _prepared(s, 50)
+    finally:
+        s.close()
+    large = pps[3]._replace(data=None)  # a file-backed put: no inline row, storage "file"
+    pps[3] = large
+    for start in (0, 1, 7, 2**40 + 3):
+        stack_c, stack_py = Frontier.load(start, lambda lv, k: bytes([lv, k % 256]) * 16
+                                          ).stack, None
+        stack_py = list(stack_c)
+        rows_c: list[list[Any]] = [[], [], [], [], []]
+        rows_py: list[list[Any]] = [[], [], [], [], []]
+        got = _cput.put_rows(pps, start, stack_c, b'"T"', _native.PUT_TAIL, "T", *rows_c)
+        want = _native.put_rows_py(pps, start, stack_py, b'"T"', _native.PUT_TAIL, "T",
+                                   *rows_py)
+        assert got == want
+        assert stack_c == stack_py
+        assert rows_c == rows_py
+        assert [r[10] for r in rows_c[2]][:4] == ["inline", "inline", "inline", "file"]
+
+
+def test_put_rows_refuses_what_is_not_a_prepared_put(tmp_path: Path) -> None:
+    s = Store.init(tmp_path / "s", config=default_config_dict("rows.example/log"))
+    try:
+        pp = _prepared(s, 1)[0]
+    finally:
+        s.close()
+    for bad in ([tuple(pp)[:12]], [pp._replace(head="str")], [pp._replace(data="str")],
+                [pp._replace(meta_rows=(("a", "b"),))], [pp._replace(meta_rows=[])], [None]):
+        rows: list[list[Any]] = [[], [], [], [], []]
+        with pytest.raises(TypeError):
+            _cput.put_rows(bad, 0, [], b'"T"', b"}", "T", *rows)
+
+
 def test_artifact_id_examples() -> None:
     for product, name in [("p", ""), ("ai-avatar", "x/1"), ("é", "𝄞" * 300), ("p", "a\x00b")]:
         assert _cput.artifact_id(product, name) == _native.artifact_id_py(product, name)
@@ -215,8 +262,20 @@ def _store_leaves(path: Path, monkeypatch: pytest.MonkeyPatch, python: bool) -> 
                                    "nest": {"b": [1, "𝄞"], "a": {"\ue000": i}},
                                    "f": 0.5 + i}, provenance={"by": "t", "i": 2**53 - 1 - i})
                  for i in range(40)]
+        # In the same chunk: the same bytes again (a duplicate receipt) and other bytes
+        # under a taken name (write-once: a refused record between accepted puts).
+        items[20:20] = [PutItem("ai-avatar", items[0].name, items[0].data,
+                                metadata=items[0].metadata, provenance=items[0].provenance),
+                        PutItem("ai-avatar", items[1].name, b"other bytes")]
         results = s.put_many(items, actor="bench")
-        assert all(not isinstance(r, Exception) for r in results), results
+        assert isinstance(results[21], WriteOnceError)
+        assert results[20].duplicate and results[20].leaf_hash == results[0].leaf_hash
+        assert all(not isinstance(r, Exception) for i, r in enumerate(results) if i != 21)
+        leaves = dict(s.log_entries(0, s.size()))
+        for r in results:
+            if not isinstance(r, Exception):  # each receipt names its own record
+                assert merkle.leaf_hash(leaves[r.log_index]) == r.leaf_hash
+                assert parse_record(leaves[r.log_index]).body["name"] == r.name
         dup = s.put("ai-avatar", "n/0é\u2028\"𝄞", b"x0", metadata=items[0].metadata,
                     provenance=items[0].provenance)
         assert dup.duplicate

@@ -13,7 +13,7 @@ import importlib
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +228,36 @@ def test_put_rows_refuses_what_is_not_a_prepared_put(tmp_path: Path) -> None:
         rows: list[list[Any]] = [[], [], [], [], []]
         with pytest.raises(TypeError):
             _cput.put_rows(bad, 0, [], b'"T"', b"}", "T", *rows)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
+                                               timezone(-timedelta(hours=11))])))
+def test_format_time_matches_python(t: datetime) -> None:
+    assert _outcome(_native._format_time_c, t) == _outcome(_native.format_time_py, t)
+    if t.tzinfo is UTC and t.year >= 1000:
+        assert _cput.format_time(t) == _native.format_time_py(t)
+
+
+def test_format_time_declines_what_python_decides() -> None:
+    class DT(datetime):
+        pass
+
+    for t in (datetime(2026, 1, 1), datetime(999, 1, 1, tzinfo=UTC),
+              datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+              DT(2026, 1, 1, tzinfo=UTC), "2026-01-01"):
+        assert _cput.format_time(t) is None, t
+    with pytest.raises(ValueError):
+        _native.format_time(datetime(2026, 1, 1))  # naive: refused by the Python twin
+
+
+@settings(max_examples=300, deadline=None)
+@given(ODD_TEXT, st.dictionaries(KEY_TEXT, SCALARS | st.lists(SCALARS, max_size=2)
+                                 | st.dictionaries(KEY_TEXT, SCALARS, max_size=2),
+                                 max_size=5))
+def test_meta_rows_match_python(product: str, meta: dict[str, Any]) -> None:
+    assert _outcome(_native._meta_rows_c, product, meta) == _outcome(
+        _native.meta_rows_py, product, meta)
 
 
 def test_artifact_id_examples() -> None:

@@ -30,7 +30,6 @@ from depository.store._model import (
     PutItem,
     Receipt,
     format_time,
-    meta_index_rows,
 )
 from depository.store._prepared import PreparedPut
 from depository.store.config import Config, Product
@@ -123,17 +122,17 @@ class Preparer:
                                 inline_max=self.config.inline_max, what=what,
                                 retain_until=retain)
         aid = _native.artifact_id(product, name)
-        retain_text = format_time(retain)
+        retain_text = _native.format_time(retain)
         storage = "inline" if ing.data is not None else "file"
         # Retention runs from receipt; the record carries that time so the minimum can be
         # checked however long the upload and the queue took.
         head = _native.put_head(actor, prod.id, aid, media_type, meta_json, name, prov_json,
-                                format_time(created_floor), retain_text, ing.sha256,
+                                _native.format_time(created_floor), retain_text, ing.sha256,
                                 ing.size, storage)
         return PreparedPut(
             prod=prod, name=name, aid=aid, sha256=ing.sha256, size=ing.size, data=ing.data,
             media_type=media_type, meta_json=meta_json.decode(), prov_json=prov_json.decode(),
-            meta_rows=tuple(meta_index_rows(prod.id, meta)), retain=retain_text, actor=actor,
+            meta_rows=_native.meta_rows(prod.id, meta), retain=retain_text, actor=actor,
             head=head)
 
     def _validate_json(self, meta: dict[str, Any], prod: Product, what: str) -> bytes:

@@ -11,6 +11,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <datetime.h>
 #include <openssl/evp.h>
 #include <string.h>
 
@@ -611,6 +612,84 @@ fail:
     return NULL;
 }
 
+
+/* format_time(t) -> "YYYY-MM-DDTHH:MM:SS.ffffffZ" for an exact datetime whose tzinfo is
+ * datetime.timezone.utc and whose year is 1000-9999; None for anything else (the Python
+ * twin, _model.format_time, converts or refuses). */
+static PyObject *py_format_time(PyObject *self, PyObject *t) {
+    (void)self;
+    if (!PyDateTime_CheckExact(t))
+        Py_RETURN_NONE;
+    PyObject *tz = PyDateTime_DATE_GET_TZINFO(t);
+    if (tz != PyDateTime_TimeZone_UTC)
+        Py_RETURN_NONE;
+    int y = PyDateTime_GET_YEAR(t);
+    if (y < 1000 || y > 9999)
+        Py_RETURN_NONE;
+    char out[40];
+    int n = snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", y,
+                     PyDateTime_GET_MONTH(t), PyDateTime_GET_DAY(t),
+                     PyDateTime_DATE_GET_HOUR(t), PyDateTime_DATE_GET_MINUTE(t),
+                     PyDateTime_DATE_GET_SECOND(t), PyDateTime_DATE_GET_MICROSECOND(t));
+    if (n != 27)
+        Py_RETURN_NONE;
+    return PyUnicode_FromStringAndSize(out, n);
+}
+
+/* meta_rows(product, meta) -> ((product, key, value), ...) of the metadata index for an
+ * exact dict with exact str keys: strings as themselves, None/bools/safe ints as their
+ * canonical JSON, nested values skipped; None (Python decides) for anything else. */
+static PyObject *py_meta_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "meta_rows takes 2 arguments");
+        return NULL;
+    }
+    PyObject *product = args[0], *meta = args[1];
+    if (!PyUnicode_CheckExact(product) || !PyDict_CheckExact(meta))
+        Py_RETURN_NONE;
+    PyObject *rows = PyList_New(0);
+    if (rows == NULL)
+        return NULL;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(meta, &pos, &k, &v)) {
+        PyObject *val = NULL;
+        if (!PyUnicode_CheckExact(k))
+            goto decline;
+        if (PyUnicode_CheckExact(v)) {
+            val = Py_NewRef(v);
+        } else if (v == Py_None || v == Py_True || v == Py_False || PyLong_CheckExact(v)) {
+            Buf b = {0};
+            int rc = canon(&b, v, 1);
+            if (rc == 1)
+                val = PyUnicode_DecodeUTF8(b.p, b.n, NULL);
+            buf_free(&b);
+            if (rc == 0)
+                goto decline;
+            if (val == NULL)
+                goto fail;
+        } else if (PyDict_CheckExact(v) || PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
+            continue; /* nested: not indexed */
+        } else {
+            goto decline; /* float, subclass, anything else */
+        }
+        int rc = append_new(rows, PyTuple_Pack(3, product, k, val));
+        Py_DECREF(val);
+        if (rc < 0)
+            goto fail;
+    }
+    PyObject *out = PyList_AsTuple(rows);
+    Py_DECREF(rows);
+    return out;
+decline:
+    Py_DECREF(rows);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(rows);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ module */
 static PyMethodDef methods[] = {
     {"canonical", (PyCFunction)py_canonical, METH_O,
@@ -621,6 +700,10 @@ static PyMethodDef methods[] = {
      "The artifact id of (product, name)."},
     {"append_put", (PyCFunction)(void (*)(void))py_append_put, METH_FASTCALL,
      "Splice a leaf, hash it and merge it into the frontier."},
+    {"format_time", (PyCFunction)py_format_time, METH_O,
+     "RFC 3339 text of a UTC datetime, else None."},
+    {"meta_rows", (PyCFunction)(void (*)(void))py_meta_rows, METH_FASTCALL,
+     "The metadata index rows of a flat metadata dict, else None."},
     {"put_rows", (PyCFunction)(void (*)(void))py_put_rows, METH_FASTCALL,
      "The leaf, node, artifact, metadata and inline rows of accepted puts."},
     {NULL, NULL, 0, NULL},
@@ -632,6 +715,9 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__cput(void) {
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL)
+        return NULL;
     if (SHA256_MD == NULL) {
         SHA256_MD = EVP_MD_fetch(NULL, "SHA256", NULL);
         if (SHA256_MD == NULL) {

@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import datetime
 from types import ModuleType
 from typing import Any
 
 from depository.store import _encode
 from depository.store._logstore import LeafRow
 from depository.store._model import artifact_id as artifact_id_py
+from depository.store._model import format_time as format_time_py
+from depository.store._model import meta_index_rows
 from depository.store._prepared import PreparedPut
 from depository.store._tree import NodeRow
 from depository.tlog.merkle import leaf_hash, node_hash
 from depository.tlog.record import canonical_json
 
 __all__ = ["ENGINE", "PUT_TAIL", "append_put", "append_put_py", "artifact_id",
-           "artifact_id_py", "canonical", "canonical_py", "put_head", "put_head_py",
-           "put_rows", "put_rows_py"]
+           "artifact_id_py", "canonical", "canonical_py", "format_time", "format_time_py",
+           "meta_rows", "meta_rows_py", "put_head", "put_head_py", "put_rows",
+           "put_rows_py"]
 
 _PUT = "artifact.put"
 PUT_TAIL = _encode.put_tail()
@@ -53,6 +57,11 @@ ENGINE = "native (C, depository.store._cput)" if _C is not None else "python"
 def canonical_py(value: Any) -> bytes:
     """RFC 8785 bytes of a JSON value (:func:`depository.tlog.record.canonical_json`)."""
     return canonical_json(value)
+
+
+def meta_rows_py(product: str, meta: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """The metadata index rows of a put (:func:`._model.meta_index_rows`)."""
+    return tuple(meta_index_rows(product, meta))
 
 
 def put_head_py(actor: str, product: str, aid: str, media_type: str, meta_json: bytes,
@@ -112,7 +121,22 @@ def _canonical_c(value: Any) -> bytes:
     return out if out is not None else canonical_json(value)
 
 
+def _format_time_c(t: datetime) -> str:
+    assert _C is not None
+    out: str | None = _C.format_time(t)
+    return out if out is not None else format_time_py(t)
+
+
+def _meta_rows_c(product: str, meta: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    assert _C is not None
+    out: tuple[tuple[str, str, str], ...] | None = _C.meta_rows(product, meta)
+    return out if out is not None else meta_rows_py(product, meta)
+
+
 canonical: Callable[[Any], bytes] = _canonical_c if _C is not None else canonical_py
+format_time: Callable[[datetime], str] = _format_time_c if _C is not None else format_time_py
+meta_rows: Callable[[str, dict[str, Any]], tuple[tuple[str, str, str], ...]] = (
+    _meta_rows_c if _C is not None else meta_rows_py)
 put_head: Callable[..., bytes] = _C.put_head if _C is not None else put_head_py
 artifact_id: Callable[[str, str], str] = (_C.artifact_id if _C is not None
                                           else artifact_id_py)

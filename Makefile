@@ -22,9 +22,12 @@ SYSTEM_PACKAGES := gcc libc6-dev libssl-dev fonts-dejavu-core libpango-1.0-0 lib
 # A throwaway single-node Ceph cluster with the RADOS Gateway (S3 Object Lock) for the S3
 # backend's tests; the tests start and stop it themselves (scripts/ceph-rgw-local.sh).
 CEPH_PACKAGES := ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl
+# PostgreSQL for the PostgreSQL engine's tests: they start a throwaway server themselves
+# (initdb + pg_ctl as an unprivileged user, tests/_pg.py).
+PG_PACKAGES := postgresql
 
 system-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES) $(CEPH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(SYSTEM_PACKAGES) $(CEPH_PACKAGES) $(PG_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
-import os
+import hashlib
+import random
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
+from depository.signing import key_from_seed
 from depository.store import Store
 from depository.store.config import default_config_dict
 
@@ -50,13 +54,29 @@ class Inputs:
     inclusion: Path  # hex hashes of record 1's inclusion proof at size2
 
 
+def _seeded_key(name: str, **kw: Any) -> tuple[str, str]:
+    return key_from_seed(name, hashlib.sha256(name.encode()).digest(), **kw)
+
+
+def _seeded_key_file(path: Path, name: str) -> Path:
+    """A signer key derived from ``name``: the same inputs on every run, so a fuzz case
+    that fails replays from its printed seed (random keys made every signature differ)."""
+    path.write_text(_seeded_key(name)[0] + "\n")
+    path.chmod(0o600)
+    return path
+
+
 def build(root: Path) -> Inputs:
-    """A store with inline and file artifacts, a hold, checkpoints; proofs."""
+    """A store with inline and file artifacts, a hold, checkpoints; proofs. Deterministic:
+    seeded keys, a fixed clock and seeded blob bytes."""
     cfg = default_config_dict(ORIGIN)
     cfg["default_retention_days"] = 30
-    store = Store.init(root / "store", config=cfg, clock=Clock(datetime(2026, 1, 1, tzinfo=UTC)))
+    with mock.patch("depository.store._store.generate_key", _seeded_key):
+        store = Store.init(root / "store", config=cfg,
+                           clock=Clock(datetime(2026, 1, 1, tzinfo=UTC)))
     try:
-        big = os.urandom(100_000)  # above inline_max: a blob file under objects/
+        # above inline_max: a blob file under objects/
+        big = random.Random(15).randbytes(100_000)
         r1 = store.put("gurukul", "lessons/l1.txt", b"lesson one",
                        metadata={"course": "algebra", "n": 1}, provenance={"author": "t-1"},
                        actor="cli:writer")
@@ -99,10 +119,12 @@ def export(inp: Inputs) -> Path:
 
     out = inp.root / "case-M-1"
     if not out.exists():
-        store = Store.open(inp.store)
+        store = Store.open(inp.store, clock=Clock(EXPORT_TIME - timedelta(hours=1)))
         try:
             export_package(store, matter="M-1", out=out, reason="production",
-                           actor="legal:ann", now=EXPORT_TIME, index_limit=2)
+                           actor="legal:ann", now=EXPORT_TIME, index_limit=2,
+                           evidence_key_file=_seeded_key_file(inp.root / "evidence.key",
+                                                              f"{ORIGIN}/evidence"))
         finally:
             store.close()
     return out

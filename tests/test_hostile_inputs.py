@@ -30,6 +30,7 @@ from test_service_support import bearer, issue_tokens, make_store
 
 from depository.cli import main as cli_main
 from depository.service import create_app
+from depository.signing import generate_key
 from depository.store import MetadataError, Store
 from depository.store.limits import METADATA_MAX_BYTES, METADATA_MAX_DEPTH
 from depository.tlog import safejson
@@ -519,3 +520,39 @@ def test_verify_package_reports_a_damaged_deflate_stream(tmp_path: Path, damage:
                            "--key", vkey], capture_output=True, text=True, timeout=60)
     assert proc.returncode in (1, 2), proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "Error()" not in proc.stdout + proc.stderr
+
+
+# ----------------------------------------------------------------- certification reports
+
+@pytest.mark.parametrize("verb", ["verify", "status"])
+def test_certify_refuses_a_fifo_as_the_report(tmp_path: Path, verb: str) -> None:
+    """The report was read whole with ``read_bytes``: a FIFO blocked it for ever."""
+    fifo = tmp_path / "report.pdf"
+    os.mkfifo(fifo)
+    cli = Path(sys.executable).with_name("depository")
+    key = ["--key", generate_key("log.example")[1]] if verb == "verify" else []
+    proc = subprocess.run([str(cli), "certify", verb, str(fifo), *key],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "not a regular file" in proc.stderr or "FIFO" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_certify_verify_reports_deep_embedded_json(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An embedded report.json nested 100,000 deep is a finding, not a RecursionError."""
+    from depository.certification import verify as cv
+
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n%%EOF\n")
+    deep = safejson.MAX_DEPTH * 800
+    blob = (b"[" * deep + b"]" * deep)
+    names = ("report.json", "checkpoint.txt", "loadtest-results.json", "signoffs.json",
+             "report.digest")
+    monkeypatch.setattr(cv, "_embedded", lambda data: {n: (blob, "Data") for n in names})
+    outcome = cv.verify_report(pdf)
+    assert outcome.verdict == "NOT AUTHENTIC"
+    assert any("report.json" in p and "nested more than" in p for p in outcome.problems), \
+        outcome.problems
+    with pytest.raises(ValueError, match="nested more than"):
+        cv.report_status(pdf)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,10 +24,14 @@ from typing import Any
 
 from depository.certification.pdf import attachments, validate_signature
 from depository.certification.signoffs import SignerSpec, SignoffStatus, digest_text, verify_all
-from depository.tlog import merkle
+from depository.tlog import merkle, safejson
 from depository.tlog.checkpoint import verify_checkpoint
 from depository.tlog.errors import VerificationError
 from depository.tlog.record import canonical_json
+from depository.verifier.files import read_file
+
+#: A signed report is a few MB; anything far larger is not one (and is not read whole).
+MAX_REPORT_BYTES = 256 * 1024 * 1024
 
 __all__ = ["Outcome", "diff_reports", "report_status", "verify_report"]
 
@@ -94,7 +97,7 @@ def _trust_from_attachments(atts: Mapping[str, tuple[bytes, str | None]]) -> dic
 def verify_report(pdf_path: Path, *, trust: Sequence[Path] = (), log_keys: Sequence[str] = (),
                   sigstore_trust: Path | None = None, today: date | None = None) -> Outcome:
     out = Outcome()
-    pdf = pdf_path.read_bytes()
+    pdf = read_file(str(pdf_path), limit=MAX_REPORT_BYTES, what="certification report")
     sig = validate_signature(pdf, trust)
     out.anchored = bool(trust) and sig.ok and bool(sig.trusted)
     if sig.ok:
@@ -123,8 +126,8 @@ def verify_report(pdf_path: Path, *, trust: Sequence[Path] = (), log_keys: Seque
         out.problems.append(f"attachments without relationship Data: {', '.join(not_data)}")
     raw = atts["report.json"][0]
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = safejson.loads(raw, what="report.json")
+    except ValueError as exc:  # not UTF-8, not JSON, or over the depth/size limits
         out.problems.append(f"report.json is not JSON: {exc}")
         out.verdict = "NOT AUTHENTIC"
         return out
@@ -161,9 +164,9 @@ def verify_report(pdf_path: Path, *, trust: Sequence[Path] = (), log_keys: Seque
         out.problems.append("the checkpoint's signature was not checked: pass --key LOG_VKEY")
     # Sign-offs.
     try:
-        signed = json.loads(atts["signoffs.json"][0])
+        signed = safejson.loads(atts["signoffs.json"][0], what="signoffs.json")
         records = {str(r.get("role")): r for r in signed.get("signoffs", [])}
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+    except (ValueError, AttributeError) as exc:
         out.problems.append(f"signoffs.json unreadable: {exc}")
         records = {}
     specs = [SignerSpec.from_json(s) for s in data.get("signoffs_required", [])]
@@ -226,13 +229,14 @@ def _load_any(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]], di
 
         rd = ReportDir.load(path)
         return rd.data, rd.records, rd.trust_configs
-    atts = _embedded(path.read_bytes())
+    atts = _embedded(read_file(str(path), limit=MAX_REPORT_BYTES, what="certification report"))
     if "report.json" not in atts:
         raise ValueError(f"{path}: no embedded report.json")
-    data = json.loads(atts["report.json"][0])
+    data = safejson.loads(atts["report.json"][0], what="report.json")
     recs: dict[str, dict[str, Any]] = {}
     if "signoffs.json" in atts:
-        for r in json.loads(atts["signoffs.json"][0]).get("signoffs", []):
+        for r in safejson.loads(atts["signoffs.json"][0], what="signoffs.json").get(
+                "signoffs", []):
             recs[str(r.get("role"))] = r
     return data, recs, _trust_from_attachments(atts)
 

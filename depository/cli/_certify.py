@@ -234,9 +234,13 @@ def verify_cmd(report: Path, trust: tuple[Path, ...], keys: tuple[str, ...],
     figures were scaled down or extrapolated without acceptance); 2 bad usage.
     """
     from depository.certification.verify import verify_report
+    from depository.verifier.files import InputFileError
 
-    outcome = verify_report(report, trust=trust, log_keys=[_read_key(k) for k in keys],
-                            sigstore_trust=sigstore_trust)
+    try:
+        outcome = verify_report(report, trust=trust, log_keys=[_read_key(k) for k in keys],
+                                sigstore_trust=sigstore_trust)
+    except InputFileError as exc:
+        raise click.UsageError(str(exc)) from exc
     click.echo(json.dumps(outcome.to_json(), indent=2) if as_json else outcome.human())
     sys.exit(outcome.exit_code)
 
@@ -254,10 +258,11 @@ def status_cmd(report: Path, as_json: bool) -> None:
     Exit 0 when certified and valid today, 1 otherwise.
     """
     from depository.certification.verify import report_status
+    from depository.verifier.files import InputFileError
 
     try:
         st = report_status(report)
-    except (CertifyError, ValueError, KeyError) as exc:
+    except (CertifyError, ValueError, KeyError, InputFileError) as exc:
         raise click.UsageError(f"{report}: {exc}") from exc
     if as_json:
         click.echo(json.dumps(st, indent=2))

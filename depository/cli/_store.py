@@ -26,6 +26,7 @@ from depository.store import (
     read_config_file,
     utc_now,
 )
+from depository.store.config import default_config_dict
 from depository.tlog import safejson
 from depository.verifier.files import InputFileError, read_file
 
@@ -127,22 +128,46 @@ def _time_arg(value: str | None, what: str) -> datetime | None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="depository.yaml to use (default: the four demo products, permissive).")
 @click.option("--origin", help="Log origin (checkpoint name), e.g. example.org/depository.")
+@click.option("--engine", type=click.Choice(["sqlite", "postgresql"]),
+              help="Where the log and catalog live (default: the configuration's "
+                   "engine.type, else sqlite in STORE/depository.db).")
+@click.option("--dsn", help="PostgreSQL: libpq DSN of the service role the store runs as "
+                            "(no password: use PGPASSWORD or ~/.pgpass); written to "
+                            "depository.yaml as engine.dsn.")
+@click.option("--admin-dsn", envvar="DEPOSITORY_PG_ADMIN_DSN",
+              help="PostgreSQL: DSN of the role that will own the tables; used once, to "
+                   "create them [env: DEPOSITORY_PG_ADMIN_DSN].")
 @signer_option
 @actor_option
-def init(store_dir: Path, config_file: Path | None, origin: str | None,
-         signer_key: Path | None, actor: str | None) -> None:
+def init(store_dir: Path, config_file: Path | None, origin: str | None, engine: str | None,
+         dsn: str | None, admin_dsn: str | None, signer_key: Path | None,
+         actor: str | None) -> None:
     """Create a store: database, object directory, log keys, frozen schemas.
 
-    Prints the log's verifier key: give it to auditors.
+    Prints the log's verifier key: give it to auditors. With --engine postgresql the log
+    and catalog go to PostgreSQL (ADR 0013): the tables are created as the --admin-dsn
+    role, and the store runs as the --dsn role, which may only read and insert.
 
     \b
     Example:
       depository init --store ./store --origin example.org/depository
+      depository init --store ./store --engine postgresql \\
+          --dsn 'host=db dbname=depository user=depository_service' \\
+          --admin-dsn 'host=db dbname=depository user=depository_owner'
     """
     try:
         config = read_config_file(config_file) if config_file else None
+        if engine is not None or dsn is not None:
+            config = dict(config or default_config_dict(origin or "depository.local/log"))
+            eng = dict(config.get("engine") or {})
+            if engine is not None:
+                eng["type"] = engine
+            if dsn is not None:
+                eng["dsn"] = dsn
+            config["engine"] = eng
         store = Store.init(store_dir, config=config, origin=origin,
-                           signer_key_file=signer_key, actor=_actor(actor))
+                           signer_key_file=signer_key, actor=_actor(actor),
+                           admin_dsn=admin_dsn)
     except (StoreError, ConfigError) as exc:
         raise _fail(exc) from exc
     try:

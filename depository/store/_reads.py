@@ -1,26 +1,34 @@
-"""The store's reads: :class:`StoreReads`, one read-only SQLite connection per thread.
+"""The store's reads: :class:`StoreReads`, one read-only connection per thread, over
+either engine.
 
 Every query the store, the HTTP service and the blob-lock mirror run against a store's
 database lives here: artifacts and listings, log entries and records, checkpoints and
 Merkle proofs (also the tile ranges the service serves), holds, governance, usage,
-tokens. Connections are opened ``mode=ro`` with ``query_only``: WAL readers never block
-the writer and never write. The write side is :mod:`depository.store._logstore`.
+tokens. The SQL is written once, in SQLite's dialect with ``?`` placeholders; a
+:class:`ReadConnections` gives the engine's connections and its :class:`Dialect` (the
+placeholder style and the few phrases the engines spell differently). SQLite's
+connections (:class:`SqliteReadConnections`) are opened ``mode=ro`` with ``query_only``:
+WAL readers never block the writer and never write; PostgreSQL's are
+``depository.store._pg.PgReadConnections``. The write side is
+:mod:`depository.store._logstore`.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from depository.store._authority import explain_token
+from depository.store._authority import TokenRow, explain_token
 from depository.store._errors import NotFoundError, StoreError
-from depository.store._logstore import DB_NAME, READER_CACHE_KIB, leaf_at, token_row
+from depository.store._logstore import DB_NAME, READER_CACHE_KIB
 from depository.store._model import (
     Artifact,
     Hold,
@@ -34,6 +42,95 @@ from depository.store.config import Product
 from depository.tlog import merkle
 from depository.tlog.checkpoint import format_proof_file
 from depository.tlog.record import Record, parse_record
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the engines' SQL for the same query."""
+
+    name: str
+    # True: placeholders are ``%s`` (psycopg), so ``?`` is rewritten and ``%`` doubled.
+    pyformat: bool
+    # Join keeping the left table's order as the plan's driver (SQLite plans CROSS JOIN
+    # in the written order; PostgreSQL has no ``CROSS JOIN ... ON`` and plans itself).
+    ordered_join: str
+    # ``{col}`` contains the bytes of the one parameter.
+    contains: str
+    # Starts a read transaction whose statements all see one snapshot.
+    snapshot_begin: str
+
+    def sql(self, text: str) -> str:
+        return _to_pyformat(text) if self.pyformat else text
+
+
+@functools.lru_cache(maxsize=4096)
+def _to_pyformat(text: str) -> str:
+    # Our SQL has no '?' or '%' inside string literals, so a plain rewrite is exact.
+    return re.sub(r"\?", "%s", text.replace("%", "%%"))
+
+
+SQLITE = Dialect("sqlite", pyformat=False, ordered_join="CROSS JOIN",
+                 contains="instr({col}, ?) > 0", snapshot_begin="BEGIN")
+POSTGRESQL = Dialect("postgresql", pyformat=True, ordered_join="JOIN",
+                     contains="position(? in {col}) > 0",
+                     snapshot_begin="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+
+class ReadConnections(Protocol):
+    """One engine's read-only connections, one per thread."""
+
+    dialect: Dialect
+
+    def conn(self) -> Any:
+        """This thread's connection (a DB-API connection with ``execute``)."""
+
+    def close(self) -> None:
+        """Close every connection; a later :meth:`conn` opens a fresh one."""
+
+    def integrity_check(self) -> list[str]:
+        """The engine's own integrity check: ``["ok"]`` or the problems found."""
+
+    def lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means this thread's connection is gone (a server restart): the
+        read is then retried once on a new connection (reads have no side effects)."""
+
+
+class SqliteReadConnections:
+    """Read-only SQLite connections (``mode=ro``, ``query_only``) to ``STORE/depository.db``."""
+
+    dialect = SQLITE
+
+    def __init__(self, store_path: Path) -> None:
+        self._uri = f"file:{Path(store_path) / DB_NAME}?mode=ro"
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._generation = 0
+
+    def conn(self) -> sqlite3.Connection:
+        mine: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
+        if mine is not None and mine[0] == self._generation:
+            return mine[1]
+        c = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        c.execute("PRAGMA query_only=1")
+        c.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+        with self._lock:
+            self._local.conn = (self._generation, c)
+            self._all.append(c)
+        return c
+
+    def close(self) -> None:
+        with self._lock:
+            self._generation += 1
+            for c in self._all:
+                c.close()
+            self._all.clear()
+
+    def integrity_check(self) -> list[str]:
+        return [str(r[0]) for r in self.conn().execute("PRAGMA integrity_check")]
+
+    def lost(self, exc: BaseException) -> bool:
+        return False  # a file: nothing to reconnect to
 
 
 class _SqlByCount(dict[int, str]):
@@ -65,45 +162,41 @@ class StoreReads:
     the configured ids.
     """
 
-    def __init__(self, store_path: Path, product: Callable[[str], Product],
+    def __init__(self, source: Path | ReadConnections, product: Callable[[str], Product],
                  products: Sequence[str]) -> None:
-        self._uri = f"file:{Path(store_path) / DB_NAME}?mode=ro"
+        """``source``: a SQLite store's directory, or an engine's :class:`ReadConnections`."""
+        self.source: ReadConnections = (
+            SqliteReadConnections(source) if isinstance(source, Path) else source)
+        self.dialect = self.source.dialect
         self.product = product
         self.products = sorted(products)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._generation = 0
 
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> Any:
         """This thread's connection (opened on first use, and again after close)."""
-        mine: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
-        if mine is not None and mine[0] == self._generation:
-            return mine[1]
-        c = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
-        c.execute("PRAGMA query_only=1")
-        c.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
-        with self._lock:
-            self._local.conn = (self._generation, c)
-            self._all.append(c)
-        return c
+        return self.source.conn()
 
     def close(self) -> None:
         """Close every connection; a later call to :meth:`conn` opens a fresh one."""
-        with self._lock:
-            self._generation += 1
-            for c in self._all:
-                c.close()
-            self._all.clear()
+        self.source.close()
+
+    def _q(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        """Run one query (SQLite's dialect, ``?`` placeholders) on this thread's connection."""
+        text = self.dialect.sql(sql)
+        try:
+            return self.source.conn().execute(text, args)
+        except Exception as exc:
+            if not self.source.lost(exc):
+                raise
+        return self.source.conn().execute(text, args)
 
     # -------------------------------------------------------------- artifacts
     @property
     def verifier_key(self) -> str:
-        row = self.conn().execute("SELECT value FROM meta WHERE key='verifier_key'").fetchone()
+        row = self._q("SELECT value FROM meta WHERE key='verifier_key'").fetchone()
         return str(row[0])
 
     def size(self) -> int:
-        row = self.conn().execute("SELECT max(idx) FROM log").fetchone()
+        row = self._q("SELECT max(idx) FROM log").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
     def get(self, product: str, name_or_id: str) -> Artifact:
@@ -111,7 +204,7 @@ class StoreReads:
         self.product(product)
         # Both through the id index: a name is found by the id derived from it.
         derived = artifact_id(product, name_or_id)
-        row = self.conn().execute(
+        row = self._q(
             f"{_ARTIFACT_SELECT} WHERE a.id IN (?, ?) AND a.product = ? "
             "ORDER BY a.id = ? DESC LIMIT 1",
             (derived, name_or_id, product, derived),
@@ -121,14 +214,14 @@ class StoreReads:
         return _artifact(row)
 
     def get_by_id(self, artifact_id_: str) -> Artifact:
-        row = self.conn().execute(f"{_ARTIFACT_SELECT} WHERE a.id = ?", (artifact_id_,)
+        row = self._q(f"{_ARTIFACT_SELECT} WHERE a.id = ?", (artifact_id_,)
                                   ).fetchone()
         if row is None:
             raise NotFoundError(f"no artifact {artifact_id_!r}")
         return _artifact(row)
 
     def inline_bytes(self, log_index: int) -> bytes | None:
-        row = self.conn().execute("SELECT data FROM inline_blob WHERE log_idx = ?",
+        row = self._q("SELECT data FROM inline_blob WHERE log_idx = ?",
                                   (log_index,)).fetchone()
         return None if row is None else bytes(row[0])
 
@@ -157,7 +250,7 @@ class StoreReads:
             # The first field drives the query, in log order.
             k0, v0 = metas.pop(0)
             source = _ARTIFACT_SELECT.replace(
-                "FROM artifact a", "FROM artifact_meta m0 CROSS JOIN artifact a "
+                "FROM artifact a", f"FROM artifact_meta m0 {self.dialect.ordered_join} artifact a "
                 "ON a.log_idx = m0.log_idx")
             products = [product] if product is not None else self.products
             where.append(f"m0.product IN ({','.join('?' * len(products))}) AND m0.key = ? "
@@ -198,7 +291,7 @@ class StoreReads:
         sql = source + (" WHERE " + " AND ".join(where) if where else "")
         sql += f" ORDER BY {order} LIMIT ?"
         args.append(limit)
-        return [_artifact(r) for r in self.conn().execute(sql, args)]
+        return [_artifact(r) for r in self._q(sql, args)]
 
     def iter_artifacts(self, *, product: str | None = None, since: str | None = None,
                        until: str | None = None, after: int | None = None
@@ -214,32 +307,34 @@ class StoreReads:
 
     def live_files_with_sha(self, sha256_hex: str) -> list[Artifact]:
         """Live file-backed artifacts whose bytes are ``sha256_hex``."""
-        ids = [r[0] for r in self.conn().execute(
+        ids = [r[0] for r in self._q(
             "SELECT id FROM artifact WHERE sha256 = ? AND storage = 'file'", (sha256_hex,))]
         return [a for a in (self.get_by_id(i) for i in ids) if not a.disposed]
 
     def live_file_count(self, sha256_hex: str) -> int:
-        return int(self.conn().execute(
+        return int(self._q(
             "SELECT count(*) FROM artifact a WHERE a.sha256 = ? AND a.storage = 'file' "
             "AND NOT EXISTS (SELECT 1 FROM disposal d WHERE d.artifact_id = a.id)",
             (sha256_hex,)).fetchone()[0])
 
     def disposed_shas(self) -> set[str]:
-        return {str(r[0]) for r in self.conn().execute("SELECT sha256 FROM disposal")}
+        return {str(r[0]) for r in self._q("SELECT sha256 FROM disposal")}
 
     def artifact_count(self) -> int:
-        return int(self.conn().execute("SELECT count(*) FROM artifact").fetchone()[0])
+        return int(self._q("SELECT count(*) FROM artifact").fetchone()[0])
 
     def all_artifacts(self) -> Iterator[Artifact]:
         """Every artifact, disposed ones included, in log order (one query)."""
-        for row in self.conn().execute(f"{_ARTIFACT_SELECT} ORDER BY a.log_idx"):
+        for row in self._q(f"{_ARTIFACT_SELECT} ORDER BY a.log_idx"):
             yield _artifact(row)
 
     def integrity_check(self) -> list[str]:
-        return [str(r[0]) for r in self.conn().execute("PRAGMA integrity_check")]
+        """The engine's integrity check (SQLite ``PRAGMA integrity_check``):
+        ``["ok"]`` or the problems."""
+        return self.source.integrity_check()
 
     def effective_retention(self, aid: str, base: str) -> str:
-        row = self.conn().execute(
+        row = self._q(
             "SELECT max(retain_until) FROM retention WHERE artifact_id = ?", (aid,)).fetchone()
         return max(base, row[0]) if row[0] else base
 
@@ -248,7 +343,7 @@ class StoreReads:
         now_text = format_time(now)
         holds = self.holds()
         out = []
-        for row in self.conn().execute(
+        for row in self._q(
             f"{_ARTIFACT_SELECT} WHERE d.artifact_id IS NULL AND a.retain_until < ? "
             "ORDER BY a.log_idx", (now_text,)
         ):
@@ -263,19 +358,19 @@ class StoreReads:
     # ------------------------------------------------------------------- log
     def log_entries(self, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         """Raw leaves ``[start, end)`` in order."""
-        for idx, leaf in self.conn().execute(
+        for idx, leaf in self._q(
             "SELECT idx, leaf FROM log WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
         ):
             yield int(idx), bytes(leaf)
 
     def record(self, index: int) -> Record:
-        row = self.conn().execute("SELECT leaf FROM log WHERE idx = ?", (index,)).fetchone()
+        row = self._q("SELECT leaf FROM log WHERE idx = ?", (index,)).fetchone()
         if row is None:
             raise NotFoundError(f"no log record at index {index} (log size {self.size()})")
         return parse_record(bytes(row[0]), index=index)
 
     def latest_checkpoint(self) -> tuple[int, bytes]:
-        row = self.conn().execute(
+        row = self._q(
             "SELECT size, note FROM checkpoint ORDER BY size DESC LIMIT 1"
         ).fetchone()
         if row is None:
@@ -283,7 +378,7 @@ class StoreReads:
         return int(row[0]), bytes(row[1])
 
     def checkpoint_at(self, size: int) -> bytes:
-        row = self.conn().execute("SELECT note FROM checkpoint WHERE size = ?", (size,)
+        row = self._q("SELECT note FROM checkpoint WHERE size = ?", (size,)
                                      ).fetchone()
         if row is None:
             raise NotFoundError(f"no signed checkpoint at size {size}")
@@ -299,14 +394,13 @@ class StoreReads:
         wanted = {p for parts in plan for p in parts}
         leaves = [k for level, k in wanted if level == 0]
         inner = [x for p in wanted if p[0] > 0 for x in p]
-        conn = self.conn()
         got: dict[tuple[int, int], bytes] = {}
         if leaves:
-            for idx, h in conn.execute(_LEAVES_SQL[len(leaves)], leaves):
-                got[0, idx] = h
+            for idx, h in self._q(_LEAVES_SQL[len(leaves)], leaves):
+                got[0, idx] = bytes(h)
         if inner:
-            for level, k, h in conn.execute(_NODES_SQL[len(inner) // 2], inner):
-                got[level, k] = h
+            for level, k, h in self._q(_NODES_SQL[len(inner) // 2], inner):
+                got[level, k] = bytes(h)
         try:
             return [merkle.combine([got[p] for p in parts]) for parts in plan]
         except KeyError as exc:
@@ -352,7 +446,7 @@ class StoreReads:
 
     # ---------------------------------------------------------- holds and state
     def holds(self, *, include_released: bool = False) -> list[Hold]:
-        rows = self.conn().execute(
+        rows = self._q(
             "SELECT h.id, h.matter, h.reason, h.actor, h.product, h.scope, h.placed_idx, "
             "h.placed_time, r.hold_id IS NOT NULL FROM hold h "
             "LEFT JOIN hold_release r ON r.hold_id = h.id ORDER BY h.placed_idx"
@@ -368,7 +462,7 @@ class StoreReads:
         return [h for h in self.holds() if hold_covers(h.product, h.scope, art)]
 
     def governance_status(self) -> dict[str, Any]:
-        rows = self.conn().execute(
+        rows = self._q(
             "SELECT log_idx, state, reason, actor, time FROM governance ORDER BY log_idx"
         ).fetchall()
         last = rows[-1] if rows else None
@@ -383,42 +477,43 @@ class StoreReads:
 
     def lock_reason(self) -> str | None:
         """The committed governance lock's reason, or None (one indexed row)."""
-        row = self.conn().execute(
+        row = self._q(
             "SELECT state, reason FROM governance ORDER BY log_idx DESC LIMIT 1").fetchone()
         return str(row[1]) if row is not None and row[0] == "locked" else None
 
     def usage(self) -> dict[str, dict[str, int]]:
         """Live bytes and artifact counts per product (disposed artifacts excluded)."""
         out = {pid: {"bytes": 0, "artifacts": 0} for pid in self.products}
-        for pid, b, n in self.conn().execute(
+        for pid, b, n in self._q(
             "SELECT a.product, sum(a.size), count(*) FROM artifact a WHERE NOT EXISTS "
             "(SELECT 1 FROM disposal d WHERE d.artifact_id = a.id) GROUP BY a.product"
         ):
             out[pid] = {"bytes": int(b), "artifacts": int(n)}
         return out
 
-    def usage_since(self, artifact_rowid: int, disposal_rowid: int
+    def usage_since(self, artifact_idx: int, disposal_idx: int
                     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """Rows added since the given rowids (``artifact`` and ``disposal`` are
-        append-only), read in one snapshot: per product (bytes, count, largest size, last
-        rowid) of new artifacts, and (bytes, count, last rowid) of new disposals."""
+        """Rows added since the given log indexes (``artifact`` and ``disposal`` are
+        append-only, in log order), read in one snapshot: per product (bytes, count,
+        largest size, last log index) of new artifacts, and (bytes, count, last log index)
+        of new disposals."""
         c = self.conn()
-        c.execute("BEGIN")
+        c.execute(self.dialect.snapshot_begin)
         try:
-            rows = c.execute(
-                "SELECT product, sum(size), count(*), max(size), max(rowid) FROM artifact "
-                "WHERE rowid > ? GROUP BY product", (artifact_rowid,)).fetchall()
-            drows = c.execute(
-                "SELECT a.product, sum(a.size), count(*), max(d.rowid) FROM disposal d "
-                "JOIN artifact a ON a.id = d.artifact_id WHERE d.rowid > ? "
-                "GROUP BY a.product", (disposal_rowid,)).fetchall()
+            rows = c.execute(self.dialect.sql(
+                "SELECT product, sum(size), count(*), max(size), max(log_idx) FROM artifact "
+                "WHERE log_idx > ? GROUP BY product"), (artifact_idx,)).fetchall()
+            drows = c.execute(self.dialect.sql(
+                "SELECT a.product, sum(a.size), count(*), max(d.log_idx) FROM disposal d "
+                "JOIN artifact a ON a.id = d.artifact_id WHERE d.log_idx > ? "
+                "GROUP BY a.product"), (disposal_idx,)).fetchall()
         finally:
             c.execute("COMMIT")
         return rows, drows
 
     # ----------------------------------------------------------------- tokens
     def tokens(self) -> list[Token]:
-        return [_token(r) for r in self.conn().execute(f"{_TOKEN_SELECT} ORDER BY t.issued_idx")]
+        return [_token(r) for r in self._q(f"{_TOKEN_SELECT} ORDER BY t.issued_idx")]
 
     def authenticate(self, secret: str, now: datetime) -> Token | None:
         """The live token for this secret at ``now``, or None (unknown, expired, revoked).
@@ -426,23 +521,34 @@ class StoreReads:
         The token row is honoured only if the log explains it (its ``token.issue``
         record, and its ``token.revoke`` if revoked); raises
         :class:`~depository.store._authority.UnexplainedRowError` if not."""
-        conn = self.conn()
-        row = conn.execute(f"{_TOKEN_SELECT} WHERE t.secret_sha256 = ?",
-                           (token_secret_hash(secret),)).fetchone()
+        row = self._q(f"{_TOKEN_SELECT} WHERE t.secret_sha256 = ?",
+                      (token_secret_hash(secret),)).fetchone()
         if row is None:
             return None
         tok = _token(row)
-        found = token_row(conn, tok.id)
+        found = self._token_row(tok.id)
         if found is None:
             return None  # gone since the first read
-        grant = explain_token(tok.id, found, functools.partial(leaf_at, conn))
+        grant = explain_token(tok.id, found, self._leaf_at)
         if grant.revoked is not None:
             return None
         return tok if tok.valid_at(now) else None
 
+    def _token_row(self, token_id: str) -> TokenRow | None:
+        row = self._q(
+            "SELECT t.role, t.product, t.expires, t.secret_sha256, t.issued_idx, r.log_idx "
+            "FROM token t LEFT JOIN token_revoke r ON r.token_id = t.id WHERE t.id = ?",
+            (token_id,)).fetchone()
+        return None if row is None else (str(row[0]), row[1], row[2], str(row[3]),
+                                         int(row[4]), None if row[5] is None else int(row[5]))
+
+    def _leaf_at(self, idx: int) -> bytes | None:
+        row = self._q("SELECT leaf FROM log WHERE idx = ?", (idx,)).fetchone()
+        return None if row is None else bytes(row[0])
+
     def token_generation(self) -> int:
         """Moves with every token issued or revoked by any process (two indexed maxima)."""
-        row = self.conn().execute(
+        row = self._q(
             "SELECT (SELECT max(issued_idx) FROM token), "
             "(SELECT max(log_idx) FROM token_revoke)").fetchone()
         return int(row[0] or 0) + int(row[1] or 0)
@@ -450,27 +556,26 @@ class StoreReads:
     # ------------------------------------------------------------ tile ranges
     def leaf_hashes(self, start: int, end: int) -> list[bytes]:
         """``log.leaf_hash`` for indexes ``[start, end)`` (level 0 of the tree)."""
-        return [bytes(r[0]) for r in self.conn().execute(
+        return [bytes(r[0]) for r in self._q(
             "SELECT leaf_hash FROM log WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))]
 
     def node_hashes(self, level: int, k0: int, k1: int) -> list[bytes]:
         """Perfect subtree hashes ``node(level, k)`` for ``k`` in ``[k0, k1)``, level >= 1."""
-        return [bytes(r[0]) for r in self.conn().execute(
+        return [bytes(r[0]) for r in self._q(
             "SELECT hash FROM node WHERE level = ? AND k >= ? AND k < ? ORDER BY k",
             (level, k0, k1))]
 
     def leaves(self, start: int, end: int) -> list[bytes]:
-        return [bytes(r[0]) for r in self.conn().execute(
+        return [bytes(r[0]) for r in self._q(
             "SELECT leaf FROM log WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))]
 
     def records_containing(self, needle: bytes, start: int) -> tuple[list[tuple[int, bytes]],
                                                                       int]:
         """Leaves at or after ``start`` containing ``needle``; and the log size scanned to."""
-        c = self.conn()
-        row = c.execute("SELECT max(idx) FROM log").fetchone()
-        end = 0 if row[0] is None else int(row[0]) + 1
-        found = [(int(i), bytes(leaf)) for i, leaf in c.execute(
-            "SELECT idx, leaf FROM log WHERE idx >= ? AND idx < ? AND instr(leaf, ?) > 0 "
+        end = self.size()
+        contains = self.dialect.contains.format(col="leaf")
+        found = [(int(i), bytes(leaf)) for i, leaf in self._q(
+            f"SELECT idx, leaf FROM log WHERE idx >= ? AND idx < ? AND {contains} "
             "ORDER BY idx", (start, end, needle))]
         return found, end
 

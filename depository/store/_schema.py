@@ -13,6 +13,7 @@ hashes the same refuses to open for writing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sqlite3
 
@@ -198,3 +199,18 @@ def schema_fingerprint(conn: sqlite3.Connection) -> str:
     for row in rows:
         h.update("\x1f".join(str(x) for x in row).encode() + b"\x1e")
     return h.hexdigest()
+
+
+@functools.cache
+def reference_fingerprint() -> str:
+    """The fingerprint of a new store's schema (:data:`SCHEMA_SQL` in an empty database).
+
+    What a new SQLite store freezes in its ``store.init`` record; a PostgreSQL store
+    freezes the same value (ADR 0013), so the first record is engine-independent.
+    """
+    conn = sqlite3.connect(":memory:")
+    try:
+        create(conn)
+        return schema_fingerprint(conn)
+    finally:
+        conn.close()

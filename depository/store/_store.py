@@ -57,6 +57,7 @@ from depository.store._errors import (
 from depository.store._frozen import CONFIG_NAME, init_body, open_problems
 from depository.store._logstore import (
     DB_NAME,
+    LogStorage,
     SqliteLogStorage,
     check_schema_version,
     create_database,
@@ -71,7 +72,7 @@ from depository.store._model import (
     utc_now,
 )
 from depository.store._prepared import PreparedPut
-from depository.store._reads import StoreReads
+from depository.store._reads import ReadConnections, StoreReads
 from depository.store._scrub import scrub
 from depository.store._writer import LocalWriter, StoreWriter
 from depository.store.config import Config, Product, default_config_dict, dump_config, load_config
@@ -98,7 +99,8 @@ class Store:
         self.readonly = readonly and writer is None
         self.blobs: BlobBackend = open_backend(path / "objects", config.backend,
                                                readonly=self.readonly)
-        self.reads = StoreReads(path, self.product, list(config.products))
+        self.reads = StoreReads(_read_source(path, config), self.product,
+                                list(config.products))
         self.local_writer: LocalWriter | None = None
         self.writer: StoreWriter | None = None
         self.anchors: AnchorSink | None = None
@@ -113,10 +115,13 @@ class Store:
                 config.anchors, config.backend,
                 retention_days=log_retention_days(config.default_retention_days,
                                                   config.scale_limits))
-            self._lock_fd = _take_writer_lock(path)
+            if config.engine.type == "sqlite":
+                # (PostgreSQL: the writer session's advisory lock, see _pg.PgLogStorage)
+                self._lock_fd = _take_writer_lock(path)
+            storage = _log_storage(path, config)
             self._clear_stale_uploads()
             engine = WriterEngine(
-                SqliteLogStorage(path), origin=config.origin, signer=signer_key, clock=now,
+                storage, origin=config.origin, signer=signer_key, clock=now,
                 anchors=self.anchors, checkpoint_every_ms=config.checkpoint_every_ms,
                 checkpoint_every_entries=config.checkpoint_every_entries,
                 products=list(config.products), start=start_writer)
@@ -135,8 +140,13 @@ class Store:
     def init(
         cls, path: Path, *, config: Mapping[str, Any] | None = None, origin: str | None = None,
         signer_key_file: Path | None = None, clock: Clock = utc_now, actor: str = "admin",
+        admin_dsn: str | None = None,
     ) -> Store:
-        """Create a new store directory and write its first, schema-freezing record."""
+        """Create a new store directory and write its first, schema-freezing record.
+
+        With ``engine: {type: postgresql}`` in the configuration, ``admin_dsn`` connects
+        as the role that will own the tables (used only here, to create them); the store
+        then runs as the role named in the engine's DSN (ADR 0013)."""
         path = Path(path)
         if (path / DB_NAME).exists():
             raise StoreExistsError(f"{path} already holds a store ({DB_NAME}); nothing changed")
@@ -150,16 +160,32 @@ class Store:
 
         cfg = parse_config(data)
         check_backend(cfg.backend)  # e.g. refuse a bucket without Object Lock, before writing
+        signer, vkey = generate_key(cfg.origin)
+        if cfg.engine.type == "postgresql":
+            if (path / CONFIG_NAME).exists():
+                raise StoreExistsError(f"{path} already holds a store ({CONFIG_NAME}); "
+                                       "nothing changed")
+            if not admin_dsn:
+                raise ConfigError(
+                    "creating a PostgreSQL store needs the DSN of the role that will own its "
+                    "tables (--admin-dsn); the store itself runs as the role in engine.dsn")
+            from depository.store import _pg
+
+            # First (the service role's session, then the schema in one transaction): a
+            # refusal here leaves nothing behind.
+            _pg.connect(engine_dsn(cfg)).close()
+            _pg.create_database(admin_dsn, engine_dsn(cfg), origin=cfg.origin,
+                                verifier_key=vkey)
         path.mkdir(parents=True, exist_ok=True)
         (path / CONFIG_NAME).write_text(dump_config(data), encoding="utf-8")
         BlobDir(path / "objects").create()
-        signer, vkey = generate_key(cfg.origin)
         key_path = signer_key_file or (path / KEY_DIR / SIGNER_KEY_NAME)
         key_path.parent.mkdir(parents=True, exist_ok=True)
         _write_secret(key_path, signer + "\n")
         (path / KEY_DIR).mkdir(exist_ok=True)
         (path / KEY_DIR / VERIFIER_KEY_NAME).write_text(vkey + "\n")
-        create_database(path, origin=cfg.origin, verifier_key=vkey)
+        if cfg.engine.type == "sqlite":
+            create_database(path, origin=cfg.origin, verifier_key=vkey)
         store = cls(path, cfg, signer_key=signer, clock=clock, readonly=False)
         engine = store._engine()
         body = init_body(cfg, vkey, engine.db.schema_fingerprint())
@@ -560,12 +586,50 @@ class Store:
 
 
 def _open_config(path: Path) -> Config:
+    if (path / CONFIG_NAME).is_file() and not (path / DB_NAME).is_file():
+        cfg = load_config(path / CONFIG_NAME)
+        if cfg.engine.type == "postgresql":
+            from depository.store import _pg
+
+            _pg.check_schema_version(engine_dsn(cfg))
+            return cfg
     if not (path / DB_NAME).is_file():
         raise StoreNotFoundError(
             f"no store at {path} (no {DB_NAME}); create one with `depository init`"
         )
     check_schema_version(path / DB_NAME)
-    return load_config(path / CONFIG_NAME)
+    cfg = load_config(path / CONFIG_NAME)
+    if cfg.engine.type == "postgresql":
+        from depository.store import _pg
+
+        _pg.check_schema_version(engine_dsn(cfg))
+    return cfg
+
+
+def engine_dsn(cfg: Config) -> str:
+    """The PostgreSQL DSN of a store: ``DEPOSITORY_PG_DSN`` if set, else ``engine.dsn``."""
+    dsn = os.environ.get("DEPOSITORY_PG_DSN") or cfg.engine.dsn
+    if not dsn:
+        raise ConfigError("engine.type is postgresql but no DSN is given: set engine.dsn in "
+                          f"{CONFIG_NAME} (without the password) or DEPOSITORY_PG_DSN")
+    return dsn
+
+
+def _log_storage(path: Path, cfg: Config) -> LogStorage:
+    """The writer's storage engine as configured (``engine.type``)."""
+    if cfg.engine.type == "postgresql":
+        from depository.store._pg import PgLogStorage
+
+        return PgLogStorage(engine_dsn(cfg))
+    return SqliteLogStorage(path)
+
+
+def _read_source(path: Path, cfg: Config) -> Path | ReadConnections:
+    if cfg.engine.type == "postgresql":
+        from depository.store._pg import PgReadConnections
+
+        return PgReadConnections(engine_dsn(cfg))
+    return path
 
 
 def _write_secret(path: Path, text: str) -> None:

@@ -68,6 +68,39 @@ class Product:
         return hashlib.sha256(canonical_json(dict(self.metadata_schema))).hexdigest()
 
 
+ENGINES = ("sqlite", "postgresql")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where the log and catalog live (ADR 0013): ``sqlite`` (``STORE/depository.db``, the
+    default) or ``postgresql`` at ``dsn`` (a libpq conninfo naming the service role; the
+    password is never in the file). ``DEPOSITORY_PG_DSN`` overrides ``dsn`` at run time."""
+
+    type: str = "sqlite"
+    dsn: str | None = None
+
+
+def parse_engine(raw: Any) -> EngineConfig:
+    if raw is None:
+        return EngineConfig()
+    _need(isinstance(raw, dict), "engine", "must be a mapping, e.g. {type: postgresql, "
+          "dsn: 'host=db dbname=depository user=depository_service'}")
+    bad = sorted(set(raw) - {"type", "dsn"})
+    _need(not bad, f"engine.{bad[0] if bad else ''}", "unknown key (expected type, dsn)")
+    kind = raw.get("type", "sqlite")
+    _need(kind in ENGINES, "engine.type", f"must be one of {', '.join(ENGINES)}, got {kind!r}")
+    dsn = raw.get("dsn")
+    if kind == "sqlite":
+        _need(dsn is None, "engine.dsn", "is only for engine.type postgresql")
+        return EngineConfig()
+    if dsn is not None:
+        from depository.store._pg import check_dsn
+
+        dsn = check_dsn(dsn, "engine.dsn")
+    return EngineConfig("postgresql", dsn)
+
+
 @dataclass(frozen=True)
 class Config:
     """A validated store configuration."""
@@ -85,6 +118,7 @@ class Config:
     alert_levels: tuple[int, ...] = (70, 85, 95)
     backend: BackendConfig = field(default_factory=BackendConfig)
     anchors: AnchorConfig | None = None
+    engine: EngineConfig = field(default_factory=EngineConfig)
     # Operations settings, validated by the service (never frozen into the log).
     alerting: Mapping[str, Any] = field(default_factory=dict)
     schedule: Mapping[str, Any] = field(default_factory=dict)
@@ -134,6 +168,8 @@ def dump_config(data: Mapping[str, Any]) -> str:
 _TOP_KEYS = {
     "origin", "products", "default_retention_days", "max_artifact_size", "inline_max",
     "checkpoint", "alert_levels", "scale_limits", "backend", "anchors",
+    # The storage engine (not frozen into the log: a store may move between engines).
+    "engine",
     # Read by `depository certify` (required sign-offs); the store ignores it.
     "certification",
     # Read by the service's alerting and scheduled checks (depository.service.alerts,
@@ -245,6 +281,7 @@ def parse_config(data: Any, *, source: str = "depository.yaml") -> Config:
         anchors=parse_anchors(data.get("anchors"), minimum_days=_pos_int(
             data.get("default_retention_days", 7 * 365 + 2), "default_retention_days")),
         alerting=ops["alerting"], schedule=ops["schedule"], monitoring=ops["monitoring"],
+        engine=parse_engine(data.get("engine")),
     )
 
 

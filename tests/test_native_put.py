@@ -181,6 +181,10 @@ def test_append_put_refuses_a_bad_frontier() -> None:
             _cput.append_put(list(stack), 1, b"h", b'"t"', b"}", [])
     with pytest.raises(ValueError):
         _cput.append_put([], -1, b"h", b'"t"', b"}", [])
+    # A forged frontier of 70 levels (no size below 2^53 has one): refused, no overflow.
+    with pytest.raises(ValueError):
+        _cput.append_put([(lv, b"x" * 32) for lv in range(69, -1, -1)], 1, b"h", b'"t"',
+                         b"}", [])
 
 
 def _prepared(store: Store, n: int) -> list[Any]:

@@ -411,6 +411,10 @@ static int leaf_and_merge(PyObject *stack, long long index, PyObject *head, PyOb
             goto fail;
         if (top_level != level)
             break;
+        if (level >= 62) { /* a consistent frontier of a size below 2^53 never gets here */
+            PyErr_SetString(PyExc_ValueError, "frontier deeper than its size allows");
+            goto fail;
+        }
         memcpy(pair + 1, PyBytes_AS_STRING(PyTuple_GET_ITEM(top, 1)), 32);
         if (!sha256(pair, 65, pair + 33)) {
             PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed (libcrypto)");

@@ -272,7 +272,7 @@ def test_artifact_id_examples() -> None:
 
 
 def test_native_off_selects_python() -> None:
-    code = "from depository.store import _native; print(_native.ENGINE)"
+    code = "from depository.store import PUT_ENGINE; print(PUT_ENGINE)"
     env = {**os.environ, "DEPOSITORY_NATIVE": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.strip()
@@ -328,3 +328,24 @@ def test_store_writes_the_same_leaves_with_either_engine(
     assert native == python
     for i, leaf in enumerate(native, start=1):
         parse_record(leaf, index=i)  # canonical, valid envelopes
+
+
+def test_missing_extension_falls_back_to_python(tmp_path: Path) -> None:
+    """An extension that fails to import (not built, wrong ABI) leaves the Python path,
+    and a store still works and says which engine it used."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'depository.store._cput':\n"
+        "            raise ImportError('blocked for the test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from depository.store import PUT_ENGINE, Store\n"
+        "s = Store.init(sys.argv[1])\n"
+        "r = s.put('ai-avatar', 'x', b'x', metadata={'k': 'v'})\n"
+        "s.close()\n"
+        "print(PUT_ENGINE, r.log_index)\n")
+    env = {k: v for k, v in os.environ.items() if k != "DEPOSITORY_NATIVE"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["python", "1"]

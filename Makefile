@@ -67,6 +67,7 @@ bench: setup
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/s3.py
 	$(BIN)/python benchmarks/evidence.py
+	$(BIN)/python benchmarks/migrate.py --rounds 1
 	$(BIN)/python benchmarks/fuzz.py
 
 # The seven scale limits, measured against a spawned store and server on 127.0.0.1.

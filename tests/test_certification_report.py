@@ -381,6 +381,7 @@ def _index_commands(package: Path) -> list[str]:
 
 
 NETWORK = "needs the network"
+_PG = "needs a PostgreSQL server"
 # command -> (workspace, expected exit code, substitutions) or the reason it is not run.
 # Workspaces: "ws" holds the store (a copy), log.vkey, checkpoints, a TSA-stamped case.zip,
 # the reports and the CA files under the names the guides use; "fresh" starts empty (plus
@@ -491,6 +492,39 @@ COMMANDS: dict[str, Spec] = {
     "depository watch --store ./store --interval 30":
         "runs until stopped (tests/test_ops_alerts.py runs single passes)",
     "depository alert rules > depository.rules.yml": ("fresh", 0, ()),
+    # operations guide: PostgreSQL, backups, migration (sections 12-15)
+    "depository init --store ./store-pg --engine postgresql --dsn \"host=db.example.org "
+    "dbname=depository user=depository_service\" --admin-dsn \"host=db.example.org "
+    "dbname=depository user=depository_owner\"":
+        f"{_PG} (tests/test_pg_store.py creates stores on a real local one)",
+    "depository serve --store ./store-pg --port 8001 --node-id a --advertise 10.0.0.11:7401 "
+    "--peer-secret peer.secret": f"{_PG}; a server that runs until stopped (the SIGKILL drill "
+                                 "runs two nodes on 127.0.0.1, see ADR 0014)",
+    "depository serve --store ./store-pg --port 8002 --node-id b --advertise 10.0.0.12:7401 "
+    "--peer-secret peer.secret": f"{_PG}; a server that runs until stopped",
+    "depository export ./store ./backup-2026-12-04 --key log.vkey": ("ws", 0, ()),
+    "pg_dump --format=custom --serializable-deferrable --file depository.dump \"host="
+    "db.example.org dbname=depository user=depository_owner\"": f"{_PG} with a store in it",
+    "pg_basebackup --pgdata /backup/base --wal-method=stream --checkpoint=fast":
+        f"{_PG} configured for replication",
+    "pg_restore --exit-on-error --single-transaction --dbname \"host=db.example.org "
+    "dbname=depository_restored user=depository_owner\" depository.dump":
+        f"{_PG} and a dump",
+    "depository verify store ./store-pg --key log.vkey --since-checkpoint "
+    "saved-checkpoint.txt": f"{_PG} (tests/test_migrate_pg.py runs `verify store` on a "
+                            "PostgreSQL store on a real local server)",
+    "depository migrate ./store ./store-copy --key log.vkey": ("ws", 0, ()),
+    "python -m depository.verifier note ./store-copy/migrations/*.manifest --key log.vkey":
+        ("ws", 0, ()),
+    "depository migrate ./store ./store-pg --to postgresql --dsn \"host=db.example.org "
+    "dbname=depository user=depository_service\" --admin-dsn \"host=db.example.org "
+    "dbname=depository user=depository_owner\" --key log.vkey":
+        f"{_PG} (tests/test_migrate_pg.py migrates SQLite -> PostgreSQL -> SQLite on a real "
+        "local one)",
+    "depository migrate ./store-pg ./store-sqlite --key log.vkey":
+        f"{_PG} (tests/test_migrate_pg.py)",
+    "depository export ./store ./audit-copy --key log.vkey": ("ws", 0, ()),
+    "python -m depository.verifier store ./audit-copy --key log.vkey": ("ws", 0, ()),
     # reviewer guide
     "depository key generate --name bucket-owner --out owner.key": ("fresh", 0, ()),
     "depository serve --store ./store --certification-report cert-2026-11/report.pdf "

@@ -13,6 +13,7 @@ from depository.cli._certify import certify
 from depository.cli._evidence import evidence
 from depository.cli._key import key
 from depository.cli._loadtest import loadtest
+from depository.cli._migrate import export, migrate
 from depository.cli._serve import serve
 from depository.cli._store import COMMANDS as STORE_COMMANDS
 from depository.cli._verify import verify
@@ -41,5 +42,7 @@ main.add_command(loadtest)
 main.add_command(serve)
 main.add_command(watch)
 main.add_command(alert)
+main.add_command(migrate)
+main.add_command(export)
 for _command in STORE_COMMANDS:
     main.add_command(_command)

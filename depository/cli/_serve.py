@@ -75,6 +75,19 @@ from depository.store import ConfigError, Store, StoreError
               help="Size limit of one request's request line and headers; more is answered "
                    "431 and the connection closed (0: no limit). Or "
                    "DEPOSITORY_MAX_HEADER_BYTES.")
+@click.option("--node-id", envvar="DEPOSITORY_NODE_ID", default=None,
+              help="Run as one node of several on a PostgreSQL store (ADR 0014): this node's "
+                   "name, unique in the cluster. One node at a time is the sequencer (it "
+                   "appends and signs); the others forward writes to it and serve reads. Or "
+                   "DEPOSITORY_NODE_ID.")
+@click.option("--advertise", envvar="DEPOSITORY_ADVERTISE", default=None, metavar="HOST:PORT",
+              help="With --node-id: the peer address this node listens on while it is the "
+                   "sequencer, as the other nodes reach it (or DEPOSITORY_ADVERTISE).")
+@click.option("--peer-secret", envvar="DEPOSITORY_PEER_SECRET", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="With --node-id: a file with the secret every node of the cluster shares "
+                   "(>= 16 bytes); peers prove they hold it before forwarding writes (or "
+                   "DEPOSITORY_PEER_SECRET).")
 @click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
@@ -83,7 +96,8 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
           tsa_url: str | None, organisation: str | None, workers: int, header_timeout: float,
           max_connections: int, max_connections_per_address: int, max_header_bytes: int,
           load_results: Path | None, certification_report: Path | None,
-          certification_trust: Path | None, access_log: bool, log_level: str) -> None:
+          certification_trust: Path | None, node_id: str | None, advertise: str | None,
+          peer_secret: Path | None, access_log: bool, log_level: str) -> None:
     """Serve the store over HTTP until interrupted (SIGINT or SIGTERM).
 
     The store's writer runs in this process, which holds the store's writer lock: stop
@@ -112,6 +126,11 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
       depository serve --store ./store --port 8000 --workers 2
       # behind a reverse proxy (every connection from its address), tighter headers:
       depository serve --store ./store --max-connections-per-address 0 --header-timeout 5
+      # two nodes on one PostgreSQL store (engine: postgresql in depository.yaml):
+      depository serve --store ./store --port 8001 --node-id a \\
+          --advertise 127.0.0.1:7401 --peer-secret peer.secret
+      depository serve --store ./store --port 8002 --node-id b \\
+          --advertise 127.0.0.1:7402 --peer-secret peer.secret
     """
     from depository.service import (
         EXPORTS_DIR,
@@ -123,7 +142,10 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
-        store = Store.open(store_dir, signer_key_file=signer_key)
+        if node_id is not None:
+            store = _open_node(store_dir, signer_key, node_id, advertise, peer_secret, workers)
+        else:
+            store = Store.open(store_dir, signer_key_file=signer_key)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     if workers > 1:
@@ -144,7 +166,7 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
                                  evidence_key_file=evidence_key, tsa_url=tsa_url or None,
                                  organisation=organisation or None)
         try:
-            app = create_app(store, public_tiles=public_tiles,
+            app = create_app(store, public_tiles=public_tiles, run_checks=node_id is None,
                              upload_idle_timeout=upload_timeout, exports=exports,
                              load_results=load_results,
                              certification_report=certification_report,
@@ -153,12 +175,30 @@ def serve(store_dir: Path, signer_key: Path | None, host: str, port: int, public
             raise click.UsageError(f"{store_dir}/depository.yaml: {exc}") from exc
         limits = ConnectionLimits(header_timeout, max_connections,
                                   max_connections_per_address, max_header_bytes)
-        click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{port}",
-                   err=True)
+        describe = getattr(store.writer, "describe", None)  # a cluster node says its role
+        click.echo(f"serving {store_dir} (origin {store.origin}) on http://{host}:{port}"
+                   + (f" as {describe()}" if describe is not None else ""), err=True)
         run(app, host=host, port=port, limits=limits, access_log=access_log,
             log_level=log_level)
     finally:
         store.close()  # drains the writer and signs a final checkpoint
+
+
+def _open_node(store_dir: Path, signer_key: Path | None, node_id: str,
+               advertise: str | None, peer_secret: Path | None, workers: int) -> Store:
+    if advertise is None or peer_secret is None:
+        raise click.UsageError("--node-id needs --advertise HOST:PORT and --peer-secret FILE")
+    if workers > 1:
+        raise click.UsageError("--node-id runs one process per node; start more nodes "
+                               "instead of --workers")
+    from depository.store.cluster import open_node  # imports psycopg: only for nodes
+
+    try:
+        secret = peer_secret.read_bytes().strip()
+    except OSError as exc:
+        raise click.UsageError(f"--peer-secret {peer_secret}: {exc.strerror}") from None
+    return open_node(store_dir, node_id=node_id, advertise=advertise, secret=secret,
+                     signer_key_file=signer_key)
 
 
 def _serve_workers(store: Store, store_dir: Path, *, host: str, port: int, workers: int,

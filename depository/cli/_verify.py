@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -171,14 +173,60 @@ def store(
     """
     def run() -> cmd.Outcome:
         anchors, hasher, exists = _store_io(store_dir, anchor_urls, check_blobs=not no_blobs)
-        return cmd.store(
-            path=store_dir, keys=keys, since_checkpoint_file=since_checkpoint, jobs=jobs,
-            check_blobs=not no_blobs, progress=None if as_json else cmd.stderr_progress(),
-            save_checkpoint=save_checkpoint, anchors=anchors, blob_hasher=hasher,
-            blob_exists=exists,
-        )
+        with _snapshot(store_dir, as_json, check_blobs=not no_blobs) as (path, h, e):
+            return cmd.store(
+                path=path, keys=keys, since_checkpoint_file=since_checkpoint, jobs=jobs,
+                check_blobs=not no_blobs, progress=None if as_json else cmd.stderr_progress(),
+                save_checkpoint=save_checkpoint, anchors=anchors, blob_hasher=hasher or h,
+                blob_exists=exists or e,
+            )
 
     _finish("store", as_json, run)
+
+
+@contextmanager
+def _snapshot(store_dir: str, as_json: bool, *, check_blobs: bool) -> Iterator[
+        tuple[str, Callable[[str], str | None] | None, Callable[[str], bool] | None]]:
+    """The directory the verifier replays: the store itself (SQLite), or for a PostgreSQL
+    store a SQLite export of one read-only snapshot of it in a temporary directory (the
+    pure verifier reads SQLite files only), with its blob files read in place."""
+    from depository.store.migrate import (
+        MigrationError,
+        SourceUnreadableError,
+        export,
+        store_engine,
+    )
+
+    try:
+        engine = store_engine(Path(store_dir))
+    except MigrationError as exc:
+        raise cmd.UsageError(str(exc)) from None
+    if engine == "sqlite":
+        yield store_dir, None, None
+        return
+    with tempfile.TemporaryDirectory(prefix="depository-verify-") as tmp:
+        snap = Path(tmp) / "snapshot"
+        try:
+            report = export(Path(store_dir), snap, copy_blobs=False, replay=False)
+        except SourceUnreadableError as exc:
+            raise cmd.UsageError(str(exc)) from None
+        except MigrationError as exc:
+            # e.g. a WORM trigger disabled in PostgreSQL: a verification failure.
+            click.echo(cmd.render(cmd.Outcome("store", False, error=str(exc)),
+                                  as_json=as_json))
+            sys.exit(cmd.EXIT_FAILED)
+        if not as_json:
+            click.echo(f"PostgreSQL store: replaying one read-only snapshot of it "
+                       f"({report.size} records), exported to SQLite", err=True)
+        hasher: Callable[[str], str | None] | None = None
+        exists: Callable[[str], bool] | None = None
+        if check_blobs:
+            from depository.store import open_backend
+
+            cfg = _read_config(Path(store_dir) / "depository.yaml")
+            blobs = open_backend(Path(store_dir) / "objects", cfg.backend, readonly=True)
+            hasher, exists = blobs.hash, blobs.exists
+        yield str(snap), hasher, exists
 
 
 def _store_io(

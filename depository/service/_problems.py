@@ -24,6 +24,7 @@ from depository.store import (
     HoldError,
     MetadataError,
     NotFoundError,
+    NotSequencerError,
     QuotaError,
     RetentionError,
     StoreClosedError,
@@ -263,6 +264,9 @@ _STORE_PROBLEMS: tuple[tuple[type[Any], Callable[[Any, str], Problem]], ...] = (
     (UnknownProductError, lambda e, s: Problem("unknown-product", str(e),
                                                field="path:product")),
     (NotFoundError, lambda e, s: Problem("not-found", str(e))),
+    # Several nodes (ADR 0014): no sequencer reachable from this node; a failover is ~1 s.
+    (NotSequencerError, lambda e, s: Problem("unavailable", str(e),
+                                             headers={"Retry-After": "1"})),
     (StoreClosedError, lambda e, s: Problem("unavailable", str(e),
                                             headers={"Retry-After": "5"})),
 )

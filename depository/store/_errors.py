@@ -122,6 +122,18 @@ class StoreClosedError(StoreError):
     """The store was closed."""
 
 
+class NotSequencerError(StoreClosedError):
+    """Several nodes on one database (ADR 0014): this node is not the sequencer and none
+    could be reached to take the write; nothing was written. Retry shortly (a failover
+    takes about a second)."""
+
+
+class FencedError(NotSequencerError):
+    """A sequencer found a newer epoch in the database inside its transaction: another
+    node was elected, so this one may no longer append, and its transaction was rolled
+    back (nothing of it was committed)."""
+
+
 class AuthorityError(StoreError):
     """The token named as the actor may not cause this record, judged from the log: never
     issued, revoked, expired, or its role or product does not permit it."""

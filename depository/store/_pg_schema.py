@@ -154,6 +154,19 @@ CREATE TABLE governance (
 );
 """
 
+# Several serve nodes on one database (ADR 0014): one row per sequencer election, the
+# fencing epoch every sequencer transaction checks. PostgreSQL only (SQLite has one writer).
+CLUSTER_TABLES = f"""
+CREATE TABLE sequencer (
+    epoch BIGINT PRIMARY KEY CHECK (epoch >= 1),
+    node_id {_T} NOT NULL,
+    advertise {_T} NOT NULL,
+    log_idx BIGINT NOT NULL UNIQUE,
+    time {_T} NOT NULL
+);
+"""
+CLUSTER_TABLE_NAMES = ("sequencer",)
+
 TABLE_NAMES = (*_schema.APPEND_ONLY_TABLES, "inline_blob")
 
 _FUNCTIONS = f"""
@@ -183,7 +196,7 @@ $$;
 
 def _triggers() -> str:
     parts = []
-    for table in _schema.APPEND_ONLY_TABLES:
+    for table in (*_schema.APPEND_ONLY_TABLES, *CLUSTER_TABLE_NAMES):
         parts.append(f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
                      f"FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.refuse_change();")
     parts.append("CREATE TRIGGER inline_blob_no_update BEFORE UPDATE ON inline_blob "
@@ -191,7 +204,7 @@ def _triggers() -> str:
     parts.append("CREATE TRIGGER inline_blob_delete_only_disposed BEFORE DELETE ON "
                  f"inline_blob FOR EACH ROW EXECUTE FUNCTION "
                  f"{SCHEMA}.inline_blob_delete_only_disposed();")
-    for table in TABLE_NAMES:
+    for table in (*TABLE_NAMES, *CLUSTER_TABLE_NAMES):
         parts.append(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
                      f"FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.refuse_change();")
     return "\n".join(parts)
@@ -201,7 +214,7 @@ def _grants(service_role: str) -> str:
     role = quote_ident(service_role)
     parts = [f"REVOKE ALL ON SCHEMA {SCHEMA} FROM PUBLIC;",
              f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role};"]
-    for table in TABLE_NAMES:
+    for table in (*TABLE_NAMES, *CLUSTER_TABLE_NAMES):
         parts.append(f"REVOKE ALL ON {table} FROM PUBLIC;")
         parts.append(f"GRANT SELECT, INSERT ON {table} TO {role};")
     parts.append(f"GRANT DELETE ON inline_blob TO {role};")
@@ -213,7 +226,7 @@ def _grants(service_role: str) -> str:
 def ddl(service_role: str) -> str:
     """The whole schema for a store whose service runs as ``service_role``."""
     return (f"CREATE SCHEMA {SCHEMA};\nSET LOCAL search_path = {SCHEMA};\n" + TABLES
-            + _FUNCTIONS + _triggers() + "\n" + _grants(service_role) + "\n")
+            + CLUSTER_TABLES + _FUNCTIONS + _triggers() + "\n" + _grants(service_role) + "\n")
 
 
 def quote_ident(name: str) -> str:

@@ -9,6 +9,13 @@ and inline bytes raw); every other call is one of the :class:`StoreWriter` metho
 in the server reaches the caller as the same type, message and attributes. The server
 answers a put only after its commit and fsync, so a remote acknowledgement still means
 durable.
+
+The same channel runs over TCP between the nodes of a cluster (several ``serve`` nodes on
+one PostgreSQL database, ADR 0014): followers forward writes to the sequencer's
+``--advertise`` address. A TCP connection must first pass a mutual challenge-response
+with the cluster's shared peer secret (HMAC-SHA256 over both sides' random nonces), so
+only a node holding the secret may write through the sequencer; the frames after it are
+not encrypted (run the peer channel on a private network or a tunnel).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import base64
 import contextlib
 import dataclasses
 import functools
+import hashlib
+import hmac
 import itertools
 import json
 import logging
@@ -46,6 +55,13 @@ SOCKET_NAME = ".writer.sock"
 _FRAME = struct.Struct("!IBI")  # length of the rest, kind, request id
 _PUT, _CALL, _OK, _ERR = 1, 2, 3, 4
 _MAX_FRAME = 1 << 30
+# The peer handshake (TCP only): server hello + nonce; client nonce + MAC; server MAC.
+_HELLO = b"DEPOSITORY-PEER/1\n"
+_NONCE = 32
+_HANDSHAKE_TIMEOUT = 5.0
+
+# A Unix socket path, or a TCP (host, port) of a cluster peer.
+Address = Path | tuple[str, int]
 
 # Every StoreError subclass by name, so a refusal crosses the channel as itself.
 _ERRORS: dict[str, type[StoreError]] = {
@@ -180,8 +196,7 @@ class _Conn:
                                         name="depository-op-send")
         self._reader = threading.Thread(target=self._read_loop, daemon=True,
                                         name="depository-op-read")
-        self._sender.start()
-        self._reader.start()
+        self._reader.start()  # authenticates a TCP peer first, then starts the sender
 
     def reply(self, kind: int, rid: int, payload: bytes) -> None:
         with self._cv:
@@ -224,6 +239,17 @@ class _Conn:
 
     def _read_loop(self) -> None:
         writer, product = self._server.writer, self._server.product
+        if self._server.secret is not None:
+            try:
+                _server_handshake(self._sock, self._server.secret)
+            except (OSError, PeerAuthError) as exc:
+                log.warning("peer channel: refused a connection: %s", exc)
+                with contextlib.suppress(OSError):
+                    self._sock.close()
+                with self._cv:
+                    self._closed = True
+                return
+        self._sender.start()
         try:
             with self._sock.makefile("rb", buffering=1 << 18) as f:
                 while True:
@@ -249,32 +275,56 @@ class _Conn:
                 self._closed = True
                 self._cv.notify()
 
+    def stop_reading(self) -> None:
+        """End the reader (answers already queued are still sent); the client sees the
+        connection close once they are."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RD)
+
     def join(self, timeout: float) -> None:
         self._reader.join(timeout)
-        self._sender.join(timeout)
+        if self._sender.is_alive():
+            self._sender.join(timeout)
         with contextlib.suppress(OSError):
             self._sock.close()
 
 
 class WriterServer:
     """Serves a writer at ``STORE/.writer.sock`` (mode 0600) to :class:`RemoteWriter`
-    clients; ``product`` resolves product ids of incoming puts."""
+    clients; ``product`` resolves product ids of incoming puts.
+
+    With ``listen=(host, port)`` it serves cluster peers over TCP instead, each
+    connection authenticated with ``secret`` (required) before any frame is read.
+    """
 
     def __init__(self, writer: StoreWriter, product: Callable[[str], Product],
-                 store_path: Path) -> None:
+                 store_path: Path, *, listen: tuple[str, int] | None = None,
+                 secret: bytes | None = None) -> None:
         self.writer = writer
         self.product = product
-        self.path = Path(store_path) / SOCKET_NAME
-        # A leftover from a killed server: this process holds the writer lock, so no
-        # other server is using it.
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)  # created 0600: only the store's owner may write through it
-        try:
-            self._sock.bind(_sock_path(self.path))
-        finally:
-            os.umask(old)
+        self.secret = secret
+        self.path: Path | None = None
+        if listen is not None:
+            if not secret:
+                raise StoreError("a TCP writer channel needs a peer secret")
+            family = socket.AF_INET6 if ":" in listen[0] else socket.AF_INET
+            self._sock = socket.socket(family, socket.SOCK_STREAM)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.bind(listen)
+            self.address: Address = (listen[0], int(self._sock.getsockname()[1]))
+        else:
+            self.path = Path(store_path) / SOCKET_NAME
+            self.address = self.path
+            # A leftover from a killed server: this process holds the writer lock, so no
+            # other server is using it.
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            old = os.umask(0o177)  # created 0600: only the store's owner may write through
+            try:
+                self._sock.bind(_sock_path(self.path))
+            finally:
+                os.umask(old)
         self._sock.listen(64)
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="depository-op")
         self._conns: list[_Conn] = []
@@ -301,11 +351,16 @@ class WriterServer:
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
         self._thread.join(5)
+        # Clients still connected (a cluster sequencer stepping down) are told by the
+        # connection closing, so they look for the new sequencer.
+        for c in self._conns:
+            c.stop_reading()
         self.pool.shutdown(wait=True)
         for c in self._conns:
             c.join(5)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
 
 # ------------------------------------------------------------------ client
@@ -313,9 +368,22 @@ class _Channel:
     """A worker's connection to the parent: requests from any thread, answers
     resolved by a reader thread into :class:`Future` objects."""
 
-    def __init__(self, path: Path, on_lost: Callable[[], None]) -> None:
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.connect(_sock_path(path))
+    def __init__(self, address: Address, on_lost: Callable[[], None],
+                 secret: bytes | None = None) -> None:
+        if isinstance(address, tuple):
+            if not secret:
+                raise StoreError("a TCP writer channel needs a peer secret")
+            self._sock = socket.create_connection(address, timeout=_HANDSHAKE_TIMEOUT)
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                _client_handshake(self._sock, secret)
+            except BaseException:
+                self._sock.close()
+                raise
+            self._sock.settimeout(None)
+        else:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._sock.connect(_sock_path(address))
         self._on_lost = on_lost
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -388,6 +456,54 @@ class _Channel:
         self._sock.close()
 
 
+class PeerAuthError(StoreError):
+    """A peer on the TCP writer channel did not prove it holds the cluster's secret."""
+
+
+def _mac(secret: bytes, role: bytes, a: bytes, b: bytes) -> bytes:
+    return hmac.new(secret, _HELLO + role + a + b, hashlib.sha256).digest()
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise PeerAuthError(f"the peer closed the connection during the handshake "
+                                f"({len(buf)} of {n} bytes)")
+        buf += chunk
+    return buf
+
+
+def _server_handshake(sock: socket.socket, secret: bytes) -> None:
+    sock.settimeout(_HANDSHAKE_TIMEOUT)
+    ns = os.urandom(_NONCE)
+    sock.sendall(_HELLO + ns)
+    got = _recv_exact(sock, 2 * _NONCE)
+    nc, mac = got[:_NONCE], got[_NONCE:]
+    if not hmac.compare_digest(mac, _mac(secret, b"client", ns, nc)):
+        raise PeerAuthError("the peer's proof does not match this node's peer secret")
+    sock.sendall(_mac(secret, b"server", nc, ns))
+    sock.settimeout(None)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _client_handshake(sock: socket.socket, secret: bytes) -> None:
+    hello = _recv_exact(sock, len(_HELLO) + _NONCE)
+    if not hello.startswith(_HELLO):
+        raise PeerAuthError("the address does not speak Depository's peer channel")
+    ns, nc = hello[len(_HELLO):], os.urandom(_NONCE)
+    sock.sendall(nc + _mac(secret, b"client", ns, nc))
+    try:
+        proof = _recv_exact(sock, 32)
+    except PeerAuthError:
+        raise PeerAuthError("the sequencer refused this node's proof: its peer secret "
+                            "differs (is --peer-secret the same file on every node?)") from None
+    if not hmac.compare_digest(proof, _mac(secret, b"server", nc, ns)):
+        raise PeerAuthError("the sequencer's proof does not match this node's peer secret "
+                            "(is --peer-secret the same file on every node?)")
+
+
 def _gone() -> StoreClosedError:
     return StoreClosedError("the store's writer process is gone; nothing was "
                             "acknowledged for this request")
@@ -402,9 +518,9 @@ class RemoteWriter:
     ``on_lost`` is called once if the server goes away.
     """
 
-    def __init__(self, socket_path: Path, reads: StoreReads,
-                 on_lost: Callable[[], None]) -> None:
-        self._channel = _Channel(socket_path, on_lost)
+    def __init__(self, socket_path: Address, reads: StoreReads,
+                 on_lost: Callable[[], None], *, secret: bytes | None = None) -> None:
+        self._channel = _Channel(socket_path, on_lost, secret)
         self._reads = reads
         self._closed = False
 

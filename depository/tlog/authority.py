@@ -28,9 +28,11 @@ from datetime import datetime
 __all__ = [
     "PRODUCT_ROLES",
     "ROLE_EVENTS",
+    "SEQUENCER_ELECTED",
     "STORE_WIDE_ROLES",
     "TOKEN_ACTOR",
     "Grant",
+    "election_problem",
     "issue_problem",
     "refusal",
     "token_id_of",
@@ -113,6 +115,46 @@ def refusal(grant: Grant | None, token_id: str, typ: str, product: str | None,
         where = f"product {product!r}" if product is not None else "the whole store"
         return (f"token {token_id} is scoped to product {grant.product!r}, but this record "
                 f"is for {where}")
+    return None
+
+
+SEQUENCER_ELECTED = "sequencer.elected"
+"""The record a newly elected sequencer appends first (several nodes on one database,
+ADR 0014): ``{"node_id", "epoch", "previous", "previous_epoch"}``, store-wide, written by
+the store itself (no token may cause it). ``previous`` / ``previous_epoch`` name the
+election before it in the database (null for the first)."""
+
+
+def election_problem(last: tuple[int, str] | None, node_id: str, epoch: int,
+                     previous: str | None, previous_epoch: int | None) -> str | None:
+    """What is wrong with a ``sequencer.elected`` record, given the last one before it in
+    the log (``(epoch, node_id)``, or None); None when nothing is.
+
+    Epochs only grow, so a deposed sequencer's election cannot be replayed after a newer
+    one. The record's predecessor is the newest election in the database, which is at
+    least the last one in the log (a sequencer that died between its election and its
+    record leaves an epoch the log skips); when it is that one, it names the same node.
+    """
+    if (previous is None) != (previous_epoch is None):
+        return "previous and previous_epoch must both be null or both be set"
+    if previous_epoch is not None and epoch <= previous_epoch:
+        return (f"epoch {epoch} is not greater than the previous sequencer's epoch "
+                f"{previous_epoch}")
+    if epoch < 1:
+        return f"epoch {epoch} is not positive"
+    if last is None:
+        return None
+    last_epoch, last_node = last
+    if epoch <= last_epoch:
+        return (f"epoch {epoch} does not exceed epoch {last_epoch} of the election before it "
+                f"(node {last_node!r}): epochs only grow, so this election was replayed or "
+                "forged")
+    if previous_epoch is None or previous_epoch < last_epoch:
+        return (f"it names previous epoch {previous_epoch}, older than the logged election "
+                f"of epoch {last_epoch} (node {last_node!r})")
+    if previous_epoch == last_epoch and previous != last_node:
+        return (f"it names {previous!r} as the sequencer of epoch {last_epoch}, but the "
+                f"log's election of that epoch is node {last_node!r}")
     return None
 
 

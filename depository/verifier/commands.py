@@ -309,6 +309,11 @@ def store(
         if db.is_symlink() or db.exists():  # a FIFO, a device, a dangling link
             raise UsageError(f"{db}: not a regular file; a store's database is one, so this "
                              "is not a store to verify (or it was tampered with)")
+        if (root / "depository.yaml").is_file():  # e.g. a store on PostgreSQL
+            raise UsageError(
+                f"{path}: no {DB_NAME} here; if this store keeps its log in PostgreSQL, "
+                "this verifier reads a SQLite snapshot of it: make one with `depository "
+                "export DIR COPY` and verify COPY (or run `depository verify store DIR`)")
         raise UsageError(f"{path}: no store here ({DB_NAME} is missing)")
     try:
         with open(db, "rb"):

@@ -54,7 +54,14 @@ from typing import Any
 from urllib.parse import quote
 
 from depository.tlog import merkle, safejson
-from depository.tlog.authority import Grant, issue_problem, refusal, token_id_of
+from depository.tlog.authority import (
+    SEQUENCER_ELECTED,
+    Grant,
+    election_problem,
+    issue_problem,
+    refusal,
+    token_id_of,
+)
 from depository.tlog.checkpoint import verify_checkpoint
 from depository.tlog.errors import (
     MalformedInputError,
@@ -701,13 +708,17 @@ _BODIES: dict[str, dict[str, _Check]] = {
                        "role": _S, "channel": _NE, "receiver": _S, "attempt": _I,
                        "result": _NE},
     "alert.ack": {"alertname": _S, "fingerprint": _NE, "reason": _S},
+    # Several nodes on one database (ADR 0014): a new sequencer's first record.
+    SEQUENCER_ELECTED: {"node_id": _NE, "epoch": _I, "previous": _OS,
+                        "previous_epoch": (lambda v: v is None or _is_int(v),
+                                           "null or a non-negative integer")},
 }
 _PRODUCT_REQUIRED = frozenset({
     "artifact.put", "artifact.refused", "retention.extend", "retention.refused", "hold.place",
     "hold.release", "artifact.dispose",
 })
 _PRODUCT_NULL = frozenset({"store.init", "governance.lock", "governance.unlock",
-                           "alert.delivery", "alert.ack"})
+                           "alert.delivery", "alert.ack", SEQUENCER_ELECTED})
 
 
 _B32_PAIRS = [a + b for a in "abcdefghijklmnopqrstuvwxyz234567"
@@ -852,6 +863,8 @@ def _prepare(rec: dict[str, Any], leaf: bytes, ctx: _Context, out: list[Finding]
         payload = (aid, name, body["sha256"], body["existing_sha256"])
     elif typ == "retention.refused":
         payload = (body["artifact_id"], body["current"], body["requested"])
+    elif typ == SEQUENCER_ELECTED:
+        payload = (body["node_id"], body["epoch"], body["previous"], body["previous_epoch"])
     elif tok is None:
         return None  # informational: no derived state, and no token to judge
     else:
@@ -1090,6 +1103,7 @@ class _Replay:
         self.holds: dict[str, _HoldState] = {}
         self.locked: tuple[str, int] | None = None
         self.grants: dict[str, Grant] = {}  # tokens issued so far in the log, by id
+        self.elected: tuple[int, str] | None = None  # last sequencer.elected (epoch, node)
         self.void: dict[str, int] = {}  # tokens issued by an unauthorized record: its index
         self.authorized = 0  # records judged on a token's authority
         self.refusals = 0  # artifact.refused and retention.refused records
@@ -1669,6 +1683,14 @@ class _Replay:
             self._refused(idx, product, *payload)
         elif typ == "retention.refused":
             self._retention_refused(idx, product, *payload)
+        elif typ == SEQUENCER_ELECTED:
+            node, epoch, previous, previous_epoch = payload
+            why = election_problem(self.elected, node, epoch, previous, previous_epoch)
+            if why is not None:
+                self.f.add(CHECK_RECORD, f"record {idx} ({typ} of node {node!r}): {why}",
+                           index=idx, table="log")
+            else:
+                self.elected = (epoch, node)
 
     def _authorize(self, idx: int, typ: str, product: str | None, t: str, tok: str) -> bool:
         """A record written on a token's authority: the token as the log defines it up to

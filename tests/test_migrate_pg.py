@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _pg import PgDatabase, pg_db, pg_server
+from _pg import PgDatabase, PgServer, pg_db, pg_server
 from click.testing import CliRunner
-from test_migrate import build_store, table_rows, tree_digest
+from test_migrate import ORIGIN, build_store, table_rows, tree_digest
 
 from depository.cli import main
 from depository.store import Store
@@ -258,30 +258,74 @@ def test_depository_verify_store_replays_a_postgresql_store(tmp_path: Path,
     assert out.exit_code == 2 and "cannot connect" in out.output, out.output
 
 
-def test_a_store_with_sequencer_elections_is_refused_into_postgresql(
-        tmp_path: Path, pg_db: PgDatabase) -> None:
-    """A log with a `sequencer.elected` record (a store that ran several nodes, ADR 0014)
-    cannot go into PostgreSQL until its epochs can be rebuilt: refused, nothing written.
-    The same words in an artifact's metadata are not mistaken for one."""
-    import sqlite3
-
-    from depository.tlog.record import Record, encode_record
+def test_a_store_that_ran_several_nodes_migrates_into_postgresql_and_epochs_continue(
+        tmp_path: Path, pg_server: PgServer) -> None:
+    """A store whose log holds `sequencer.elected` records (it ran several nodes, ADR
+    0014) goes PostgreSQL -> SQLite -> PostgreSQL; the target's `sequencer` table starts
+    empty, and the first election there continues the log's epochs (3 after 1 and 2), so
+    the verifier's "epochs only grow" still holds on the result."""
+    from depository.store._engine import WriterEngine
+    from depository.store._model import utc_now
+    from depository.store.cluster import SequencerStorage
 
     built = build_store(tmp_path / "orig")
-    with Store.open(built.path) as s:
-        s.put("gurukul", "lessons/meta.txt", b"x", metadata={"type": "sequencer.elected"})
-    assert _to_pg(built.path, tmp_path / "ok", pg_db).verified
-    with _super(pg_db) as c:
-        c.execute("DROP SCHEMA depository CASCADE")
-    conn = sqlite3.connect(built.path / "depository.db")
-    n = conn.execute("SELECT max(idx) + 1 FROM log").fetchone()[0]
-    leaf = encode_record(Record(seq=n, time="2026-03-02T00:00:00Z", type="sequencer.elected",
-                                actor="depository", product=None,
-                                body={"node_id": "a", "epoch": 1, "previous": None,
-                                      "previous_epoch": None}))
-    conn.execute("INSERT INTO log VALUES (?, ?, ?)", (n, leaf, b"\0" * 32))
-    conn.commit()
-    conn.close()
-    with pytest.raises(MigrationRefusedError, match=f"record {n} is a sequencer election"):
-        _to_pg(built.path, tmp_path / "pg", pg_db)
-    assert not _has_schema(pg_db) and not (tmp_path / "pg").exists()
+    first = PgDatabase(pg_server, pg_server.create_database())
+    second = PgDatabase(pg_server, pg_server.create_database())
+    try:
+        a = tmp_path / "pg-a"
+        assert _to_pg(built.path, a, first, trusted_keys=[built.vkey]).verified
+        signer = (built.path / "keys" / "log.key").read_text().strip()
+
+        def elect(db: PgDatabase, node: str) -> int:
+            storage = SequencerStorage(db.service_dsn, node)
+            engine = WriterEngine(storage, origin=ORIGIN, signer=signer, clock=utc_now,
+                                  anchors=None, checkpoint_every_ms=3_600_000,
+                                  checkpoint_every_entries=1_000_000, products=["gurukul"])
+            try:
+                epoch: int = engine.submit(
+                    lambda txn: storage.elect(txn, "127.0.0.1:1")).result()
+                engine.checkpoint()
+            finally:
+                engine.close()
+            return epoch
+
+        assert [elect(first, "node-a"), elect(first, "node-b")] == [1, 2]
+        back = tmp_path / "back"
+        assert migrate(a, back, trusted_keys=[built.vkey]).verified
+        assert not _has_sequencer_rows(back)
+        again = tmp_path / "pg-again"
+        assert _to_pg(back, again, second, trusted_keys=[built.vkey]).verified
+        assert elect(second, "node-c") == 3
+        audit = tmp_path / "audit"
+        assert export(again, audit).verified
+        result = store_result(audit, [built.vkey])
+        assert result.ok, [str(f) for f in result.findings]
+        assert _epochs(audit) == [1, 2, 3]
+    finally:
+        pg_server.drop_database(first.name)
+        pg_server.drop_database(second.name)
+
+
+def _epochs(store: Path) -> list[int]:
+    import sqlite3
+
+    from depository.tlog.record import parse_record
+
+    conn = sqlite3.connect(store / "depository.db")
+    try:
+        recs = [parse_record(bytes(r[0]))
+                for r in conn.execute("SELECT leaf FROM log ORDER BY idx")]
+    finally:
+        conn.close()
+    return [int(r.body["epoch"]) for r in recs if r.type == "sequencer.elected"]
+
+
+def _has_sequencer_rows(store: Path) -> bool:
+    import sqlite3
+
+    conn = sqlite3.connect(store / "depository.db")
+    try:
+        return conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sequencer'"
+                            ).fetchone()[0] > 0
+    finally:
+        conn.close()

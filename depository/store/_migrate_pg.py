@@ -28,19 +28,6 @@ from depository.store.migrate import (
     TableSpec,
 )
 
-# A multi-node store's elections (canonical record bytes: the type as written; a
-# metadata field may spell the same, so a hit is parsed).
-_ELECTED_TYPE = "sequencer.elected"
-_ELECTED = b'"type":"sequencer.elected"'
-
-
-def _record_type(leaf: bytes) -> object:
-    try:
-        doc = json.loads(leaf)
-    except ValueError:
-        return None
-    return doc.get("type") if isinstance(doc, dict) else None
-
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
@@ -181,15 +168,6 @@ class PgDestination:
         self.conn = conn
 
     def insert(self, table: TableSpec, rows: list[tuple[Any, ...]]) -> None:
-        if table.name == "log":
-            for r in rows:
-                if _ELECTED in bytes(r[1]) and _record_type(bytes(r[1])) == _ELECTED_TYPE:
-                    raise MigrationRefusedError(
-                        f"record {r[0]} is a sequencer election (ADR 0014): this store ran "
-                        "several nodes on PostgreSQL before, and this version cannot yet "
-                        "rebuild the sequencer epochs a PostgreSQL store needs from the log "
-                        "(the next election would restart at epoch 1). Nothing was "
-                        "migrated; keep the store on its engine, or export it for auditors")
         try:
             with self.conn.cursor() as cur, cur.copy(
                     f"COPY {table.name} ({', '.join(table.columns)}) FROM STDIN") as cp:

@@ -201,6 +201,21 @@ def markdown(rows: Sequence[Row]) -> str:
     return "\n".join(out)
 
 
+def cpu_s() -> float:
+    """User + system CPU seconds of this process so far (every thread: the writer too)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def put_engine() -> str:
+    """Which engine encodes puts (issue 13); code before it had only Python."""
+    try:
+        from depository.store._native import ENGINE
+    except ImportError:
+        return "python (no native put path in this code)"
+    return ENGINE
+
+
 def have_pymerkle() -> bool:
     return importlib.util.find_spec("pymerkle") is not None
 
@@ -269,7 +284,9 @@ def gc_depository(
             store.put(PRODUCTS[n % 4], f"gc/{t}/{i}", body_for(f"gc{t}", i),
                       metadata=meta_for(n))
 
+        c0 = cpu_s()
         rate, lat, errs = run_threads(n_threads, warmup, duration, op)
+        cpu = cpu_s() - c0
         size = store.size()
     finally:
         store.close()
@@ -277,7 +294,9 @@ def gc_depository(
     commits = conn.execute("SELECT count(*) FROM checkpoint").fetchone()[0]
     conn.close()
     shutil.rmtree(path)
-    return rate, lat, errs, {"log_size": size, "checkpoints": commits}
+    # CPU over warm-up and window alike, per record the log holds (the init record aside).
+    return rate, lat, errs, {"log_size": size, "checkpoints": commits,
+                             "cpu_us_per_record": round(1e6 * cpu / max(1, size - 1), 1)}
 
 
 def gc_sqlite(
@@ -371,7 +390,8 @@ def bench_group_commit(args: argparse.Namespace, work: Path) -> list[Row]:
         return statistics.median(pct(lat, p) for _, lat in runs)
 
     note = (f"{nt} threads, {dur:g} s measured after {wu:g} s warm-up, median of "
-            f"{args.rounds} interleaved rounds; bodies {BODY_SIZE} B; checkpoint every "
+            f"{args.rounds} interleaved rounds; put engine {put_engine()}; CPU µs/record "
+            f"{info.get('cpu_us_per_record')}; bodies {BODY_SIZE} B; checkpoint every "
             f"{args.gc_checkpoint_every} entries / 1 s; errors {errors}; sqlite baseline "
             f"{sq_pragmas}; pymerkle baseline as shipped ({pm_pragmas or 'not installed'})")
     rows = []
@@ -402,6 +422,11 @@ class IngestResult:
     errors: int
     stopped_early: bool = False
     samples: list[tuple[float, int]] = field(default_factory=list)  # (elapsed s, done)
+    cpu: float = 0.0  # process CPU seconds (every thread)
+
+    @property
+    def cpu_us(self) -> float:
+        return 1e6 * self.cpu / self.records if self.records else 0.0
 
     @property
     def rate(self) -> float:
@@ -421,6 +446,7 @@ def ingest(
     errs = [0] * producers
     stop = threading.Event()
     t0 = time.perf_counter()
+    c0 = cpu_s()
 
     def producer(p: int) -> None:
         pending: deque[Future[Any]] = deque()
@@ -463,7 +489,7 @@ def ingest(
     for th in threads:
         th.join()
     return IngestResult(sum(done), time.perf_counter() - t0, sum(errs), stop.is_set(),
-                        samples)
+                        samples, cpu_s() - c0)
 
 
 def ingest_many(store: Store, n: int, *, tag: str, progress_every: float = 0.0,
@@ -480,6 +506,7 @@ def ingest_many(store: Store, n: int, *, tag: str, progress_every: float = 0.0,
             yield PutItem(PRODUCTS[i % 4], f"{tag}/{i}", body_for(tag, i), metadata=meta_for(i))
 
     t0 = last = time.perf_counter()
+    c0 = cpu_s()
     samples: list[tuple[float, int]] = []
     for r in store.iter_put_many(items(), actor="bench"):
         if isinstance(r, Exception):
@@ -496,7 +523,7 @@ def ingest_many(store: Store, n: int, *, tag: str, progress_every: float = 0.0,
                 samples.append((round(now - t0, 1), done))
                 log(f"ingest {done:,}/{n:,} ({100 * done / n:.1f}%) {done / (now - t0):,.0f}/s "
                     f"elapsed {now - t0:,.0f} s")
-    return IngestResult(done, time.perf_counter() - t0, errs, stop, samples)
+    return IngestResult(done, time.perf_counter() - t0, errs, stop, samples, cpu_s() - c0)
 
 
 def bulk_pymerkle(work: Path, n: int, tag: str) -> float:
@@ -564,6 +591,8 @@ def bench_bulk_ingest(args: argparse.Namespace, work: Path) -> list[Row]:
     n = args.bulk_records
     lib: list[float] = []
     many: list[float] = []
+    lib_cpu: list[float] = []
+    many_cpu: list[float] = []
     pm: list[float] = []
     sq: list[float] = []
     errors = 0
@@ -577,17 +606,20 @@ def bench_bulk_ingest(args: argparse.Namespace, work: Path) -> list[Row]:
         store.close()
         shutil.rmtree(path)
         lib.append(res.rate)
+        lib_cpu.append(res.cpu_us)
         errors += res.errors
-        log(f"bulk-ingest round {rnd}: depository {res.rate:,.0f}/s ({res.errors} errors)")
+        log(f"bulk-ingest round {rnd}: depository {res.rate:,.0f}/s, {res.cpu_us:.1f} µs CPU "
+            f"per record ({res.errors} errors)")
         path = work / f"bulk-many-{rnd}"
         store = Store.init(path, config=bench_config(args.checkpoint_every))
         res = ingest_many(store, n, tag=f"many{rnd}")
         store.close()
         shutil.rmtree(path)
         many.append(res.rate)
+        many_cpu.append(res.cpu_us)
         errors += res.errors
-        log(f"bulk-ingest round {rnd}: depository put_many {res.rate:,.0f}/s "
-            f"({res.errors} errors)")
+        log(f"bulk-ingest round {rnd}: depository put_many {res.rate:,.0f}/s, "
+            f"{res.cpu_us:.1f} µs CPU per record ({res.errors} errors)")
         if have_pymerkle():
             pm.append(bulk_pymerkle(work, n, f"bulk{rnd}"))
             log(f"bulk-ingest round {rnd}: pymerkle append_entries {pm[-1]:,.0f}/s")
@@ -595,7 +627,8 @@ def bench_bulk_ingest(args: argparse.Namespace, work: Path) -> list[Row]:
         log(f"bulk-ingest round {rnd}: sqlite executemany {sq[-1]:,.0f}/s")
     note = (f"{n:,} records of {BODY_SIZE} B, 4 producer threads × 5,000 outstanding "
             f"put_async futures, median of {args.rounds} rounds; checkpoint every "
-            f"{args.checkpoint_every} entries; errors {errors}")
+            f"{args.checkpoint_every} entries; errors {errors}; put engine {put_engine()}; "
+            f"CPU µs/record (all threads) put_async {lib_cpu}, put_many {many_cpu}")
     med = statistics.median
     leaf_bytes = BODY_SIZE + 600  # the body plus its ~550-600 byte log record
     wal_rows = [
@@ -610,7 +643,8 @@ def bench_bulk_ingest(args: argparse.Namespace, work: Path) -> list[Row]:
         Row("bulk-ingest", "records/s", med(lib), "1/s",
             "pymerkle append_entries" if pm else "pymerkle (not installed)",
             med(pm) if pm else None, target=TARGETS["bulk-ingest"], note=note,
-            extra={"rounds": lib, "baseline_rounds": pm}),
+            extra={"rounds": lib, "baseline_rounds": pm, "cpu_us_per_record": lib_cpu,
+                   "engine": put_engine()}),
         Row("bulk-ingest", "records/s", med(lib), "1/s", "sqlite3 executemany (floor)",
             med(sq), extra={"baseline_rounds": sq}),
         Row("bulk-ingest", "records/s, put_many", med(many), "1/s",
@@ -618,7 +652,8 @@ def bench_bulk_ingest(args: argparse.Namespace, work: Path) -> list[Row]:
             med(pm) if pm else None, target=TARGETS["bulk-ingest"],
             note=(f"{n:,} records of {BODY_SIZE} B through Store.iter_put_many from one "
                   "thread (2,000 items per writer op, 4 chunks in flight), median of "
-                  f"{args.rounds} rounds"), extra={"rounds": many}),
+                  f"{args.rounds} rounds"), extra={"rounds": many,
+                                                   "cpu_us_per_record": many_cpu}),
         Row("bulk-ingest", "records/s, put_many", med(many), "1/s",
             "sqlite3 executemany (floor)", med(sq)),
         *wal_rows,

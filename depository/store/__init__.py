@@ -48,6 +48,7 @@ from depository.store._model import (
     token_secret_hash,
     utc_now,
 )
+from depository.store._native import ENGINE as PUT_ENGINE
 from depository.store._prepared import PreparedPut
 from depository.store._reads import StoreReads
 from depository.store._remote import RemoteWriter, WriterServer
@@ -58,6 +59,7 @@ from depository.store._writer import LocalWriter, StoreWriter
 __all__ = [
     "INFORMATIONAL_EVENTS",
     "PRODUCT_ROLES",
+    "PUT_ENGINE",
     "ROLES",
     "Artifact",
     "AuthorityError",

@@ -10,9 +10,8 @@ the rest of the batch goes on).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from depository.store import _encode
 from depository.store._authority import UnexplainedRowError, explain_artifact, explain_token
 from depository.store._backend import BlobBackend
 from depository.store._engine import Txn
@@ -26,8 +25,6 @@ from depository.store._errors import (
 from depository.store._model import Receipt, Token, token_secret_hash
 from depository.store._prepared import PreparedPut
 
-_PUT_TAIL = _encode.envelope_parts("artifact.put", "x", None, b"{}")[1]
-
 
 def apply_put(txn: Txn, pp: PreparedPut, *, blobs: BlobBackend, removed: set[str],
               after_put: Callable[[str], None] | None) -> Receipt | StoreError:
@@ -36,6 +33,32 @@ def apply_put(txn: Txn, pp: PreparedPut, *, blobs: BlobBackend, removed: set[str
     ``removed``: blob files disposals removed (writer-owned); ``after_put(artifact_id)``
     runs once the put commits (Object Lock: hold it if a hold covers it).
     """
+    return apply_puts(txn, [pp], blobs=blobs, removed=removed, after_put=after_put)[0]
+
+
+def apply_puts(txn: Txn, pps: Sequence[PreparedPut], *, blobs: BlobBackend,
+               removed: set[str], after_put: Callable[[str], None] | None
+               ) -> list[Receipt | StoreError]:
+    """:func:`apply_put` for each put in order, as if one after the other; the records and
+    rows of the accepted ones are built together (one native call, see
+    ``Txn.materialize``)."""
+    decided = [_decide(txn, pp, blobs, removed, after_put) for pp in pps]
+    txn.materialize()
+    now, pending = txn.now_text, txn.pending
+    out: list[Receipt | StoreError] = []
+    for pp, res in zip(pps, decided, strict=True):
+        if res is None:
+            row = pending[pp.aid]
+            res = Receipt(pp.aid, pp.prod.id, pp.name, pp.sha256, pp.size, row[2], row[5],
+                          now, pp.retain)
+        out.append(res)
+    return out
+
+
+def _decide(txn: Txn, pp: PreparedPut, blobs: BlobBackend, removed: set[str],
+            after_put: Callable[[str], None] | None) -> Receipt | StoreError | None:
+    """The refusal or duplicate receipt for ``pp``, or None once it is accepted (its
+    sequence number reserved, see ``Txn.reserve_put``)."""
     prod, name, aid, sha = pp.prod, pp.name, pp.aid, pp.sha256
     if txn.state.locked:
         return GovernanceLockedError.of(txn.state.locked)
@@ -90,22 +113,13 @@ def apply_put(txn: Txn, pp: PreparedPut, *, blobs: BlobBackend, removed: set[str
             f"{name!r} in product {prod.id!r}: identical bytes were disposed of while "
             "this upload was in flight; nothing was stored, retry the upload"
         )
-    seq = txn.state.tree.size
-    now = txn.now_text
-    lh = txn.append_leaf(_encode.splice(pp.head, seq, txn.now_json, _PUT_TAIL))
-    txn.art_rows.append((seq, aid, prod.id, name, sha, pp.size, pp.media_type,
-                         pp.meta_json, pp.prov_json, pp.retain,
-                         "inline" if inline else "file", pp.actor, now))
-    if pp.meta_rows:
-        txn.meta_rows.extend([(p, k, v, seq) for p, k, v in pp.meta_rows])
-    if pp.data is not None:
-        txn.blob_rows.append((seq, pp.data))
-    txn.pending[aid] = (sha, pp.size, seq, now, pp.retain, lh)
+    seq = txn.reserve_put(pp)
+    txn.pending[aid] = (sha, pp.size, seq, txn.now_text, pp.retain, b"")
     used[0] += pp.size
     used[1] += 1
     if after_put is not None and not inline:
         txn.after_commit.append(lambda: after_put(aid))
-    return Receipt(aid, prod.id, name, sha, pp.size, seq, lh, now, pp.retain)
+    return None
 
 
 def issue_token(txn: Txn, *, role: str, actor: str, product: str | None,

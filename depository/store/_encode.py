@@ -36,6 +36,11 @@ def envelope_parts(type_: str, actor: str, product: str | None, body: bytes
     return head, tail
 
 
+def put_tail() -> bytes:
+    """The bytes of every ``artifact.put`` record after its ``time`` value."""
+    return envelope_parts("artifact.put", "x", None, b"{}")[1]
+
+
 def splice(head: bytes, seq: int, time_json: bytes, tail: bytes) -> bytes:
     """The record's bytes; ``time_json`` is the canonical encoding of its time string."""
     return b"".join((head, str(seq).encode(), b',"time":', time_json, tail))

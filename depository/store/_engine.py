@@ -13,6 +13,7 @@ a :class:`StoreError` to refuse, which leaves the rest of the batch alone.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import functools
 import threading
@@ -20,16 +21,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from depository.signing import sign_note
+from depository.store import _native
 from depository.store._authority import UnexplainedRowError, WriterAuthority
 from depository.store._backend import AnchorSink
 from depository.store._errors import GovernanceLockedError, StoreClosedError, StoreError
 from depository.store._logstore import ArtifactRow, LeafRow, LogStorage
 from depository.store._model import Clock, format_time, parse_time
+from depository.store._prepared import PreparedPut
 from depository.store._tree import Frontier, NodeRow
 from depository.tlog import merkle
 from depository.tlog.checkpoint import Checkpoint, format_checkpoint
@@ -78,10 +81,40 @@ class Txn:
         self.after_commit: list[Callable[[], None]] = []
         # Blob files this transaction's disposals will remove once it commits.
         self.removing: set[str] = set()
+        # Puts accepted at seq = tree.size + position whose rows are not built yet: one
+        # native call builds them (materialize), before anything else is appended.
+        self.deferred: list[PreparedPut] = []
 
     @property
     def next_seq(self) -> int:
-        return self.state.tree.size
+        return self.state.tree.size + len(self.deferred)
+
+    def reserve_put(self, pp: PreparedPut) -> int:
+        """Accept a put at the next sequence number; its rows are built by
+        :meth:`materialize` (the caller records it in ``pending`` with leaf hash ``b""``
+        until then)."""
+        seq = self.state.tree.size + len(self.deferred)
+        self.deferred.append(pp)
+        return seq
+
+    def materialize(self) -> None:
+        """Build the records and rows of the reserved puts (leaf, tree nodes, artifact,
+        metadata and inline rows) and fill in their leaf hashes in ``pending``."""
+        puts = self.deferred
+        if not puts:
+            return
+        self.deferred = []
+        tree = self.state.tree
+        seq = tree.size
+        hashes = _native.put_rows(puts, seq, tree.stack, self.now_json, _native.PUT_TAIL,
+                                  self.now_text, self.leaves, self.nodes, self.art_rows,
+                                  self.meta_rows, self.blob_rows)
+        tree.size = seq + len(puts)
+        self.leaves_added = True
+        pending = self.pending
+        for pp, lh in zip(puts, hashes, strict=True):
+            row = pending[pp.aid]
+            pending[pp.aid] = (row[0], row[1], row[2], row[3], row[4], lh)
 
     def append(self, type_: str, actor: str, product: str | None, body: dict[str, Any]) -> int:
         """Append a record; refused (raised) if ``actor`` is a token the log does not
@@ -89,6 +122,7 @@ class Txn:
         err = self.refusal(actor, type_, product)
         if err is not None:
             raise err
+        self.materialize()
         seq = self.state.tree.size
         leaf = encode_record(Record(
             seq=seq, time=self.now_text, type=type_, actor=actor, product=product, body=body,
@@ -101,6 +135,7 @@ class Txn:
 
     def append_leaf(self, leaf: bytes) -> bytes:
         """Append pre-encoded leaf bytes at ``next_seq``; returns the leaf hash."""
+        self.materialize()
         lh = merkle.leaf_hash(leaf)
         seq = self.state.tree.size
         self.state.tree.append(lh, self.nodes)
@@ -129,6 +164,9 @@ class Txn:
         """The artifact with this id as this transaction sees it, or None."""
         hit = self.pending.get(aid)
         if hit is not None:
+            if hit[5] == b"":  # reserved in this call: its leaf hash is needed now
+                self.materialize()
+                hit = self.pending[aid]
             return hit
         if aid in self.known:
             return self.known[aid]
@@ -144,6 +182,7 @@ class Txn:
 
     def flush(self) -> None:
         """Write the accumulated rows, so queries run after this see them."""
+        self.materialize()
         if not (self.leaves or self.art_rows or self.nodes):
             return  # (metadata and inline rows come only with artifact rows)
         self.db.write_rows(self.leaves, self.nodes, self.art_rows, self.meta_rows,
@@ -155,14 +194,60 @@ class Txn:
 Apply = Callable[[Txn], Any]
 
 
-@dataclass
+class Waiter:
+    """A one-shot result for one blocked caller: a pre-acquired lock the writer releases
+    (``Store.put``'s cheaper stand-in for a :class:`Future`, which allocates a condition
+    and a waiter lock per call)."""
+
+    __slots__ = ("_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def set_result(self, value: Any) -> None:
+        self._value = value
+        self._done.release()
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._error = exc
+        self._done.release()
+
+    def result(self) -> Any:
+        with self._done:  # blocks until the writer resolved it
+            pass
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class Op:
-    apply: Apply
-    future: Future[Any] = field(default_factory=Future)
-    # Puts only add rows, so their inserts may wait for the batch's end; any other op
-    # (which may query tables) first flushes them. ``aids``: ids to look up in advance.
-    bulk: bool = False
-    aids: Sequence[str] = ()
+    """A queued operation. Puts only add rows, so their inserts may wait for the batch's
+    end; any other op (which may query tables) first flushes them (``bulk``). ``aids``:
+    ids to look up in advance. ``put``: a single prepared put, run with its neighbours
+    through the engine's ``put_handler`` (one call for a run of them)."""
+
+    __slots__ = ("aids", "apply", "bulk", "future", "put")
+
+    def __init__(self, apply: Apply | None, future: Future[Any] | Waiter | None = None, *,
+                 bulk: bool = False, aids: Sequence[str] = (),
+                 put: PreparedPut | None = None) -> None:
+        self.apply = apply
+        self.future: Future[Any] | Waiter = Future() if future is None else future
+        self.bulk = bulk
+        self.aids = aids
+        self.put = put
+
+
+PutHandler = Callable[[Txn, list[PreparedPut]], list[Any]]
+# Group commit: after a batch commits, its callers come back with their next operations
+# one at a time (each prepares its put first, holding the GIL). The writer waits up to
+# this long for as many as the last batch had, so one commit carries them all instead of
+# a large batch alternating with a handful (each commit rewrites the same tail pages).
+GATHER_S = 0.002
+GATHER_MAX = 1024
 
 
 def apply_lock(txn: Txn, reason: str, check: str, actor: str) -> int:
@@ -190,6 +275,11 @@ class WriterEngine:
         self._every_entries = checkpoint_every_entries
         self._queue: deque[Op] = deque()
         self.cv = threading.Condition()
+        # How many queued operations wake the writer (1, or the batch it gathers).
+        self._want = 1
+        self._expect = 1  # operations in the last batch: how many may come back
+        # Runs a run of single-put operations (set by the LocalWriter).
+        self.put_handler: PutHandler | None = None
         self.closed = False
         self._cp_waiters: list[Future[bytes]] = []
         self._bypass_attempt: str | None = None
@@ -223,12 +313,25 @@ class WriterEngine:
     def submit(self, apply: Apply, *, bulk: bool = False, aids: Sequence[str] = ()
                ) -> Future[Any]:
         op = Op(apply, bulk=bulk, aids=aids)
+        self._enqueue(op)
+        assert isinstance(op.future, Future)
+        return op.future
+
+    def submit_put(self, pp: PreparedPut, waiter: Future[Any] | Waiter | None = None
+                   ) -> Future[Any] | Waiter:
+        """Queue one prepared put for :attr:`put_handler`; resolved with its result."""
+        op = Op(None, waiter, bulk=True, aids=(pp.aid,), put=pp)
+        self._enqueue(op)
+        return op.future
+
+    def _enqueue(self, op: Op) -> None:
         with self.cv:
             if self.closed:
                 raise StoreClosedError("store is closed")
-            self._queue.append(op)
-            self.cv.notify()
-        return op.future
+            queue = self._queue
+            queue.append(op)
+            if len(queue) >= self._want:
+                self.cv.notify()
 
     def queue_depth(self) -> int:
         with self.cv:
@@ -271,6 +374,8 @@ class WriterEngine:
             with self.cv:
                 if not self._queue and not self.closed:
                     self.cv.wait(timeout=self._every_s)
+                if self._queue and len(self._queue) < self._expect and not self.closed:
+                    self._gather()
                 batch: list[Op] = []
                 while self._queue and len(batch) < MAX_BATCH:
                     batch.append(self._queue.popleft())
@@ -291,7 +396,22 @@ class WriterEngine:
             if closing:
                 return
 
+    def _gather(self) -> None:
+        """Wait (holding ``cv``, briefly) until as many operations are queued as the last
+        batch had; see :data:`GATHER_S`."""
+        deadline = time.monotonic() + GATHER_S
+        self._want = self._expect
+        try:
+            while len(self._queue) < self._expect and not self.closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self.cv.wait(left)
+        finally:
+            self._want = 1
+
     def _run_batch(self, batch: list[Op]) -> None:
+        self._expect = min(len(batch), GATHER_MAX)
         results = self._try_batch(batch)
         if results is None:
             # Something failed below the operations (disk full, I/O error): run them one
@@ -315,13 +435,28 @@ class WriterEngine:
         try:
             db.begin()
             txn.prefetch([a for op in batch for a in op.aids])
-            for op in batch:
+            i, n = 0, len(batch)
+            while i < n:
+                op = batch[i]
+                if op.put is not None and self.put_handler is not None:
+                    j = i + 1
+                    while j < n and batch[j].put is not None:
+                        j += 1
+                    puts = [o.put for o in batch[i:j] if o.put is not None]
+                    try:
+                        results.extend(self.put_handler(txn, puts))
+                    except StoreError as exc:
+                        results.extend([exc] * len(puts))
+                    i = j
+                    continue
                 if not op.bulk:
                     txn.flush()  # it may query what the puts before it wrote
                 try:
+                    assert op.apply is not None
                     results.append(op.apply(txn))
                 except StoreError as exc:
                     results.append(exc)
+                i += 1
             txn.flush()
             db.commit()
         except db.failures as exc:

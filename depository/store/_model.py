@@ -26,7 +26,9 @@ def format_time(t: datetime) -> str:
         raise ValueError("times must be timezone-aware")
     # isoformat is C code, several times faster than strftime on the put path; for years
     # 1000-9999 the text is the same as strftime("%Y-%m-%dT%H:%M:%S.%fZ").
-    return t.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if t.tzinfo is not UTC:  # the store's clock already gives UTC: no conversion
+        t = t.astimezone(UTC)
+    return t.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:

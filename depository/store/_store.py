@@ -435,10 +435,14 @@ class Store:
         actor: str = "cli", wait_checkpoint: bool = False,
     ) -> Receipt:
         """Store an artifact once; see :meth:`put_async`. Blocks until durable."""
-        receipt: Receipt = self.put_async(
-            product, name, stream, metadata=metadata, provenance=provenance,
-            media_type=media_type, retain_until=retain_until, actor=actor,
-        ).result()
+        writer = self._writable()
+        pp = self._preparer.prepare(product, name, stream, metadata=metadata,
+                                    provenance=provenance, media_type=media_type,
+                                    retain_until=retain_until, actor=actor)
+        if writer is self.local_writer:  # in-process: wait on a lock, not a Future
+            receipt = self.local_writer.put(pp)
+        else:
+            receipt = writer.submit_put(pp).result()
         if wait_checkpoint:
             receipt = self.with_proof(receipt)
         return receipt

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from depository.store import _decisions
 from depository.store._backend import BlobBackend
-from depository.store._engine import Txn, WriterEngine
+from depository.store._engine import Txn, Waiter, WriterEngine
 from depository.store._errors import StoreError
 from depository.store._governance import Governance
 from depository.store._locks import LockMirror
@@ -86,21 +86,32 @@ class LocalWriter:
         self.governance = Governance(engine, reads, blobs, self.mirror, clock)
         self.tokens = Tokens(engine, reads.product, clock)
         self._after_put = self.mirror.after_put if self.mirror is not None else None
+        engine.put_handler = self._apply_puts
 
     # ------------------------------------------------------------------- puts
-    def _apply_put(self, txn: Txn, pp: PreparedPut) -> Receipt | StoreError:
-        return _decisions.apply_put(txn, pp, blobs=self.blobs, removed=self.engine.removed,
-                                    after_put=self._after_put)
+    def _apply_puts(self, txn: Txn, pps: list[PreparedPut]) -> list[Receipt | StoreError]:
+        return _decisions.apply_puts(txn, pps, blobs=self.blobs,
+                                     removed=self.engine.removed, after_put=self._after_put)
 
     def submit_put(self, pp: PreparedPut) -> Future[Receipt]:
-        return self.engine.submit(lambda txn: self._apply_put(txn, pp), bulk=True,
-                                  aids=(pp.aid,))
+        fut: Future[Receipt] = Future()
+        self.engine.submit_put(pp, fut)
+        return fut
+
+    def put(self, pp: PreparedPut) -> Receipt:
+        """:meth:`submit_put` and wait: the receipt once durable, or raise the refusal
+        (no :class:`Future` is made; see ``_engine.Waiter``)."""
+        res = self.engine.submit_put(pp, Waiter()).result()
+        if isinstance(res, BaseException):
+            raise res
+        receipt: Receipt = res
+        return receipt
 
     def submit_puts(self, pps: Sequence[PreparedPut]
                     ) -> Future[list[Receipt | StoreError]]:
         todo = list(pps)
-        return self.engine.submit(lambda txn: [self._apply_put(txn, pp) for pp in todo],
-                                  bulk=True, aids=[p.aid for p in todo])
+        return self.engine.submit(lambda txn: self._apply_puts(txn, todo), bulk=True,
+                                  aids=[p.aid for p in todo])
 
     def known_lock(self) -> str | None:
         return self.engine.state.locked

@@ -63,4 +63,10 @@ def _flat(value: Mapping[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
     the store writes anyway (:func:`check_encoded_size`) instead of by the exact walk of
     :func:`check_value` (~25 µs a put)."""
     children = value.values() if isinstance(value, Mapping) else value
+    # Exact scalar types settle it without the ABC check (the common case, ~3x faster).
+    if all(type(child) in _SCALARS for child in children):
+        return True
     return not any(isinstance(child, Mapping | list | tuple) for child in children)
+
+
+_SCALARS = frozenset({str, int, bool, float, type(None)})

@@ -24,8 +24,12 @@ proofs        builds a store of ``--records`` entries through the library (bulk 
               ``prove_inclusion``/``prove_consistency`` over a SqliteTree holding the same
               leaves (its size is capped by ``--pymerkle-proof-size``, time-boxed).
 verify        ``python -m depository.verifier store DIR --key KEY --jobs 1|2`` over that
-              store; records/s. Baseline: the physical floor, one SHA-256 per leaf plus
-              one per interior node, measured in-process (leaves read beforehand).
+              store; records/s (wall, and per CPU-second of the verifier and its workers).
+              Baseline: the physical floor, one SHA-256 per leaf plus one per interior
+              node, measured in-process (leaves read beforehand), same run. Engines: the
+              default one (native when built, ADR 0012), and with ``--verify-python`` also
+              ``DEPOSITORY_NATIVE=0`` (the pure-Python specification); runs interleaved.
+              Issue 13's targets: >= 100,000 records/s with one job, jobs=2 >= 1.7x jobs=1.
 query         p99 of ``Store.ls(product, since, until, limit=100)`` and
               ``Store.ls(product, meta={"k": v}, limit=100)`` over 1,000 random queries.
               Baseline: the same filter run as plain SQL along the best index.
@@ -79,8 +83,10 @@ TARGETS = {
     "group-commit": 20_000.0,  # writes/s
     "bulk-ingest": 100_000.0,  # records/s
     "proofs": 1.0,  # ms, p99
-    "verify-1": 500_000.0,  # records/s
+    "verify-1": 500_000.0,  # records/s (issue 3)
     "verify-2": 900_000.0,
+    "verify-1-issue13": 100_000.0,  # records/s, one job
+    "verify-scaling-issue13": 1.7,  # jobs=2 over jobs=1, same engine, same run
     "query": 20.0,  # ms, p99
 }
 
@@ -872,15 +878,28 @@ def verifier_available() -> bool:
         return False
 
 
-def run_verifier_cli(b: Built, jobs: int) -> tuple[float, int, str]:
+def run_verifier_cli(b: Built, jobs: int, python_only: bool = False
+                     ) -> tuple[float, float, int, str, str]:
+    """(wall s, CPU s of the verifier process tree, exit code, engine, output tail)."""
     key = b.path / "keys" / "log.vkey"
     cmd = [sys.executable, "-m", "depository.verifier", "store", str(b.path), "--key",
            str(key), "--jobs", str(jobs)]
+    env = dict(os.environ)
+    if python_only:
+        env["DEPOSITORY_NATIVE"] = "0"
+    else:
+        env.pop("DEPOSITORY_NATIVE", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     dt = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    lines = proc.stdout.splitlines()
+    engine = lines[0].removeprefix("engine: ") if lines and lines[0].startswith(
+        "engine: ") else "?"
     tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-    return dt, proc.returncode, " / ".join(tail)
+    return dt, cpu, proc.returncode, engine, " / ".join(tail)
 
 
 def run_verifier_fn(b: Built, jobs: int) -> float:
@@ -900,31 +919,51 @@ def bench_verify(args: argparse.Namespace, b: Built) -> list[Row]:
         runs = [hash_floor(b, jobs) for _ in range(args.verify_rounds)]
         floors[jobs] = n / statistics.median(runs)
         log(f"verify floor jobs={jobs}: {floors[jobs]:,.0f} records/s")
-    avail = verifier_available()
-    for jobs in (1, 2):
-        value: float | None = None
-        note = ""
-        if avail:
-            times, codes, tails = [], [], []
-            for _ in range(args.verify_rounds):
-                dt, code, tail = run_verifier_cli(b, jobs)
-                times.append(dt)
-                codes.append(code)
-                tails.append(tail)
-            value = n / statistics.median(times)
-            note = (f"`python -m depository.verifier store DIR --key KEY --jobs {jobs}` "
-                    f"over {n:,} records, wall clock incl. interpreter start, median of "
-                    f"{args.verify_rounds}; exit codes {codes}; output: {tails[-1][:200]}")
-            log(f"verify jobs={jobs}: {value:,.0f} records/s exit {codes}")
-            if any(codes):
-                note += " — VERIFIER DID NOT PASS"
-        else:
-            note = ("PENDING: depository.verifier.store is not there yet; this row runs "
-                    "`python -m depository.verifier store DIR --key KEY --jobs N` (and "
-                    "store_result(path, [vkey], jobs=N)) once it lands")
-        rows.append(Row("verify", f"jobs={jobs} @ {n:,}", value, "records/s",
-                        "SHA-256 floor (leaf+node)", floors[jobs],
-                        target=TARGETS[f"verify-{jobs}"], note=note))
+    if not verifier_available():
+        for jobs in (1, 2):
+            rows.append(Row("verify", f"jobs={jobs} @ {n:,}", None, "records/s",
+                            "SHA-256 floor (leaf+node)", floors[jobs],
+                            target=TARGETS[f"verify-{jobs}"], note="PENDING: no verifier"))
+        return rows
+    engines = [False, True] if args.verify_python else [False]
+    runs: dict[tuple[bool, int], list[tuple[float, float, int, str, str]]] = {
+        (py, jobs): [] for py in engines for jobs in (1, 2)}
+    for rnd in range(args.verify_rounds):  # interleaved: engine and jobs alternate
+        for key in runs:
+            got = run_verifier_cli(b, key[1], python_only=key[0])
+            runs[key].append(got)
+            log(f"verify round {rnd + 1} {'python' if key[0] else 'default'} "
+                f"jobs={key[1]}: {n / got[0]:,.0f} records/s wall, {n / got[1]:,.0f} per "
+                f"CPU-s, exit {got[2]}, engine {got[3]}")
+    wall: dict[tuple[bool, int], float] = {}
+    for (py, jobs), rs in runs.items():
+        value = n / statistics.median(r[0] for r in rs)
+        cpu = n / statistics.median(r[1] for r in rs)
+        wall[(py, jobs)] = value
+        codes = [r[2] for r in rs]
+        engine = rs[-1][3]
+        note = (f"`python -m depository.verifier store DIR --key KEY --jobs {jobs}`"
+                f"{' with DEPOSITORY_NATIVE=0' if py else ''} over {n:,} records, engine "
+                f"{engine}, wall clock incl. interpreter start, median of "
+                f"{args.verify_rounds}; {cpu:,.0f} records per CPU-second (verifier and "
+                f"workers); floor ratio {value / floors[jobs]:.3f}; exit codes {codes}; "
+                f"output: {rs[-1][4][:200]}")
+        if any(codes):
+            note += " — VERIFIER DID NOT PASS"
+        target = TARGETS["verify-1-issue13"] if jobs == 1 else None
+        rows.append(Row("verify", f"jobs={jobs} {engine} @ {n:,}", value, "records/s",
+                        "SHA-256 floor (leaf+node)", floors[jobs], target=target, note=note,
+                        extra={"cpu_records_per_s": cpu, "engine": engine}))
+    for py in engines:
+        scale = wall[(py, 2)] / wall[(py, 1)]
+        rows.append(Row("verify", f"jobs=2 / jobs=1 {'pure Python' if py else 'default'}",
+                        scale, "×", target=TARGETS["verify-scaling-issue13"],
+                        note="wall-clock speed-up of --jobs 2 over --jobs 1, same run"))
+    if args.verify_python:
+        for jobs in (1, 2):
+            rows.append(Row("verify", f"jobs={jobs} default engine over pure Python",
+                            wall[(False, jobs)] / wall[(True, jobs)], "×",
+                            note="same run, interleaved"))
     return rows
 
 
@@ -1131,6 +1170,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--query-seconds", type=float, default=300.0,
                    help="time box per query kind (queries past it are skipped, and said)")
     p.add_argument("--verify-rounds", type=int, default=1)
+    p.add_argument("--verify-python", action="store_true",
+                   help="also run the verifier with DEPOSITORY_NATIVE=0 (pure Python), "
+                        "interleaved with the default engine")
     p.add_argument("--build-with", choices=["put_many", "put_async"], default="put_many",
                    help="library call that builds the big store (default: the bulk call)")
     p.add_argument("--store", help="reuse this already-built store for proofs/verify/query")

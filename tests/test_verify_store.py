@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -185,7 +186,18 @@ def append_forged(
 
 
 def verify(store: Path, built: Built, **kw: Any) -> StoreResult:
-    return store_result(store, [built.vkey], **kw)
+    """Replay with both engines and require the same result (findings, checks, verdict):
+    every tamper test below is also a differential test of the native engine."""
+    py = store_result(store, [built.vkey], native=False, **kw)
+    assert py.engine == vstore.ENGINE_PYTHON
+    if vstore._NATIVE is None:
+        return py
+    nat = store_result(store, [built.vkey], native=True, **kw)
+    assert nat.engine == vstore.ENGINE_NATIVE
+    assert dataclasses.replace(nat, engine=py.engine) == py, (
+        "engines differ:\npython: " + "\n".join(map(str, py.findings))
+        + "\nnative: " + "\n".join(map(str, nat.findings)))
+    return nat
 
 
 def found(res: StoreResult, check: str, *, index: int | None = None,

@@ -241,6 +241,14 @@ def parse_record_json(leaf: bytes, *, index: int | None = None) -> dict[str, Any
     return out
 
 
+def check_record_json(obj: Any, *, index: int | None = None) -> dict[str, Any]:
+    """The envelope checks of :func:`parse_record_json` for a value already decoded from a
+    leaf proven canonical (the native verifier's decoder); raises :class:`RecordError`."""
+    _check_envelope(obj, expected_seq=index)
+    out: dict[str, Any] = obj
+    return out
+
+
 def parse_record(leaf: bytes, *, index: int | None = None) -> Record:
     """Decode a leaf, checking it is canonical and a valid version-1 envelope.
 

@@ -64,6 +64,8 @@ class Outcome:
 
     def human(self) -> str:
         lines = [f"  ok  {c}" for c in self.checks]
+        if "engine" in self.details:  # which implementation replayed it (ADR 0012)
+            lines.insert(0, f"engine: {self.details['engine']}")
         if self.ok:
             lines.append(f"VERIFIED ({self.verb})")
         else:
@@ -338,7 +340,7 @@ def store(
         out.ok = res.ok
         out.checks.extend(res.checks)
         out.details.update(
-            path=str(root), size=res.size, checkpoints=res.checkpoints,
+            engine=res.engine, path=str(root), size=res.size, checkpoints=res.checkpoints,
             artifacts=res.artifacts, disposed=res.disposed, blobs_checked=res.blobs_checked,
             origin=res.origin, verifier_key=res.verifier_key,
             latest_checkpoint_size=res.latest_checkpoint_size,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -105,6 +105,28 @@ def _has_schema(conn: psycopg.Connection[Any]) -> bool:
     return row is not None
 
 
+def check_service_role(conn: psycopg.Connection[Any], role: str,
+                       error: Callable[[str], Exception], dsn_option: str) -> None:
+    """Refuse, raising ``error``, a service role that does not exist, is a superuser or
+    is ``conn``'s own (the role creating the schema): the store must run as a role that
+    owns nothing, so it cannot alter the WORM triggers. ``dsn_option`` names where the
+    user gives the service role's DSN."""
+    owner = conn.execute("SELECT current_user").fetchone()
+    found = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s",
+                         (role,)).fetchone()
+    if found is None:
+        raise error(
+            f"the service role {role!r} does not exist on the server; create it first "
+            f"(e.g. CREATE ROLE {role} LOGIN PASSWORD '...') -- it must own nothing and "
+            "must not be a superuser")
+    if found[0] or (owner is not None and owner[0] == role):
+        raise error(
+            f"the service role {role!r} is "
+            + ("a superuser" if found[0] else "the role creating the schema (--admin-dsn)")
+            + "; the store must run as a role that owns nothing, so it cannot alter the "
+            f"WORM triggers. Use another role in {dsn_option}")
+
+
 def create_database(admin_dsn: str, service_dsn: str, *, origin: str,
                     verifier_key: str) -> None:
     """Create a new store's schema, WORM triggers and grants, and its ``meta`` rows.
@@ -119,20 +141,7 @@ def create_database(admin_dsn: str, service_dsn: str, *, origin: str,
                           "service role it runs as (user=...)")
     conn = connect(admin_dsn, autocommit=False)
     try:
-        owner = str(conn.execute("SELECT current_user").fetchone()[0])  # type: ignore[index]
-        role = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s",
-                            (service_role,)).fetchone()
-        if role is None:
-            raise ConfigError(
-                f"the service role {service_role!r} does not exist on the server; create it "
-                f"first (e.g. CREATE ROLE {service_role} LOGIN PASSWORD '...') -- it must own "
-                "nothing and must not be a superuser")
-        if role[0] or service_role == owner:
-            raise ConfigError(
-                f"the service role {service_role!r} is "
-                + ("a superuser" if role[0] else "the role creating the schema (--admin-dsn)")
-                + "; the store must run as a role that owns nothing, so it cannot alter the "
-                "WORM triggers. Use another role in the store's DSN")
+        check_service_role(conn, service_role, ConfigError, "the store's DSN")
         if _has_schema(conn):
             raise StoreExistsError(
                 f"the database ({describe_dsn(admin_dsn)}) already has a schema "

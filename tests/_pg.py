@@ -25,13 +25,10 @@ in its ``__all__`` (so the import counts as used).
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -42,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _shared_server import free_port, shared_server
 
 PACKAGES = "postgresql"
 SUPERUSER = "postgres"
@@ -79,12 +77,6 @@ def _os_user() -> str | None:
     subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
                     OS_USER_FALLBACK], check=True, capture_output=True)
     return OS_USER_FALLBACK
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(cmd: list[str], user: str | None, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -172,7 +164,7 @@ def start_server(directory: Path, bindir: Path, *, options: str = "") -> dict[st
     if init.returncode != 0:
         pytest.fail(f"initdb failed ({init.returncode}):\n{init.stdout}\n{init.stderr}",
                     pytrace=False)
-    port = _free_port()
+    port = free_port()
     # Durability as in production (fsync, synchronous_commit on): a commit is the ack.
     opts = (f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={directory} "
             "-c fsync=on -c synchronous_commit=on -c max_connections=300 "
@@ -232,16 +224,6 @@ def _alive(state: dict[str, Any]) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
     """The session's PostgreSQL (started on first use, stopped when the last user ends)."""
@@ -250,36 +232,15 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
         pytest.skip("PostgreSQL's initdb/pg_ctl are not installed, so the PostgreSQL engine's "
                     "tests cannot run. Install them (as root): apt-get update && apt-get "
                     f"install -y --no-install-recommends {PACKAGES}   (`make test` does)")
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if worker else base
-    state_file = shared / "pg-server.json"
-    me = worker or "main"
-    owner = os.getppid() if worker else os.getpid()
-    with _locked(shared / "pg-server.lock"):
-        state = json.loads(state_file.read_text()) if state_file.exists() else None
-        if state is None or not _alive(state):
-            if state is not None:
-                stop_server(state)
-            directory = Path(tempfile.mkdtemp(prefix="depository-pg-"))
-            state = start_server(directory, bindir)
-            state["watchdog"] = _watchdog(owner, state)
-            state["users"] = []
-        state["users"].append(me)
-        state_file.write_text(json.dumps(state))
-    try:
+
+    def start(owner: int) -> dict[str, Any]:
+        state = start_server(Path(tempfile.mkdtemp(prefix="depository-pg-")), bindir)
+        state["watchdog"] = _watchdog(owner, state)
+        return state
+
+    with shared_server(tmp_path_factory, "pg-server", start=start, alive=_alive,
+                       stop=stop_server) as state:
         yield PgServer(Path(state["dir"]), int(state["port"]), Path(state["bindir"]))
-    finally:
-        with _locked(shared / "pg-server.lock"):
-            cur = json.loads(state_file.read_text()) if state_file.exists() else None
-            if cur is not None:
-                with contextlib.suppress(ValueError):
-                    cur["users"].remove(me)
-                if cur["users"]:
-                    state_file.write_text(json.dumps(cur))
-                else:
-                    stop_server(cur)
-                    state_file.unlink()
 
 
 @pytest.fixture

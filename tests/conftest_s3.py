@@ -15,12 +15,9 @@ Import the fixtures into a test module (``from conftest_s3 import ceph, s3  # no
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,6 +29,7 @@ from typing import Any
 
 import boto3
 import pytest
+from _shared_server import free_port, shared_server
 from botocore.config import Config as BotoConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,12 +87,6 @@ class S3Env:
         return name
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _alive(pids: list[int]) -> bool:
     for pid in pids:
         try:
@@ -144,7 +136,7 @@ def start_cluster(directory: Path, *, block_size: int | None = None, timeout: fl
             f"--no-install-recommends {PACKAGES}   (or run `make test`, which does)",
             pytrace=False,
         )
-    port, mon = _free_port(), _free_port()
+    port, mon = free_port(), free_port()
     env = dict(os.environ)
     if block_size:
         env["BLOCK_SIZE"] = str(block_size)
@@ -177,16 +169,6 @@ def _watchdog(owner: int, pids: list[int], directory: str) -> int:
     return p.pid
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 @pytest.fixture(scope="session")
 def ceph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """The session's Ceph RGW endpoint (started on first use, stopped at the end)."""
@@ -194,36 +176,15 @@ def ceph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if external:
         yield Cluster(external, None)
         return
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if worker else base
-    state_file = shared / "ceph-cluster.json"
-    me = worker or "main"
-    owner = os.getppid() if worker else os.getpid()
-    with _locked(shared / "ceph-cluster.lock"):
-        state = json.loads(state_file.read_text()) if state_file.exists() else None
-        if state is None or not _alive(state["pids"]):
-            if state is not None:
-                _stop(state)
-            directory = Path(tempfile.mkdtemp(prefix="depository-ceph-"))
-            state = start_cluster(directory)
-            state["watchdog"] = _watchdog(owner, state["pids"], state["dir"])
-            state["users"] = []
-        state["users"].append(me)
-        state_file.write_text(json.dumps(state))
-    try:
+
+    def start(owner: int) -> dict[str, Any]:
+        state = start_cluster(Path(tempfile.mkdtemp(prefix="depository-ceph-")))
+        state["watchdog"] = _watchdog(owner, state["pids"], state["dir"])
+        return state
+
+    with shared_server(tmp_path_factory, "ceph-cluster", start=start,
+                       alive=lambda state: _alive(state["pids"]), stop=_stop) as state:
         yield Cluster(state["endpoint"], Path(state["dir"]))
-    finally:
-        with _locked(shared / "ceph-cluster.lock"):
-            cur = json.loads(state_file.read_text()) if state_file.exists() else None
-            if cur is not None:
-                with contextlib.suppress(ValueError):
-                    cur["users"].remove(me)
-                if cur["users"]:
-                    state_file.write_text(json.dumps(cur))
-                else:
-                    _stop(cur)
-                    state_file.unlink()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ message until its staging directory is removed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -23,7 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import Clock
+from test_verify_store import attack
 
 from depository.cli import main
 from depository.signing import generate_key
@@ -120,22 +120,6 @@ def table_rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
     try:
         return {t.name: conn.execute(t.select()).fetchall() for t in TABLES}
     finally:
-        conn.close()
-
-
-@contextlib.contextmanager
-def attack(store: Path) -> Iterator[sqlite3.Connection]:
-    """A write connection with the WORM triggers dropped, put back afterwards."""
-    conn = sqlite3.connect(store / "depository.db", isolation_level=None)
-    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
-                            ).fetchall()
-    for name, _ in triggers:
-        conn.execute(f"DROP TRIGGER {name}")
-    try:
-        yield conn
-    finally:
-        for _, sql in triggers:
-            conn.execute(sql)
         conn.close()
 
 
@@ -318,24 +302,33 @@ migrate(Path(sys.argv[1]), Path(sys.argv[2]), batch_rows=50, progress=progress)
 """
 
 
-def test_sigkill_mid_copy_leaves_source_intact_and_destination_refused(
-        tmp_path: Path) -> None:
-    built = build_store(tmp_path / "src", extra_puts=400)
-    src, dst, mark = built.path, tmp_path / "dst", tmp_path / "mark"
-    before = tree_digest(src)
-    proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(src), str(dst), str(mark)])
+def sigkill_mid_copy(argv: list[str], mark: Path,
+                     mid_copy: Callable[[], None] | None = None) -> None:
+    """Run the migration ``argv``, SIGKILL it once it writes ``mark`` (mid-copy; after
+    ``mid_copy()``, which checks the state it is in), and wait for it to die."""
+    proc = subprocess.Popen(argv)
     try:
         deadline = time.monotonic() + 60
         while not mark.exists():
             assert proc.poll() is None, "the migration ended before it was killed"
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        if mid_copy is not None:
+            mid_copy()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_sigkill_mid_copy_leaves_source_intact_and_destination_refused(
+        tmp_path: Path) -> None:
+    built = build_store(tmp_path / "src", extra_puts=400)
+    src, dst, mark = built.path, tmp_path / "dst", tmp_path / "mark"
+    before = tree_digest(src)
+    sigkill_mid_copy([sys.executable, "-c", _KILLABLE, str(src), str(dst), str(mark)], mark)
     assert tree_digest(src) == before
     assert not dst.exists()  # no store appeared
     staging = tmp_path / ".dst.migrating"
@@ -398,7 +391,14 @@ def test_export_of_a_store_written_meanwhile_is_one_snapshot(src: Path, built: B
     """Writes committed while the copy runs (after the log was read, before the derived
     tables and checkpoints are) are not in the copy: every table is read in one snapshot,
     so the copy still replays."""
-    with Store.open(src) as live:
+    check_export_is_one_snapshot(src, tmp_path / "audit", built)
+
+
+def check_export_is_one_snapshot(store: Path, out: Path, built: Built) -> None:
+    """Export ``store`` (a copy of ``built``, either engine) to ``out`` while a record
+    and a checkpoint are committed just after the log was read: the copy ends before
+    them and replays."""
+    with Store.open(store) as live:
         written: list[int] = []
 
         def write_meanwhile(stage: str, done: int, total: int) -> None:
@@ -406,8 +406,7 @@ def test_export_of_a_store_written_meanwhile_is_one_snapshot(src: Path, built: B
                 written.append(live.put("gurukul", "lessons/meanwhile.txt", b"x").log_index)
                 live.checkpoint()
 
-        report = export(src, tmp_path / "audit", trusted_keys=[built.vkey],
-                        progress=write_meanwhile)
+        report = export(store, out, trusted_keys=[built.vkey], progress=write_meanwhile)
     assert written == [built.size]
     assert report.size == built.size and report.source_size_after == built.size + 1
-    assert store_result(tmp_path / "audit", [built.vkey]).ok
+    assert store_result(out, [built.vkey]).ok

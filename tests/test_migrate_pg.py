@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,14 @@ from typing import Any
 import pytest
 from _pg import PgDatabase, PgServer, pg_db, pg_server
 from click.testing import CliRunner
-from test_migrate import ORIGIN, build_store, table_rows, tree_digest
+from test_migrate import (
+    ORIGIN,
+    build_store,
+    check_export_is_one_snapshot,
+    sigkill_mid_copy,
+    table_rows,
+    tree_digest,
+)
 
 from depository.cli import main
 from depository.store import Store
@@ -122,22 +128,14 @@ def test_sigkill_mid_copy_into_postgresql_leaves_nothing(tmp_path: Path,
     built = build_store(tmp_path / "orig", extra_puts=400)
     before = tree_digest(built.path)
     dst, mark = tmp_path / "pg", tmp_path / "mark"
-    proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(built.path), str(dst),
-                             str(mark), pg_db.service_dsn, pg_db.owner_dsn])
-    try:
-        deadline = time.monotonic() + 60
-        while not mark.exists():
-            assert proc.poll() is None, "the migration ended before it was killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        # Mid-copy: rows are in the server, inside the open transaction.
-        assert not _has_schema(pg_db)  # uncommitted: nobody else sees the schema
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+
+    def mid_copy() -> None:
+        # Rows are in the server, inside the open transaction: uncommitted, so nobody
+        # else sees the schema.
+        assert not _has_schema(pg_db)
+
+    sigkill_mid_copy([sys.executable, "-c", _KILLABLE, str(built.path), str(dst), str(mark),
+                      pg_db.service_dsn, pg_db.owner_dsn], mark, mid_copy)
     assert tree_digest(built.path) == before
     assert not dst.exists()
     assert not _has_schema(pg_db)
@@ -203,19 +201,7 @@ def test_export_of_a_store_written_meanwhile_is_one_snapshot(tmp_path: Path,
     built = build_store(tmp_path / "orig")
     pg_dir = tmp_path / "pg"
     _to_pg(built.path, pg_dir, pg_db)
-    with Store.open(pg_dir) as live:
-        written: list[int] = []
-
-        def write_meanwhile(stage: str, done: int, total: int) -> None:
-            if stage == "log" and done == total and not written:
-                written.append(live.put("gurukul", "lessons/meanwhile.txt", b"x").log_index)
-                live.checkpoint()
-
-        report = export(pg_dir, tmp_path / "audit", trusted_keys=[built.vkey],
-                        progress=write_meanwhile)
-    assert written == [built.size]
-    assert report.size == built.size and report.source_size_after == built.size + 1
-    assert store_result(tmp_path / "audit", [built.vkey]).ok
+    check_export_is_one_snapshot(pg_dir, tmp_path / "audit", built)
 
 
 def test_depository_verify_store_replays_a_postgresql_store(tmp_path: Path,

@@ -41,7 +41,8 @@ class Ingested:
     data: bytes | None  # inline bytes, or None when stored as a file
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a directory, so the entries just created or renamed in it survive a crash."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -141,8 +142,8 @@ class BlobDir:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp_path, 0o444)
         os.rename(tmp_path, final)
-        _fsync_dir(final.parent)
-        _fsync_dir(final.parent.parent)
+        fsync_dir(final.parent)
+        fsync_dir(final.parent.parent)
 
     def open(self, sha256_hex: str, start: int = 0, length: int | None = None) -> BinaryIO:
         if length is None:
@@ -163,7 +164,7 @@ class BlobDir:
             p.unlink()
         except FileNotFoundError:
             return False
-        _fsync_dir(p.parent)
+        fsync_dir(p.parent)
         return True
 
     dispose = remove

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -107,19 +107,17 @@ class LogStorage(Protocol):
     def checkpoint_note(self, size: int) -> bytes | None: ...
 
 
-def token_row(conn: sqlite3.Connection, token_id: str) -> TokenRow | None:
-    """A token's row and its revocation's log index, as ``explain_token`` takes them."""
-    row = conn.execute(
-        "SELECT t.role, t.product, t.expires, t.secret_sha256, t.issued_idx, r.log_idx "
-        "FROM token t LEFT JOIN token_revoke r ON r.token_id = t.id WHERE t.id = ?",
-        (token_id,)).fetchone()
+# A token's row and its revocation's log index, as ``explain_token`` takes them (the
+# writer's LogStorage and StoreReads run the same query).
+TOKEN_ROW_SQL = (
+    "SELECT t.role, t.product, t.expires, t.secret_sha256, t.issued_idx, r.log_idx "
+    "FROM token t LEFT JOIN token_revoke r ON r.token_id = t.id WHERE t.id = ?")
+
+
+def token_row_of(row: Sequence[Any] | None) -> TokenRow | None:
+    """A :data:`TOKEN_ROW_SQL` result as ``explain_token`` takes it."""
     return None if row is None else (str(row[0]), row[1], row[2], str(row[3]), int(row[4]),
                                      None if row[5] is None else int(row[5]))
-
-
-def leaf_at(conn: sqlite3.Connection, idx: int) -> bytes | None:
-    row = conn.execute("SELECT leaf FROM log WHERE idx = ?", (idx,)).fetchone()
-    return None if row is None else bytes(row[0])
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -182,7 +180,158 @@ def sqlite_error(exc: BaseException) -> StoreError:
     return StoreError(f"storage error: {text}; nothing was written")
 
 
-class SqliteLogStorage:
+class PortableLogStorage:
+    """The :class:`LogStorage` methods whose SQL is the same on every engine.
+
+    Each statement is written once, in SQLite's dialect (``?`` placeholders), as a class
+    attribute ``_sql_*``. An engine whose driver wants another placeholder style names a
+    ``translate`` function in its class statement
+    (``class PgLogStorage(PortableLogStorage, translate=POSTGRESQL.sql)``): every ``_sql_*``
+    text is rewritten once, when the class is defined, never per call. The engine class
+    sets :attr:`conn` (a DB-API connection whose ``execute`` returns its cursor) and
+    supplies the rest of :class:`LogStorage` (transactions, errors, the bulk writes and
+    the per-put artifact lookups, which are tuned per engine).
+    """
+
+    conn: Any
+
+    # ------------------------------------------------------------ state at open
+    _sql_size = "SELECT max(idx) FROM log"
+    _sql_last_leaf = "SELECT leaf FROM log ORDER BY idx DESC LIMIT 1"
+    _sql_leaf = "SELECT leaf FROM log WHERE idx = ?"
+    _sql_leaf_hash = "SELECT leaf_hash FROM log WHERE idx = ?"
+    _sql_node = "SELECT hash FROM node WHERE level = ? AND k = ?"
+    _sql_usage = (
+        "SELECT a.product, sum(a.size), count(*) FROM artifact a WHERE NOT EXISTS "
+        "(SELECT 1 FROM disposal d WHERE d.artifact_id = a.id) GROUP BY a.product")
+    _sql_lock_reason = "SELECT state, reason FROM governance ORDER BY log_idx DESC LIMIT 1"
+    _sql_last_checkpoint = "SELECT size, root FROM checkpoint ORDER BY size DESC LIMIT 1"
+    # ---------------------------------------------------------------- writing
+    _sql_effective_retention = "SELECT max(retain_until) FROM retention WHERE artifact_id = ?"
+    _sql_add_retention = "INSERT INTO retention VALUES (?,?,?)"
+    _sql_hold_state = (
+        "SELECT h.matter, h.product, h.placed_idx, r.log_idx FROM hold h "
+        "LEFT JOIN hold_release r ON r.hold_id = h.id WHERE h.id = ?")
+    _sql_add_hold = "INSERT INTO hold VALUES (?,?,?,?,?,?,?,?)"
+    _sql_add_hold_release = "INSERT INTO hold_release VALUES (?,?,?,?,?)"
+    _sql_holds = ("SELECT h.id, h.product, h.scope, r.log_idx FROM hold h "
+                  "LEFT JOIN hold_release r ON r.hold_id = h.id")
+    # Live file-backed artifacts other than one sharing these bytes (the partial index).
+    _sql_live_file_copies = (
+        "SELECT count(*) FROM artifact a WHERE a.sha256 = ? AND a.storage = 'file' "
+        "AND a.id != ? AND NOT EXISTS "
+        "(SELECT 1 FROM disposal d WHERE d.artifact_id = a.id)")
+    _sql_add_disposal = "INSERT INTO disposal VALUES (?,?,?,?)"
+    # The trigger allows this only once the disposal row exists.
+    _sql_drop_inline = "DELETE FROM inline_blob WHERE log_idx = ?"
+    _sql_add_governance = "INSERT INTO governance VALUES (?,?,?,?,?)"
+    _sql_token_row = TOKEN_ROW_SQL
+    _sql_add_token = "INSERT INTO token VALUES (?,?,?,?,?,?,?,?,?)"
+    _sql_add_token_revoke = "INSERT INTO token_revoke VALUES (?,?,?,?,?)"
+    _sql_checkpoint_note = "SELECT note FROM checkpoint WHERE size = ?"
+
+    def __init_subclass__(cls, translate: Callable[[str], str] | None = None,
+                          **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if translate is not None:
+            for name, text in vars(PortableLogStorage).items():
+                if name.startswith("_sql_"):
+                    setattr(cls, name, translate(text))
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, args).fetchone()
+
+    # ------------------------------------------------------------ state at open
+    def size(self) -> int:
+        row = self._one(self._sql_size)
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def leaf(self, idx: int) -> bytes | None:
+        row = (self._one(self._sql_last_leaf) if idx < 0
+               else self._one(self._sql_leaf, (idx,)))
+        return None if row is None else bytes(row[0])
+
+    def node(self, level: int, k: int) -> bytes:
+        if level == 0:
+            row = self._one(self._sql_leaf_hash, (k,))
+        else:
+            row = self._one(self._sql_node, (level, k))
+        if row is None:
+            raise StoreError(f"Merkle node ({level}, {k}) is missing from storage")
+        return bytes(row[0])
+
+    def usage(self) -> dict[str, list[int]]:
+        return {str(pid): [int(b), int(n)]
+                for pid, b, n in self.conn.execute(self._sql_usage)}
+
+    def lock_reason(self) -> str | None:
+        gov = self._one(self._sql_lock_reason)
+        return str(gov[1]) if gov and gov[0] == "locked" else None
+
+    def last_checkpoint(self) -> tuple[int, bytes] | None:
+        cp = self._one(self._sql_last_checkpoint)
+        return None if cp is None else (int(cp[0]), bytes(cp[1]))
+
+    # ---------------------------------------------------------------- writing
+    def leaf_hash(self, idx: int) -> bytes:
+        return bytes(self._one(self._sql_leaf_hash, (idx,))[0])
+
+    def effective_retention(self, aid: str, base: str) -> str:
+        row = self._one(self._sql_effective_retention, (aid,))
+        return max(base, row[0]) if row[0] else base
+
+    def add_retention(self, seq: int, aid: str, until: str) -> None:
+        self.conn.execute(self._sql_add_retention, (seq, aid, until))
+
+    def hold_state(self, hold_id: str) -> tuple[str, str | None, int, int | None] | None:
+        row = self._one(self._sql_hold_state, (hold_id,))
+        return None if row is None else (row[0], row[1], int(row[2]), row[3])
+
+    def add_hold(self, hold_id: str, matter: str, reason: str, actor: str,
+                 product: str | None, scope_json: str, seq: int, time: str) -> None:
+        self.conn.execute(self._sql_add_hold, (
+            hold_id, matter, reason, actor, product, scope_json, seq, time))
+
+    def add_hold_release(self, hold_id: str, reason: str, actor: str, seq: int,
+                         time: str) -> None:
+        self.conn.execute(self._sql_add_hold_release, (hold_id, reason, actor, seq, time))
+
+    def holds(self) -> list[tuple[str, str | None, dict[str, Any], int | None]]:
+        return [(r[0], r[1], json.loads(r[2]), r[3])
+                for r in self.conn.execute(self._sql_holds)]
+
+    def live_file_copies(self, sha256: str, except_id: str) -> int:
+        return int(self._one(self._sql_live_file_copies, (sha256, except_id))[0])
+
+    def add_disposal(self, aid: str, sha256: str, seq: int, time: str) -> None:
+        self.conn.execute(self._sql_add_disposal, (aid, sha256, seq, time))
+
+    def drop_inline(self, log_idx: int) -> None:
+        self.conn.execute(self._sql_drop_inline, (log_idx,))
+
+    def add_governance(self, seq: int, state: str, reason: str, actor: str,
+                       time: str) -> None:
+        self.conn.execute(self._sql_add_governance, (seq, state, reason, actor, time))
+
+    def token_row(self, token_id: str) -> TokenRow | None:
+        return token_row_of(self._one(self._sql_token_row, (token_id,)))
+
+    def add_token(self, token_id: str, role: str, product: str | None,
+                  expires: str | None, secret_sha256: str, note: str, actor: str, seq: int,
+                  time: str) -> None:
+        self.conn.execute(self._sql_add_token, (
+            token_id, role, product, expires, secret_sha256, note, actor, seq, time))
+
+    def add_token_revoke(self, token_id: str, reason: str, actor: str, seq: int,
+                         time: str) -> None:
+        self.conn.execute(self._sql_add_token_revoke, (token_id, reason, actor, seq, time))
+
+    def checkpoint_note(self, size: int) -> bytes | None:
+        row = self._one(self._sql_checkpoint_note, (size,))
+        return None if row is None else bytes(row[0])
+
+
+class SqliteLogStorage(PortableLogStorage):
     """The SQLite engine of :class:`LogStorage` over ``STORE/depository.db``."""
 
     failures: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
@@ -215,42 +364,6 @@ class SqliteLogStorage:
         return None
 
     # ------------------------------------------------------------ state at open
-    def size(self) -> int:
-        row = self.conn.execute("SELECT max(idx) FROM log").fetchone()
-        return 0 if row[0] is None else int(row[0]) + 1
-
-    def leaf(self, idx: int) -> bytes | None:
-        if idx < 0:
-            row = self.conn.execute("SELECT leaf FROM log ORDER BY idx DESC LIMIT 1").fetchone()
-        else:
-            return leaf_at(self.conn, idx)
-        return None if row is None else bytes(row[0])
-
-    def node(self, level: int, k: int) -> bytes:
-        if level == 0:
-            row = self.conn.execute("SELECT leaf_hash FROM log WHERE idx = ?", (k,)).fetchone()
-        else:
-            row = self.conn.execute("SELECT hash FROM node WHERE level = ? AND k = ?",
-                                    (level, k)).fetchone()
-        if row is None:
-            raise StoreError(f"Merkle node ({level}, {k}) is missing from storage")
-        return bytes(row[0])
-
-    def usage(self) -> dict[str, list[int]]:
-        return {str(pid): [int(b), int(n)] for pid, b, n in self.conn.execute(
-            "SELECT a.product, sum(a.size), count(*) FROM artifact a WHERE NOT EXISTS "
-            "(SELECT 1 FROM disposal d WHERE d.artifact_id = a.id) GROUP BY a.product")}
-
-    def lock_reason(self) -> str | None:
-        gov = self.conn.execute(
-            "SELECT state, reason FROM governance ORDER BY log_idx DESC LIMIT 1").fetchone()
-        return str(gov[1]) if gov and gov[0] == "locked" else None
-
-    def last_checkpoint(self) -> tuple[int, bytes] | None:
-        cp = self.conn.execute(
-            "SELECT size, root FROM checkpoint ORDER BY size DESC LIMIT 1").fetchone()
-        return None if cp is None else (int(cp[0]), bytes(cp[1]))
-
     def schema_fingerprint(self) -> str:
         return _schema.schema_fingerprint(self.conn)
 
@@ -289,81 +402,7 @@ class SqliteLogStorage:
                 out[row[0]] = (*row[1:], None)
         return out
 
-    def leaf_hash(self, idx: int) -> bytes:
-        return bytes(self.conn.execute("SELECT leaf_hash FROM log WHERE idx = ?", (idx,)
-                                       ).fetchone()[0])
-
-    def effective_retention(self, aid: str, base: str) -> str:
-        row = self.conn.execute("SELECT max(retain_until) FROM retention WHERE artifact_id = ?",
-                                (aid,)).fetchone()
-        return max(base, row[0]) if row[0] else base
-
-    def add_retention(self, seq: int, aid: str, until: str) -> None:
-        self.conn.execute("INSERT INTO retention VALUES (?,?,?)", (seq, aid, until))
-
-    def hold_state(self, hold_id: str) -> tuple[str, str | None, int, int | None] | None:
-        row = self.conn.execute(
-            "SELECT h.matter, h.product, h.placed_idx, r.log_idx FROM hold h "
-            "LEFT JOIN hold_release r ON r.hold_id = h.id WHERE h.id = ?", (hold_id,)
-        ).fetchone()
-        return None if row is None else (row[0], row[1], int(row[2]), row[3])
-
-    def add_hold(self, hold_id: str, matter: str, reason: str, actor: str,
-                 product: str | None, scope_json: str, seq: int, time: str) -> None:
-        self.conn.execute("INSERT INTO hold VALUES (?,?,?,?,?,?,?,?)", (
-            hold_id, matter, reason, actor, product, scope_json, seq, time))
-
-    def add_hold_release(self, hold_id: str, reason: str, actor: str, seq: int,
-                         time: str) -> None:
-        self.conn.execute("INSERT INTO hold_release VALUES (?,?,?,?,?)",
-                          (hold_id, reason, actor, seq, time))
-
-    def holds(self) -> list[tuple[str, str | None, dict[str, Any], int | None]]:
-        return [(r[0], r[1], json.loads(r[2]), r[3]) for r in self.conn.execute(
-            "SELECT h.id, h.product, h.scope, r.log_idx FROM hold h "
-            "LEFT JOIN hold_release r ON r.hold_id = h.id")]
-
-    def live_file_copies(self, sha256: str, except_id: str) -> int:
-        """Live file-backed artifacts other than ``except_id`` sharing these bytes
-        (counted by the partial index)."""
-        return int(self.conn.execute(
-            "SELECT count(*) FROM artifact a WHERE a.sha256 = ? AND a.storage = 'file' "
-            "AND a.id != ? AND NOT EXISTS "
-            "(SELECT 1 FROM disposal d WHERE d.artifact_id = a.id)",
-            (sha256, except_id)).fetchone()[0])
-
-    def add_disposal(self, aid: str, sha256: str, seq: int, time: str) -> None:
-        self.conn.execute("INSERT INTO disposal VALUES (?,?,?,?)", (aid, sha256, seq, time))
-
-    def drop_inline(self, log_idx: int) -> None:
-        # The trigger allows this only once the disposal row exists.
-        self.conn.execute("DELETE FROM inline_blob WHERE log_idx = ?", (log_idx,))
-
-    def add_governance(self, seq: int, state: str, reason: str, actor: str,
-                       time: str) -> None:
-        self.conn.execute("INSERT INTO governance VALUES (?,?,?,?,?)",
-                          (seq, state, reason, actor, time))
-
-    def token_row(self, token_id: str) -> TokenRow | None:
-        return token_row(self.conn, token_id)
-
-    def add_token(self, token_id: str, role: str, product: str | None,
-                  expires: str | None, secret_sha256: str, note: str, actor: str, seq: int,
-                  time: str) -> None:
-        self.conn.execute("INSERT INTO token VALUES (?,?,?,?,?,?,?,?,?)", (
-            token_id, role, product, expires, secret_sha256, note, actor, seq, time))
-
-    def add_token_revoke(self, token_id: str, reason: str, actor: str, seq: int,
-                         time: str) -> None:
-        self.conn.execute("INSERT INTO token_revoke VALUES (?,?,?,?,?)",
-                          (token_id, reason, actor, seq, time))
-
     def add_checkpoint(self, size: int, root: bytes, note: bytes, time: str) -> None:
         with self.conn:
             self.conn.execute("INSERT OR IGNORE INTO checkpoint VALUES (?,?,?,?)",
                               (size, root, note, time))
-
-    def checkpoint_note(self, size: int) -> bytes | None:
-        row = self.conn.execute("SELECT note FROM checkpoint WHERE size = ?", (size,)
-                                ).fetchone()
-        return None if row is None else bytes(row[0])

@@ -136,19 +136,7 @@ class PgDestination:
         except Exception as exc:
             raise MigrationRefusedError(f"{exc}; nothing was migrated") from None
         try:
-            owner = conn.execute("SELECT current_user").fetchone()
-            found = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s",
-                                 (role,)).fetchone()
-            if found is None:
-                raise MigrationRefusedError(
-                    f"the service role {role!r} does not exist on the server; create it "
-                    "first (it must own nothing and not be a superuser)")
-            if found[0] or (owner is not None and owner[0] == role):
-                raise MigrationRefusedError(
-                    f"the service role {role!r} is "
-                    + ("a superuser" if found[0] else "the role creating the schema")
-                    + "; the store must run as a role that owns nothing (so it cannot alter "
-                    "the WORM triggers): use another role in --dsn")
+            _pg.check_service_role(conn, role, MigrationRefusedError, "--dsn")
             if _has_schema(conn):
                 raise MigrationRefusedError(
                     f"the destination database ({_pg.describe_dsn(admin_dsn)}) already holds "

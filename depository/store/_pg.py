@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -27,7 +25,6 @@ from psycopg.conninfo import conninfo_to_dict
 
 from depository import __version__
 from depository.store import _pg_schema, _schema
-from depository.store._authority import TokenRow
 from depository.store._errors import (
     ConfigError,
     DiskFullError,
@@ -36,8 +33,8 @@ from depository.store._errors import (
     StoreExistsError,
     StoreNotFoundError,
 )
-from depository.store._logstore import ArtifactRow, LeafRow
-from depository.store._reads import POSTGRESQL
+from depository.store._logstore import ArtifactRow, LeafRow, PortableLogStorage
+from depository.store._reads import POSTGRESQL, PerThreadConnections
 from depository.store._tree import NodeRow
 
 SEARCH_PATH = f"{_pg_schema.SCHEMA}, pg_temp"
@@ -108,6 +105,28 @@ def _has_schema(conn: psycopg.Connection[Any]) -> bool:
     return row is not None
 
 
+def check_service_role(conn: psycopg.Connection[Any], role: str,
+                       error: Callable[[str], Exception], dsn_option: str) -> None:
+    """Refuse, raising ``error``, a service role that does not exist, is a superuser or
+    is ``conn``'s own (the role creating the schema): the store must run as a role that
+    owns nothing, so it cannot alter the WORM triggers. ``dsn_option`` names where the
+    user gives the service role's DSN."""
+    owner = conn.execute("SELECT current_user").fetchone()
+    found = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s",
+                         (role,)).fetchone()
+    if found is None:
+        raise error(
+            f"the service role {role!r} does not exist on the server; create it first "
+            f"(e.g. CREATE ROLE {role} LOGIN PASSWORD '...') -- it must own nothing and "
+            "must not be a superuser")
+    if found[0] or (owner is not None and owner[0] == role):
+        raise error(
+            f"the service role {role!r} is "
+            + ("a superuser" if found[0] else "the role creating the schema (--admin-dsn)")
+            + "; the store must run as a role that owns nothing, so it cannot alter the "
+            f"WORM triggers. Use another role in {dsn_option}")
+
+
 def create_database(admin_dsn: str, service_dsn: str, *, origin: str,
                     verifier_key: str) -> None:
     """Create a new store's schema, WORM triggers and grants, and its ``meta`` rows.
@@ -122,20 +141,7 @@ def create_database(admin_dsn: str, service_dsn: str, *, origin: str,
                           "service role it runs as (user=...)")
     conn = connect(admin_dsn, autocommit=False)
     try:
-        owner = str(conn.execute("SELECT current_user").fetchone()[0])  # type: ignore[index]
-        role = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s",
-                            (service_role,)).fetchone()
-        if role is None:
-            raise ConfigError(
-                f"the service role {service_role!r} does not exist on the server; create it "
-                f"first (e.g. CREATE ROLE {service_role} LOGIN PASSWORD '...') -- it must own "
-                "nothing and must not be a superuser")
-        if role[0] or service_role == owner:
-            raise ConfigError(
-                f"the service role {service_role!r} is "
-                + ("a superuser" if role[0] else "the role creating the schema (--admin-dsn)")
-                + "; the store must run as a role that owns nothing, so it cannot alter the "
-                "WORM triggers. Use another role in the store's DSN")
+        check_service_role(conn, service_role, ConfigError, "the store's DSN")
         if _has_schema(conn):
             raise StoreExistsError(
                 f"the database ({describe_dsn(admin_dsn)}) already has a schema "
@@ -189,8 +195,9 @@ def pg_error(exc: BaseException) -> StoreError:
     return StoreError(f"storage error: {exc}; nothing was written")
 
 
-class PgLogStorage:
-    """The PostgreSQL engine of :class:`~depository.store._logstore.LogStorage`."""
+class PgLogStorage(PortableLogStorage, translate=POSTGRESQL.sql):
+    """The PostgreSQL engine of :class:`~depository.store._logstore.LogStorage` (the SQL
+    both engines share is :class:`~depository.store._logstore.PortableLogStorage`'s)."""
 
     failures: tuple[type[BaseException], ...] = (psycopg.Error, OSError)
 
@@ -264,43 +271,7 @@ class PgLogStorage:
             return str(exc).strip().splitlines()[0]
         return None
 
-    def _one(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        return self.conn.execute(sql, args).fetchone()
-
     # ------------------------------------------------------------ state at open
-    def size(self) -> int:
-        row = self._one("SELECT max(idx) FROM log")
-        return 0 if row[0] is None else int(row[0]) + 1
-
-    def leaf(self, idx: int) -> bytes | None:
-        if idx < 0:
-            row = self._one("SELECT leaf FROM log ORDER BY idx DESC LIMIT 1")
-        else:
-            row = self._one("SELECT leaf FROM log WHERE idx = %s", (idx,))
-        return None if row is None else bytes(row[0])
-
-    def node(self, level: int, k: int) -> bytes:
-        if level == 0:
-            row = self._one("SELECT leaf_hash FROM log WHERE idx = %s", (k,))
-        else:
-            row = self._one("SELECT hash FROM node WHERE level = %s AND k = %s", (level, k))
-        if row is None:
-            raise StoreError(f"Merkle node ({level}, {k}) is missing from storage")
-        return bytes(row[0])
-
-    def usage(self) -> dict[str, list[int]]:
-        return {str(pid): [int(b), int(n)] for pid, b, n in self.conn.execute(
-            "SELECT a.product, sum(a.size), count(*) FROM artifact a WHERE NOT EXISTS "
-            "(SELECT 1 FROM disposal d WHERE d.artifact_id = a.id) GROUP BY a.product")}
-
-    def lock_reason(self) -> str | None:
-        gov = self._one("SELECT state, reason FROM governance ORDER BY log_idx DESC LIMIT 1")
-        return str(gov[1]) if gov and gov[0] == "locked" else None
-
-    def last_checkpoint(self) -> tuple[int, bytes] | None:
-        cp = self._one("SELECT size, root FROM checkpoint ORDER BY size DESC LIMIT 1")
-        return None if cp is None else (int(cp[0]), bytes(cp[1]))
-
     def schema_fingerprint(self) -> str:
         """The reference fingerprint frozen in ``store.init`` while this database's own
         schema (triggers, grants, owners...) still matches the one stored at init;
@@ -350,115 +321,27 @@ class PgLogStorage:
                 out[row[0]] = (*row[1:], None)
         return out
 
-    def leaf_hash(self, idx: int) -> bytes:
-        return bytes(self._one("SELECT leaf_hash FROM log WHERE idx = %s", (idx,))[0])
-
-    def effective_retention(self, aid: str, base: str) -> str:
-        row = self._one("SELECT max(retain_until) FROM retention WHERE artifact_id = %s",
-                        (aid,))
-        return max(base, row[0]) if row[0] else base
-
-    def add_retention(self, seq: int, aid: str, until: str) -> None:
-        self.conn.execute("INSERT INTO retention VALUES (%s,%s,%s)", (seq, aid, until))
-
-    def hold_state(self, hold_id: str) -> tuple[str, str | None, int, int | None] | None:
-        row = self._one(
-            "SELECT h.matter, h.product, h.placed_idx, r.log_idx FROM hold h "
-            "LEFT JOIN hold_release r ON r.hold_id = h.id WHERE h.id = %s", (hold_id,))
-        return None if row is None else (row[0], row[1], int(row[2]), row[3])
-
-    def add_hold(self, hold_id: str, matter: str, reason: str, actor: str,
-                 product: str | None, scope_json: str, seq: int, time: str) -> None:
-        self.conn.execute("INSERT INTO hold VALUES (%s,%s,%s,%s,%s,%s,%s,%s)", (
-            hold_id, matter, reason, actor, product, scope_json, seq, time))
-
-    def add_hold_release(self, hold_id: str, reason: str, actor: str, seq: int,
-                         time: str) -> None:
-        self.conn.execute("INSERT INTO hold_release VALUES (%s,%s,%s,%s,%s)",
-                          (hold_id, reason, actor, seq, time))
-
-    def holds(self) -> list[tuple[str, str | None, dict[str, Any], int | None]]:
-        return [(r[0], r[1], json.loads(r[2]), r[3]) for r in self.conn.execute(
-            "SELECT h.id, h.product, h.scope, r.log_idx FROM hold h "
-            "LEFT JOIN hold_release r ON r.hold_id = h.id")]
-
-    def live_file_copies(self, sha256: str, except_id: str) -> int:
-        return int(self._one(
-            "SELECT count(*) FROM artifact a WHERE a.sha256 = %s AND a.storage = 'file' "
-            "AND a.id != %s AND NOT EXISTS "
-            "(SELECT 1 FROM disposal d WHERE d.artifact_id = a.id)", (sha256, except_id))[0])
-
-    def add_disposal(self, aid: str, sha256: str, seq: int, time: str) -> None:
-        self.conn.execute("INSERT INTO disposal VALUES (%s,%s,%s,%s)",
-                          (aid, sha256, seq, time))
-
-    def drop_inline(self, log_idx: int) -> None:
-        # The trigger allows this only once the disposal row exists.
-        self.conn.execute("DELETE FROM inline_blob WHERE log_idx = %s", (log_idx,))
-
-    def add_governance(self, seq: int, state: str, reason: str, actor: str,
-                       time: str) -> None:
-        self.conn.execute("INSERT INTO governance VALUES (%s,%s,%s,%s,%s)",
-                          (seq, state, reason, actor, time))
-
-    def token_row(self, token_id: str) -> TokenRow | None:
-        row = self._one(
-            "SELECT t.role, t.product, t.expires, t.secret_sha256, t.issued_idx, r.log_idx "
-            "FROM token t LEFT JOIN token_revoke r ON r.token_id = t.id WHERE t.id = %s",
-            (token_id,))
-        return None if row is None else (str(row[0]), row[1], row[2], str(row[3]),
-                                         int(row[4]), None if row[5] is None else int(row[5]))
-
-    def add_token(self, token_id: str, role: str, product: str | None,
-                  expires: str | None, secret_sha256: str, note: str, actor: str, seq: int,
-                  time: str) -> None:
-        self.conn.execute("INSERT INTO token VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)", (
-            token_id, role, product, expires, secret_sha256, note, actor, seq, time))
-
-    def add_token_revoke(self, token_id: str, reason: str, actor: str, seq: int,
-                         time: str) -> None:
-        self.conn.execute("INSERT INTO token_revoke VALUES (%s,%s,%s,%s,%s)",
-                          (token_id, reason, actor, seq, time))
-
     def add_checkpoint(self, size: int, root: bytes, note: bytes, time: str) -> None:
         self.conn.execute("INSERT INTO checkpoint VALUES (%s,%s,%s,%s) "
                           "ON CONFLICT (size) DO NOTHING", (size, root, note, time))
 
-    def checkpoint_note(self, size: int) -> bytes | None:
-        row = self._one("SELECT note FROM checkpoint WHERE size = %s", (size,))
-        return None if row is None else bytes(row[0])
 
-
-class PgReadConnections:
+class PgReadConnections(PerThreadConnections[psycopg.Connection[Any]]):
     """Read-only sessions for :class:`~depository.store._reads.StoreReads`, one per
     thread (``default_transaction_read_only``; the role's grants allow no update anyway)."""
 
     dialect = POSTGRESQL
 
     def __init__(self, dsn: str) -> None:
+        super().__init__()
         self.dsn = dsn
-        self._local = threading.local()
-        self._all: list[psycopg.Connection[Any]] = []
-        self._lock = threading.Lock()
-        self._generation = 0
 
     def conn(self) -> psycopg.Connection[Any]:
         mine: tuple[int, psycopg.Connection[Any]] | None = getattr(self._local, "conn", None)
         if mine is not None and mine[0] == self._generation and not (
                 mine[1].closed or mine[1].broken):
             return mine[1]
-        c = connect(self.dsn, read_only=True)
-        with self._lock:
-            self._local.conn = (self._generation, c)
-            self._all.append(c)
-        return c
-
-    def close(self) -> None:
-        with self._lock:
-            self._generation += 1
-            for c in self._all:
-                c.close()
-            self._all.clear()
+        return self._adopt(connect(self.dsn, read_only=True))
 
     def lost(self, exc: BaseException) -> bool:
         mine = getattr(self._local, "conn", None)

@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from depository.store._authority import TokenRow, explain_token
 from depository.store._errors import NotFoundError, StoreError
-from depository.store._logstore import DB_NAME, READER_CACHE_KIB
+from depository.store._logstore import DB_NAME, READER_CACHE_KIB, TOKEN_ROW_SQL, token_row_of
 from depository.store._model import (
     Artifact,
     Hold,
@@ -95,25 +95,26 @@ class ReadConnections(Protocol):
         read is then retried once on a new connection (reads have no side effects)."""
 
 
-class SqliteReadConnections:
-    """Read-only SQLite connections (``mode=ro``, ``query_only``) to ``STORE/depository.db``."""
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
-    dialect = SQLITE
 
-    def __init__(self, store_path: Path) -> None:
-        self._uri = f"file:{Path(store_path) / DB_NAME}?mode=ro"
+_Conn = TypeVar("_Conn", bound=_Closable)
+
+
+class PerThreadConnections(Generic[_Conn]):
+    """An engine's connections, one per thread, all closed by :meth:`close`: the
+    generation count tells each thread its own was closed, so it opens a fresh one. An
+    engine's ``conn()`` returns ``self._local.conn[1]`` while its generation is current
+    (inline: this runs per query) and otherwise opens one and :meth:`_adopt` s it."""
+
+    def __init__(self) -> None:
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[_Conn] = []
         self._lock = threading.Lock()
         self._generation = 0
 
-    def conn(self) -> sqlite3.Connection:
-        mine: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
-        if mine is not None and mine[0] == self._generation:
-            return mine[1]
-        c = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
-        c.execute("PRAGMA query_only=1")
-        c.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+    def _adopt(self, c: _Conn) -> _Conn:
         with self._lock:
             self._local.conn = (self._generation, c)
             self._all.append(c)
@@ -125,6 +126,25 @@ class SqliteReadConnections:
             for c in self._all:
                 c.close()
             self._all.clear()
+
+
+class SqliteReadConnections(PerThreadConnections[sqlite3.Connection]):
+    """Read-only SQLite connections (``mode=ro``, ``query_only``) to ``STORE/depository.db``."""
+
+    dialect = SQLITE
+
+    def __init__(self, store_path: Path) -> None:
+        super().__init__()
+        self._uri = f"file:{Path(store_path) / DB_NAME}?mode=ro"
+
+    def conn(self) -> sqlite3.Connection:
+        mine: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
+        if mine is not None and mine[0] == self._generation:
+            return mine[1]
+        c = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        c.execute("PRAGMA query_only=1")
+        c.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+        return self._adopt(c)
 
     def integrity_check(self) -> list[str]:
         return [str(r[0]) for r in self.conn().execute("PRAGMA integrity_check")]
@@ -535,12 +555,7 @@ class StoreReads:
         return tok if tok.valid_at(now) else None
 
     def _token_row(self, token_id: str) -> TokenRow | None:
-        row = self._q(
-            "SELECT t.role, t.product, t.expires, t.secret_sha256, t.issued_idx, r.log_idx "
-            "FROM token t LEFT JOIN token_revoke r ON r.token_id = t.id WHERE t.id = ?",
-            (token_id,)).fetchone()
-        return None if row is None else (str(row[0]), row[1], row[2], str(row[3]),
-                                         int(row[4]), None if row[5] is None else int(row[5]))
+        return token_row_of(self._q(TOKEN_ROW_SQL, (token_id,)).fetchone())
 
     def _leaf_at(self, idx: int) -> bytes | None:
         row = self._q("SELECT leaf FROM log WHERE idx = ?", (idx,)).fetchone()

@@ -55,6 +55,7 @@ from urllib.parse import quote
 
 from depository import __version__
 from depository.store import _schema
+from depository.store._blobs import fsync_dir
 from depository.store._errors import StoreError
 from depository.store._logstore import DB_NAME
 from depository.store._model import format_time, utc_now
@@ -576,11 +577,11 @@ def _prepare_destination(dst: _Endpoint) -> Path:
 
 def _publish(staging: Path, path: Path) -> None:
     (staging / STAGING_MARK).unlink()
-    _fsync_dir(staging)
+    fsync_dir(staging)
     if path.exists():
         path.rmdir()  # empty (checked before the copy)
     os.rename(staging, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 _NEUTRAL_META = frozenset({"schema_version", "origin", "verifier_key"})
@@ -772,7 +773,7 @@ def _copy_files(src: Path, staging: Path, *, export_only: bool, copy_blobs: bool
                 f"store {src}` to see which artifact it belongs to")
         tick("blobs", n, len(files))
     for d in {t.parent for t in (staging / OBJECTS).glob("??/??")}:
-        _fsync_dir(d)
+        fsync_dir(d)
     return len(files)
 
 
@@ -867,10 +868,3 @@ def _fsync(path: Path) -> None:
     finally:
         os.close(fd)
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

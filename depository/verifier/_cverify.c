@@ -19,6 +19,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdint.h>
 #include <string.h>
 
 static EVP_MD *g_sha256 = NULL;
@@ -469,7 +471,13 @@ typedef struct {
 
 #define GET(d, k) PyDict_GetItemWithError((d), (k))
 
-static PyObject *put_item(P *p, PyObject *rec, PyObject *idx, const Spec *spec) {
+typedef struct Cmp Cmp;
+static PyObject *put_confirm(P *p, Cmp *cmp, PyObject *idx, PyObject *typ, PyObject *product,
+                             PyObject *t, PyObject *actor, PyObject *aid, PyObject *name,
+                             PyObject *sha, PyObject *size, PyObject *media, PyObject *meta,
+                             PyObject *retain, PyObject *storage, const Spec *spec);
+
+static PyObject *put_item(P *p, PyObject *rec, PyObject *idx, const Spec *spec, Cmp *cmp) {
     if (!PyDict_CheckExact(rec) || PyDict_GET_SIZE(rec) != 7) return NULL;
     PyObject *typ = GET(rec, K_type);
     if (typ == NULL || !PyUnicode_CheckExact(typ) ||
@@ -514,6 +522,9 @@ static PyObject *put_item(P *p, PyObject *rec, PyObject *idx, const Spec *spec) 
     }
     int idm = artifact_id_matches(aid, product, name);
     if (idm != 1) return NULL;
+    if (cmp != NULL)
+        return put_confirm(p, cmp, idx, typ, product, t, actor, aid, name, sha, size, media,
+                           meta, retain, storage, spec);
     PyObject *meta_text = span_text(p, "metadata");
     if (meta_text == NULL) return NULL;
     PyObject *prov_text = span_text(p, "provenance");
@@ -610,7 +621,7 @@ static PyObject *py_prepare_put(PyObject *self, PyObject *args) {
     PyObject *v = loads_p(&p);
     PyObject *out = NULL;
     if (v != NULL) {
-        out = put_item(&p, v, idx, &spec);
+        out = put_item(&p, v, idx, &spec, NULL);
         Py_DECREF(v);
         if (out == NULL && PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_MemoryError))
             PyErr_Clear(); /* as scan() does: Python decides */
@@ -619,6 +630,575 @@ static PyObject *py_prepare_put(PyObject *self, PyObject *args) {
     PyBuffer_Release(&b);
     return out;
 }
+
+/* ------------------------------------------------------------------ derived rows, in SQLite */
+/* Twin of depository.verifier.store._confirm_rows / _meta_digest (pure Python is the
+ * specification). The artifact rows of a chunk are read in log order beside its leaves and
+ * compared column by column with what each put implies; the artifact_meta rows a put implies
+ * are folded into a keyed multiset digest: the sum mod 2^256 of
+ *     SHA-256(key || enc(product) || enc(key) || enc(value) || enc(log_idx))
+ * with a key drawn at random for each replay (the table's side is one sequential scan, so no
+ * row is looked up by key). enc(text) = 't' || u64be(len) || UTF-8; enc(int) = 'i' ||
+ * i64be; any other SQLite value: a tag of its own ('f', 'b', 'n') || u64be(len) || bytes. */
+
+typedef struct { uint64_t w[4]; } Sum256; /* w[0] most significant */
+
+static void sum_add_words(Sum256 *a, const uint64_t x[4]) {
+    uint64_t carry = 0;
+    for (int k = 3; k >= 0; k--) {
+        uint64_t s = a->w[k] + x[k];
+        uint64_t c1 = s < x[k];
+        uint64_t s2 = s + carry;
+        uint64_t c2 = s2 < s;
+        a->w[k] = s2;
+        carry = c1 | c2;
+    }
+}
+
+static void sum_add(Sum256 *a, const unsigned char d[32]) {
+    uint64_t x[4];
+    for (int k = 0; k < 4; k++) {
+        uint64_t v = 0;
+        for (int j = 0; j < 8; j++) v = (v << 8) | d[8 * k + j];
+        x[k] = v;
+    }
+    sum_add_words(a, x);
+}
+
+static PyObject *sum_bytes(const Sum256 *a) {
+    unsigned char out[32];
+    for (int k = 0; k < 4; k++)
+        for (int j = 0; j < 8; j++) out[8 * k + j] = (unsigned char)(a->w[k] >> (56 - 8 * j));
+    return PyBytes_FromStringAndSize((const char *)out, 32);
+}
+
+typedef struct {
+    int tag; /* 't' text, 'i' integer, 'f' real, 'b' blob, 'n' null */
+    const unsigned char *b;
+    Py_ssize_t n;
+    long long i;
+} Field;
+
+static int row_digest(const unsigned char key[32], const Field *f, int nf, unsigned char out[32]) {
+    unsigned int len = 0;
+    if (EVP_DigestInit_ex(g_ctx, g_sha256, NULL) != 1) return -1;
+    if (EVP_DigestUpdate(g_ctx, key, 32) != 1) return -1;
+    for (int k = 0; k < nf; k++) {
+        unsigned char h[9];
+        uint64_t v = f[k].tag == 'i' ? (uint64_t)f[k].i : (uint64_t)f[k].n;
+        h[0] = (unsigned char)f[k].tag;
+        for (int j = 0; j < 8; j++) h[1 + j] = (unsigned char)(v >> (56 - 8 * j));
+        if (EVP_DigestUpdate(g_ctx, h, 9) != 1) return -1;
+        if (f[k].tag != 'i' && f[k].n && EVP_DigestUpdate(g_ctx, f[k].b, (size_t)f[k].n) != 1)
+            return -1;
+    }
+    if (EVP_DigestFinal_ex(g_ctx, out, &len) != 1 || len != 32) return -1;
+    return 0;
+}
+
+/* A column as a Field (pointers valid until the statement steps again). */
+static void col_field(sqlite3_stmt *st, int col, Field *f) {
+    int ty = sqlite3_column_type(st, col);
+    f->i = 0;
+    if (ty == SQLITE_INTEGER) {
+        f->tag = 'i';
+        f->i = sqlite3_column_int64(st, col);
+        f->b = NULL;
+        f->n = 0;
+        return;
+    }
+    if (ty == SQLITE_TEXT) {
+        f->tag = 't';
+        f->b = sqlite3_column_text(st, col);
+    } else {
+        f->tag = ty == SQLITE_FLOAT ? 'f' : ty == SQLITE_BLOB ? 'b' : 'n';
+        f->b = sqlite3_column_blob(st, col);
+    }
+    f->n = sqlite3_column_bytes(st, col);
+    if (f->b == NULL) f->n = 0;
+}
+
+struct Cmp {
+    sqlite3_stmt *art; /* the chunk's artifact rows, in log_idx order */
+    int have;          /* art is on a row */
+    long long cur;     /* that row's log_idx */
+    int ok;            /* every row compared so far matched */
+    long long count;   /* artifact rows confirmed */
+    PyObject *skipped; /* log_idx of rows at no put this code confirmed (Python compares) */
+    const unsigned char *key;
+    Sum256 sum;        /* metadata rows the confirmed puts imply */
+    long long meta_count;
+    sqlite3_stmt *blob; /* the chunk's inline_blob rows, in log_idx order */
+    int bhave;
+    long long bcur;
+    int bclean;         /* every row is the bytes of a confirmed inline put, none missing */
+    long long blobs;    /* inline puts whose bytes hash to their record */
+};
+
+static void blob_step(Cmp *c) {
+    int rc = sqlite3_step(c->blob);
+    if (rc == SQLITE_ROW && sqlite3_column_type(c->blob, 0) == SQLITE_INTEGER) {
+        c->bhave = 1;
+        c->bcur = sqlite3_column_int64(c->blob, 0);
+        return;
+    }
+    c->bhave = 0;
+    if (rc != SQLITE_DONE) c->bclean = 0;
+}
+
+/* The inline bytes of the put at li, whose record says sha (64 hex digits). */
+static int blob_check(Cmp *c, long long li, PyObject *sha) {
+    while (c->bhave && c->bcur < li) { c->bclean = 0; blob_step(c); }
+    if (!c->bhave || c->bcur != li || sqlite3_column_type(c->blob, 1) != SQLITE_BLOB) {
+        c->bclean = 0;
+        return 0;
+    }
+    const unsigned char *b = sqlite3_column_blob(c->blob, 1);
+    Py_ssize_t n = sqlite3_column_bytes(c->blob, 1);
+    static const unsigned char zero = 0;
+    unsigned char d[32];
+    if (sha256_2(b ? b : &zero, (size_t)n, NULL, 0, NULL, 0, d) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed");
+        return -1;
+    }
+    static const char hx[] = "0123456789abcdef";
+    char h[64];
+    for (int k = 0; k < 32; k++) { h[2 * k] = hx[d[k] >> 4]; h[2 * k + 1] = hx[d[k] & 15]; }
+    const char *want = (const char *)PyUnicode_DATA(sha); /* hex64: compact ASCII */
+    if (memcmp(h, want, 64) == 0) c->blobs++;
+    else c->bclean = 0;
+    blob_step(c);
+    return 0;
+}
+
+static void art_step(Cmp *c) {
+    int rc = sqlite3_step(c->art);
+    if (rc == SQLITE_ROW && sqlite3_column_type(c->art, 0) == SQLITE_INTEGER) {
+        c->have = 1;
+        c->cur = sqlite3_column_int64(c->art, 0);
+        return;
+    }
+    c->have = 0;
+    if (rc != SQLITE_DONE) c->ok = 0; /* unreadable: the row-by-row path words it */
+}
+
+static int col_text_eq(sqlite3_stmt *st, int col, const char *b, Py_ssize_t n) {
+    if (sqlite3_column_type(st, col) != SQLITE_TEXT) return 0;
+    const unsigned char *t = sqlite3_column_text(st, col);
+    Py_ssize_t tn = sqlite3_column_bytes(st, col);
+    return t != NULL && tn == n && (n == 0 || memcmp(t, b, (size_t)n) == 0);
+}
+
+static int col_str_eq(sqlite3_stmt *st, int col, PyObject *o) {
+    Py_ssize_t n;
+    const char *b = PyUnicode_AsUTF8AndSize(o, &n);
+    if (b == NULL) { PyErr_Clear(); return 0; }
+    return col_text_eq(st, col, b, n);
+}
+
+static int span_find(P *p, const char *key, const char **b, Py_ssize_t *n) {
+    size_t kl = strlen(key);
+    for (int k = 0; k < p->nspans; k++) {
+        Span *sp = &p->spans[k];
+        if ((size_t)sp->klen == kl && memcmp(sp->key, key, kl) == 0) {
+            *b = (const char *)p->s + sp->start;
+            *n = sp->end - sp->start;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *token_of(PyObject *actor, const Spec *spec) {
+    int tk = PyUnicode_Tailmatch(actor, spec->token_prefix, 0, PY_SSIZE_T_MAX, -1);
+    if (tk < 0) return NULL;
+    if (!tk) return Py_NewRef(Py_None);
+    return PyUnicode_Substring(actor, PyUnicode_GET_LENGTH(spec->token_prefix),
+                               PyUnicode_GET_LENGTH(actor));
+}
+
+/* A put that passed every check of _prepare: confirm its artifact row (cmp->art at its index)
+ * and add its metadata rows to the digest; return the compact item the parent's replay needs
+ * (store._compact's shape). NULL without an error: Python prepares this record instead. */
+static PyObject *put_confirm(P *p, Cmp *cmp, PyObject *idx, PyObject *typ, PyObject *product,
+                             PyObject *t, PyObject *actor, PyObject *aid, PyObject *name,
+                             PyObject *sha, PyObject *size, PyObject *media, PyObject *meta,
+                             PyObject *retain, PyObject *storage, const Spec *spec) {
+    long long li = PyLong_AsLongLong(idx);
+    if (li == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t pl;
+    const char *pb = PyUnicode_AsUTF8AndSize(product, &pl);
+    if (pb == NULL) return NULL;
+    const char *mb, *vb;
+    Py_ssize_t mn, vn;
+    if (!span_find(p, "metadata", &mb, &mn) || !span_find(p, "provenance", &vb, &vn))
+        return NULL;
+    /* 1. the metadata rows, into a local sum: nothing is consumed if this record goes back */
+    Sum256 local = {{0, 0, 0, 0}};
+    long long mcount = 0;
+    Py_ssize_t pos = 0;
+    PyObject *k, *val;
+    while (PyDict_Next(meta, &pos, &k, &val)) {
+        const char *tb;
+        Py_ssize_t tn;
+        char num[32];
+        if (PyUnicode_CheckExact(val)) {
+            tb = PyUnicode_AsUTF8AndSize(val, &tn);
+            if (tb == NULL) return NULL;
+        } else if (val == Py_None) {
+            tb = "null"; tn = 4;
+        } else if (val == Py_True) {
+            tb = "true"; tn = 4;
+        } else if (val == Py_False) {
+            tb = "false"; tn = 5;
+        } else if (PyLong_CheckExact(val)) { /* <= 15 digits: within +-2**53 */
+            long long x = PyLong_AsLongLong(val);
+            if (x == -1 && PyErr_Occurred()) return NULL;
+            tn = snprintf(num, sizeof num, "%lld", x);
+            tb = num;
+        } else if (PyDict_CheckExact(val) || PyList_CheckExact(val)) {
+            continue; /* not indexed */
+        } else {
+            return NULL;
+        }
+        Py_ssize_t kn;
+        const char *kb = PyUnicode_AsUTF8AndSize(k, &kn);
+        if (kb == NULL) return NULL;
+        Field f[4] = {
+            {'t', (const unsigned char *)pb, pl, 0}, {'t', (const unsigned char *)kb, kn, 0},
+            {'t', (const unsigned char *)tb, tn, 0}, {'i', NULL, 0, li},
+        };
+        unsigned char d[32];
+        if (row_digest(cmp->key, f, 4, d) < 0) {
+            PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed");
+            return NULL;
+        }
+        sum_add(&local, d);
+        mcount++;
+    }
+    PyObject *tok = token_of(actor, spec);
+    if (tok == NULL) return NULL;
+    PyObject *small = PyTuple_Pack(10, aid, Py_None, name, sha, size, Py_None, Py_None, Py_None,
+                                   Py_None, storage);
+    PyObject *empty = small ? PyTuple_New(0) : NULL;
+    PyObject *payload = empty ? PyTuple_Pack(2, small, empty) : NULL;
+    Py_XDECREF(small);
+    Py_XDECREF(empty);
+    PyObject *item = payload ? PyTuple_Pack(6, idx, typ, product, t, payload, tok) : NULL;
+    Py_XDECREF(payload);
+    Py_DECREF(tok);
+    if (item == NULL) return NULL;
+    /* 2. the artifact row at this index */
+    while (cmp->have && cmp->cur < li) {
+        PyObject *o = PyLong_FromLongLong(cmp->cur);
+        if (o == NULL || PyList_Append(cmp->skipped, o) < 0) {
+            Py_XDECREF(o);
+            Py_DECREF(item);
+            return NULL;
+        }
+        Py_DECREF(o);
+        art_step(cmp);
+    }
+    if (!cmp->have || cmp->cur != li) {
+        cmp->ok = 0; /* no row for this put */
+    } else {
+        sqlite3_stmt *st = cmp->art;
+        long long sz = PyLong_AsLongLong(size);
+        int same = col_str_eq(st, 1, aid) && col_str_eq(st, 2, product) &&
+                   col_str_eq(st, 3, name) && col_str_eq(st, 4, sha) &&
+                   sqlite3_column_type(st, 5) == SQLITE_INTEGER &&
+                   sqlite3_column_int64(st, 5) == sz && col_str_eq(st, 6, media) &&
+                   col_text_eq(st, 7, mb, mn) && col_text_eq(st, 8, vb, vn) &&
+                   col_str_eq(st, 9, retain) && col_str_eq(st, 10, storage) &&
+                   col_str_eq(st, 11, actor) && col_str_eq(st, 12, t);
+        if (!same) cmp->ok = 0;
+        cmp->count++;
+        art_step(cmp);
+    }
+    sum_add_words(&cmp->sum, local.w);
+    cmp->meta_count += mcount;
+    if (cmp->blob != NULL && PyUnicode_Compare(storage, S_inline) == 0 &&
+        blob_check(cmp, li, sha) < 0) {
+        Py_DECREF(item);
+        return NULL;
+    }
+    return item;
+}
+
+/* Db(uri): a read-only connection of this module's own, stepping the statements the scan
+ * needs without a Python object per row. */
+typedef struct {
+    PyObject_HEAD
+    sqlite3 *db;
+    sqlite3_stmt *log, *art, *meta, *blob; /* blob: NULL when there is no inline_blob */
+} DbObject;
+
+static void Db_close_all(DbObject *o) {
+    sqlite3_finalize(o->log);
+    sqlite3_finalize(o->art);
+    sqlite3_finalize(o->meta);
+    sqlite3_finalize(o->blob);
+    o->log = o->art = o->meta = o->blob = NULL;
+    if (o->db) sqlite3_close_v2(o->db);
+    o->db = NULL;
+}
+
+static void Db_dealloc(DbObject *o) {
+    Db_close_all(o);
+    Py_TYPE(o)->tp_free((PyObject *)o);
+}
+
+static int Db_init(DbObject *o, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"uri", NULL};
+    const char *uri;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s", kwlist, &uri)) return -1;
+    Db_close_all(o);
+    int rc = sqlite3_open_v2(uri, &o->db,
+                             SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+    const char *sql[] = {
+        "PRAGMA query_only=1",
+        "PRAGMA mmap_size=1099511627776",
+    };
+    for (size_t k = 0; rc == SQLITE_OK && k < sizeof sql / sizeof sql[0]; k++)
+        rc = sqlite3_exec(o->db, sql[k], NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(o->db, "SELECT idx, leaf, leaf_hash FROM log WHERE idx >= ?1 "
+                                "AND idx < ?2 ORDER BY idx", -1, SQLITE_PREPARE_PERSISTENT,
+                                &o->log, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(o->db, "SELECT log_idx, id, product, name, sha256, size, "
+                                "media_type, metadata, provenance, retain_until, storage, actor, "
+                                "created FROM artifact WHERE log_idx >= ?1 AND log_idx < ?2 "
+                                "ORDER BY log_idx", -1, SQLITE_PREPARE_PERSISTENT, &o->art, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(o->db, "SELECT product, key, value, log_idx FROM artifact_meta",
+                                -1, SQLITE_PREPARE_PERSISTENT, &o->meta, NULL);
+    if (rc == SQLITE_OK &&
+        sqlite3_prepare_v3(o->db, "SELECT log_idx, data FROM inline_blob WHERE log_idx >= ?1 "
+                           "AND log_idx < ?2 ORDER BY log_idx", -1, SQLITE_PREPARE_PERSISTENT,
+                           &o->blob, NULL) != SQLITE_OK)
+        o->blob = NULL; /* no such table: chunk() reports no blob confirmation */
+    if (rc != SQLITE_OK) {
+        PyErr_Format(PyExc_OSError, "cannot read the store: %s",
+                     o->db ? sqlite3_errmsg(o->db) : "out of memory");
+        Db_close_all(o);
+        return -1;
+    }
+    return 0;
+}
+
+static int db_ready(DbObject *o) {
+    if (o->db == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the connection is closed");
+        return 0;
+    }
+    return 1;
+}
+
+/* Db.chunk(start, end, spec, key) -> None, or (values, hashes, leaves, confirmed, artifacts,
+ * skipped, meta_count, meta_sum, blobs).
+ * None: the leaves are not rows start..end-1 without a gap, a leaf or leaf_hash is not a blob,
+ * a stored leaf_hash differs, or the database could not be read: the pure-Python scan decides.
+ * values[i]: the compact item of a put this code proved sound (its artifact row compared, its
+ * metadata rows in meta_sum), else the decoded record or None (not proven canonical), whose
+ * leaf bytes are leaves[i]. confirmed: every artifact row compared equal and none is missing;
+ * skipped: log_idx of artifact rows in the range at no such put (Python compares them).
+ * blobs: the number of inline puts whose inline_blob row hashes to the record, when those
+ * are all the range's inline_blob rows and none is missing; else -1 (Python checks). */
+static PyObject *Db_chunk(DbObject *self, PyObject *args) {
+    long long start, end;
+    PyObject *spec_o;
+    Py_buffer key;
+    if (!PyArg_ParseTuple(args, "LLOy*", &start, &end, &spec_o, &key)) return NULL;
+    PyObject *values = NULL, *hashes = NULL, *leaves = NULL, *out = NULL;
+    Cmp cmp;
+    memset(&cmp, 0, sizeof cmp);
+    Spec spec;
+    if (!db_ready(self)) goto done;
+    if (key.len != 32) { PyErr_SetString(PyExc_ValueError, "key must be 32 bytes"); goto done; }
+    if (spec_from(spec_o, &spec) < 0) goto done;
+    if (start < 0 || end < start || end - start > (1 << 20)) {
+        PyErr_SetString(PyExc_ValueError, "bad chunk bounds");
+        goto done;
+    }
+    Py_ssize_t n = (Py_ssize_t)(end - start);
+    values = PyList_New(n);
+    hashes = PyBytes_FromStringAndSize(NULL, n * 32);
+    leaves = PyDict_New();
+    cmp.skipped = PyList_New(0);
+    if (values == NULL || hashes == NULL || leaves == NULL || cmp.skipped == NULL) goto done;
+    for (Py_ssize_t k = 0; k < n; k++) PyList_SET_ITEM(values, k, Py_NewRef(Py_None));
+    unsigned char *hout = (unsigned char *)PyBytes_AS_STRING(hashes);
+    cmp.art = self->art;
+    cmp.ok = 1;
+    cmp.key = key.buf;
+    cmp.blob = self->blob;
+    cmp.bclean = cmp.blob != NULL;
+    sqlite3_stmt *lg = self->log;
+    if (sqlite3_bind_int64(lg, 1, start) != SQLITE_OK ||
+        sqlite3_bind_int64(lg, 2, end) != SQLITE_OK ||
+        sqlite3_bind_int64(cmp.art, 1, start) != SQLITE_OK ||
+        sqlite3_bind_int64(cmp.art, 2, end) != SQLITE_OK ||
+        (cmp.blob != NULL && (sqlite3_bind_int64(cmp.blob, 1, start) != SQLITE_OK ||
+                              sqlite3_bind_int64(cmp.blob, 2, end) != SQLITE_OK))) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    art_step(&cmp);
+    if (cmp.blob != NULL) blob_step(&cmp);
+    static const unsigned char zero = 0;
+    Py_ssize_t k = 0;
+    int rc;
+    int sound = 1;
+    while ((rc = sqlite3_step(lg)) == SQLITE_ROW) {
+        if (k >= n || sqlite3_column_type(lg, 0) != SQLITE_INTEGER ||
+            sqlite3_column_int64(lg, 0) != start + k || sqlite3_column_type(lg, 1) != SQLITE_BLOB ||
+            sqlite3_column_type(lg, 2) != SQLITE_BLOB) {
+            sound = 0;
+            break;
+        }
+        const unsigned char *s = sqlite3_column_blob(lg, 1);
+        Py_ssize_t len = sqlite3_column_bytes(lg, 1);
+        if (s == NULL) s = &zero; /* an empty blob */
+        if (sha256_2(&zero, 1, s, (size_t)len, NULL, 0, hout + 32 * k) < 0) {
+            PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed");
+            goto done;
+        }
+        const void *col = sqlite3_column_blob(lg, 2);
+        if (sqlite3_column_bytes(lg, 2) != 32 || col == NULL ||
+            memcmp(col, hout + 32 * k, 32) != 0) {
+            sound = 0;
+            break;
+        }
+        P p;
+        memset(&p, 0, sizeof p);
+        p.s = s;
+        p.n = len;
+        p.max_depth = g_max_depth;
+        PyObject *v = loads_p(&p);
+        if (v == NULL) goto done;
+        if (v != Py_None) {
+            PyObject *idx = PyLong_FromLongLong(start + k);
+            if (idx == NULL) { Py_DECREF(v); goto done; }
+            PyObject *item = put_item(&p, v, idx, &spec, &cmp);
+            Py_DECREF(idx);
+            if (item != NULL) {
+                Py_SETREF(v, item);
+            } else if (PyErr_Occurred()) {
+                if (!PyErr_ExceptionMatches(PyExc_MemoryError)) {
+                    PyErr_Clear(); /* e.g. an oversized int: Python decides */
+                } else {
+                    Py_DECREF(v);
+                    goto done;
+                }
+            }
+        }
+        if (!PyTuple_CheckExact(v)) {
+            PyObject *pos = PyLong_FromSsize_t(k);
+            PyObject *b = pos ? PyBytes_FromStringAndSize((const char *)s, len) : NULL;
+            int r = b ? PyDict_SetItem(leaves, pos, b) : -1;
+            Py_XDECREF(pos);
+            Py_XDECREF(b);
+            if (r < 0) { Py_DECREF(v); goto done; }
+        }
+        Py_SETREF(PyList_GET_ITEM(values, k), v);
+        k++;
+    }
+    if (!sound || rc != SQLITE_DONE || k != n) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    while (cmp.have) { /* artifact rows after the last confirmed put */
+        PyObject *o = PyLong_FromLongLong(cmp.cur);
+        if (o == NULL || PyList_Append(cmp.skipped, o) < 0) { Py_XDECREF(o); goto done; }
+        Py_DECREF(o);
+        art_step(&cmp);
+    }
+    if (cmp.bhave) cmp.bclean = 0; /* rows after the last inline put */
+    PyObject *msum = sum_bytes(&cmp.sum);
+    if (msum == NULL) goto done;
+    out = Py_BuildValue("(OOOOLOLNL)", values, hashes, leaves, cmp.ok ? Py_True : Py_False,
+                        cmp.count, cmp.skipped, cmp.meta_count, msum,
+                        cmp.bclean ? cmp.blobs : -1LL);
+done:
+    if (self->db) {
+        sqlite3_reset(self->log);
+        sqlite3_reset(self->art);
+        if (self->blob) sqlite3_reset(self->blob);
+    }
+    Py_XDECREF(values);
+    Py_XDECREF(hashes);
+    Py_XDECREF(leaves);
+    Py_XDECREF(cmp.skipped);
+    PyBuffer_Release(&key);
+    return out;
+}
+
+/* Db.meta_digest(key, n) -> (rows, sum, beyond): every artifact_meta row with log_idx < n
+ * folded into the keyed digest (rows counted), and the number of rows at log_idx >= n. */
+static PyObject *Db_meta_digest(DbObject *self, PyObject *args) {
+    Py_buffer key;
+    long long n;
+    if (!PyArg_ParseTuple(args, "y*L", &key, &n)) return NULL;
+    PyObject *out = NULL;
+    if (!db_ready(self)) goto done;
+    if (key.len != 32) { PyErr_SetString(PyExc_ValueError, "key must be 32 bytes"); goto done; }
+    Sum256 sum = {{0, 0, 0, 0}};
+    long long rows = 0, beyond = 0;
+    int rc;
+    sqlite3_stmt *st = self->meta;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        Field f[4];
+        for (int c = 0; c < 4; c++) col_field(st, c, &f[c]);
+        if (f[3].tag == 'i' && f[3].i >= n) { beyond++; continue; }
+        unsigned char d[32];
+        if (row_digest(key.buf, f, 4, d) < 0) {
+            PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed");
+            goto done;
+        }
+        sum_add(&sum, d);
+        rows++;
+    }
+    if (rc != SQLITE_DONE) {
+        PyErr_Format(PyExc_OSError, "artifact_meta could not be read: %s",
+                     sqlite3_errmsg(self->db));
+        goto done;
+    }
+    PyObject *s = sum_bytes(&sum);
+    if (s != NULL) out = Py_BuildValue("(LNL)", rows, s, beyond);
+done:
+    if (self->db) sqlite3_reset(self->meta);
+    PyBuffer_Release(&key);
+    return out;
+}
+
+static PyObject *Db_close(DbObject *self, PyObject *unused) {
+    (void)unused;
+    Db_close_all(self);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Db_methods[] = {
+    {"chunk", (PyCFunction)Db_chunk, METH_VARARGS,
+     "chunk(start, end, spec, key) -> None or (values, hashes, leaves, confirmed, artifacts, "
+     "skipped, meta_count, meta_sum, blobs)"},
+    {"meta_digest", (PyCFunction)Db_meta_digest, METH_VARARGS,
+     "meta_digest(key, n) -> (rows, sum, rows at log_idx >= n)"},
+    {"close", (PyCFunction)Db_close, METH_NOARGS, "close the connection"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject DbType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "depository.verifier._cverify.Db",
+    .tp_basicsize = sizeof(DbObject),
+    .tp_dealloc = (destructor)Db_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Db(uri): a read-only SQLite connection for chunk() and meta_digest()",
+    .tp_methods = Db_methods,
+    .tp_init = (initproc)Db_init,
+    .tp_new = PyType_GenericNew,
+};
 
 /* ------------------------------------------------------------------ hashing */
 
@@ -706,7 +1286,7 @@ static PyObject *py_scan(PyObject *self, PyObject *args) {
             v = loads_p(&p);
             if (v == NULL) goto fail;
             if (with_spec && v != Py_None) {
-                PyObject *item = put_item(&p, v, PyTuple_GET_ITEM(row, 0), &spec);
+                PyObject *item = put_item(&p, v, PyTuple_GET_ITEM(row, 0), &spec, NULL);
                 if (item != NULL) {
                     Py_SETREF(v, item);
                 } else if (PyErr_Occurred()) {
@@ -834,5 +1414,12 @@ PyMODINIT_FUNC PyInit__cverify(void) {
             if (*names[k].slot == NULL) return NULL;
         }
     }
-    return PyModule_Create(&module);
+    if (PyType_Ready(&DbType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Db", (PyObject *)&DbType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

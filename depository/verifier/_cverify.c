@@ -25,6 +25,7 @@
 
 static EVP_MD *g_sha256 = NULL;
 static EVP_MD_CTX *g_ctx = NULL;
+static PyObject *g_one, *g_zero; /* small ints for apply_puts */
 
 static int sha256_2(const unsigned char *a, size_t na, const unsigned char *b, size_t nb,
                     const unsigned char *c, size_t nc, unsigned char out[32]) {
@@ -637,7 +638,7 @@ static PyObject *py_prepare_put(PyObject *self, PyObject *args) {
  * compared column by column with what each put implies; the artifact_meta rows a put implies
  * are folded into a keyed multiset digest: the sum mod 2^256 of
  *     SHA-256(key || enc(product) || enc(key) || enc(value) || enc(log_idx))
- * with a key drawn at random for each replay (the table's side is one sequential scan, so no
+ * with a 64-byte key drawn at random for each replay (the table's side is one sequential scan, so no
  * row is looked up by key). enc(text) = 't' || u64be(len) || UTF-8; enc(int) = 'i' ||
  * i64be; any other SQLite value: a tag of its own ('f', 'b', 'n') || u64be(len) || bytes. */
 
@@ -679,10 +680,20 @@ typedef struct {
     long long i;
 } Field;
 
-static int row_digest(const unsigned char key[32], const Field *f, int nf, unsigned char out[32]) {
+/* The key fills SHA-256's first block: its state (kctx) is computed once and copied per row. */
+static EVP_MD_CTX *key_ctx(const unsigned char key[64]) {
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c == NULL) return NULL;
+    if (EVP_DigestInit_ex(c, g_sha256, NULL) != 1 || EVP_DigestUpdate(c, key, 64) != 1) {
+        EVP_MD_CTX_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int row_digest(EVP_MD_CTX *kctx, const Field *f, int nf, unsigned char out[32]) {
     unsigned int len = 0;
-    if (EVP_DigestInit_ex(g_ctx, g_sha256, NULL) != 1) return -1;
-    if (EVP_DigestUpdate(g_ctx, key, 32) != 1) return -1;
+    if (EVP_MD_CTX_copy_ex(g_ctx, kctx) != 1) return -1;
     for (int k = 0; k < nf; k++) {
         unsigned char h[9];
         uint64_t v = f[k].tag == 'i' ? (uint64_t)f[k].i : (uint64_t)f[k].n;
@@ -725,7 +736,7 @@ struct Cmp {
     int ok;            /* every row compared so far matched */
     long long count;   /* artifact rows confirmed */
     PyObject *skipped; /* log_idx of rows at no put this code confirmed (Python compares) */
-    const unsigned char *key;
+    EVP_MD_CTX *kctx;  /* SHA-256 state after the key */
     Sum256 sum;        /* metadata rows the confirmed puts imply */
     long long meta_count;
     sqlite3_stmt *blob; /* the chunk's inline_blob rows, in log_idx order */
@@ -869,7 +880,7 @@ static PyObject *put_confirm(P *p, Cmp *cmp, PyObject *idx, PyObject *typ, PyObj
             {'t', (const unsigned char *)tb, tn, 0}, {'i', NULL, 0, li},
         };
         unsigned char d[32];
-        if (row_digest(cmp->key, f, 4, d) < 0) {
+        if (row_digest(cmp->kctx, f, 4, d) < 0) {
             PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed");
             return NULL;
         }
@@ -1015,8 +1026,10 @@ static PyObject *Db_chunk(DbObject *self, PyObject *args) {
     memset(&cmp, 0, sizeof cmp);
     Spec spec;
     if (!db_ready(self)) goto done;
-    if (key.len != 32) { PyErr_SetString(PyExc_ValueError, "key must be 32 bytes"); goto done; }
+    if (key.len != 64) { PyErr_SetString(PyExc_ValueError, "key must be 64 bytes"); goto done; }
     if (spec_from(spec_o, &spec) < 0) goto done;
+    cmp.kctx = key_ctx(key.buf);
+    if (cmp.kctx == NULL) { PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed"); goto done; }
     if (start < 0 || end < start || end - start > (1 << 20)) {
         PyErr_SetString(PyExc_ValueError, "bad chunk bounds");
         goto done;
@@ -1031,7 +1044,6 @@ static PyObject *Db_chunk(DbObject *self, PyObject *args) {
     unsigned char *hout = (unsigned char *)PyBytes_AS_STRING(hashes);
     cmp.art = self->art;
     cmp.ok = 1;
-    cmp.key = key.buf;
     cmp.blob = self->blob;
     cmp.bclean = cmp.blob != NULL;
     sqlite3_stmt *lg = self->log;
@@ -1130,6 +1142,7 @@ done:
     Py_XDECREF(hashes);
     Py_XDECREF(leaves);
     Py_XDECREF(cmp.skipped);
+    EVP_MD_CTX_free(cmp.kctx);
     PyBuffer_Release(&key);
     return out;
 }
@@ -1141,8 +1154,11 @@ static PyObject *Db_meta_digest(DbObject *self, PyObject *args) {
     long long n;
     if (!PyArg_ParseTuple(args, "y*L", &key, &n)) return NULL;
     PyObject *out = NULL;
+    EVP_MD_CTX *kctx = NULL;
     if (!db_ready(self)) goto done;
-    if (key.len != 32) { PyErr_SetString(PyExc_ValueError, "key must be 32 bytes"); goto done; }
+    if (key.len != 64) { PyErr_SetString(PyExc_ValueError, "key must be 64 bytes"); goto done; }
+    kctx = key_ctx(key.buf);
+    if (kctx == NULL) { PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed"); goto done; }
     Sum256 sum = {{0, 0, 0, 0}};
     long long rows = 0, beyond = 0;
     int rc;
@@ -1152,7 +1168,7 @@ static PyObject *Db_meta_digest(DbObject *self, PyObject *args) {
         for (int c = 0; c < 4; c++) col_field(st, c, &f[c]);
         if (f[3].tag == 'i' && f[3].i >= n) { beyond++; continue; }
         unsigned char d[32];
-        if (row_digest(key.buf, f, 4, d) < 0) {
+        if (row_digest(kctx, f, 4, d) < 0) {
             PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed");
             goto done;
         }
@@ -1168,6 +1184,7 @@ static PyObject *Db_meta_digest(DbObject *self, PyObject *args) {
     if (s != NULL) out = Py_BuildValue("(LNL)", rows, s, beyond);
 done:
     if (self->db) sqlite3_reset(self->meta);
+    EVP_MD_CTX_free(kctx);
     PyBuffer_Release(&key);
     return out;
 }
@@ -1199,6 +1216,110 @@ static PyTypeObject DbType = {
     .tp_init = (initproc)Db_init,
     .tp_new = PyType_GenericNew,
 };
+
+/* ------------------------------------------------------------------ the put replay */
+/* Twin of depository.verifier.store._Replay._put for the common case, once the derived rows
+ * are confirmed set-wise (so _put compares nothing): no governance lock in force (the caller
+ * checks), no token to judge, a name not stored before. */
+
+static int hexnib(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10; /* bytes.fromhex takes both */
+    return -1;
+}
+
+/* apply_puts(items, pos, arts, product_codes, product_names, live_by_sha, file_shas) -> the
+ * position of the first item not applied: not an artifact.put, a token's record, a name
+ * already in arts, or anything else _put would word or this code does not handle. */
+static PyObject *py_apply_puts(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *items, *arts, *codes, *names, *live, *files;
+    Py_ssize_t pos;
+    if (!PyArg_ParseTuple(args, "O!nO!O!O!O!O!", &PyList_Type, &items, &pos, &PyDict_Type,
+                          &arts, &PyDict_Type, &codes, &PyList_Type, &names, &PyDict_Type,
+                          &live, &PyDict_Type, &files))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    if (pos < 0) pos = 0;
+    for (; pos < n; pos++) {
+        PyObject *item = PyList_GET_ITEM(items, pos);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 6) break;
+        PyObject *idx = PyTuple_GET_ITEM(item, 0), *typ = PyTuple_GET_ITEM(item, 1);
+        PyObject *product = PyTuple_GET_ITEM(item, 2), *payload = PyTuple_GET_ITEM(item, 4);
+        if (PyTuple_GET_ITEM(item, 5) != Py_None || !PyUnicode_CheckExact(typ) ||
+            PyUnicode_Compare(typ, S_put) != 0 || !PyLong_CheckExact(idx) ||
+            !PyTuple_CheckExact(payload) || PyTuple_GET_SIZE(payload) != 2)
+            break;
+        PyObject *row = PyTuple_GET_ITEM(payload, 0);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) < 10) break;
+        PyObject *aid = PyTuple_GET_ITEM(row, 0), *sha = PyTuple_GET_ITEM(row, 3);
+        PyObject *size = PyTuple_GET_ITEM(row, 4), *storage = PyTuple_GET_ITEM(row, 9);
+        if (!PyUnicode_CheckExact(aid) || !PyUnicode_CheckExact(sha) ||
+            !PyUnicode_IS_COMPACT_ASCII(sha) || PyUnicode_GET_LENGTH(sha) != 64 ||
+            !PyUnicode_CheckExact(storage))
+            break;
+        int have = PyDict_Contains(arts, aid);
+        if (have < 0) return NULL;
+        if (have) break; /* a second put under the name: _put words it */
+        unsigned long long li = PyLong_AsUnsignedLongLong(idx);
+        if (li == (unsigned long long)-1 && PyErr_Occurred()) { PyErr_Clear(); break; }
+        const char *hx = (const char *)PyUnicode_DATA(sha);
+        unsigned char packed[43];
+        int bad = 0;
+        for (int k = 0; k < 32; k++) {
+            int h = hexnib(hx[2 * k]), l = hexnib(hx[2 * k + 1]);
+            if (h < 0 || l < 0) { bad = 1; break; }
+            packed[10 + k] = (unsigned char)(h * 16 + l);
+        }
+        if (bad) break;
+        int file = PyUnicode_Compare(storage, S_file) == 0;
+        PyObject *code = PyDict_GetItemWithError(codes, product);
+        if (code == NULL) {
+            if (PyErr_Occurred()) return NULL;
+            code = PyLong_FromSsize_t(PyList_GET_SIZE(names));
+            if (code == NULL) return NULL;
+            int r = PyDict_SetItem(codes, product, code);
+            Py_DECREF(code); /* codes holds it */
+            if (r < 0 || PyList_Append(names, product) < 0) return NULL;
+        }
+        long c = PyLong_AsLong(code);
+        if (c < 0 || c > 0xFFFF) { PyErr_Clear(); break; } /* struct.pack would raise */
+        for (int k = 0; k < 8; k++) packed[k] = (unsigned char)(li >> (56 - 8 * k));
+        packed[8] = (unsigned char)(c >> 8);
+        packed[9] = (unsigned char)c;
+        packed[42] = (unsigned char)file;
+        PyObject *pk = PyBytes_FromStringAndSize((const char *)packed, 43);
+        if (pk == NULL) return NULL;
+        int r = PyDict_SetItem(arts, aid, pk);
+        Py_DECREF(pk);
+        if (r < 0) return NULL;
+        if (file) { /* only files are shared (deduplicated) */
+            PyObject *dg = PyBytes_FromStringAndSize((const char *)packed + 10, 32);
+            if (dg == NULL) return NULL;
+            PyObject *cur = PyDict_GetItemWithError(live, dg);
+            PyObject *nv = cur ? PyNumber_Add(cur, g_one) : PyLong_FromLong(1);
+            if (nv == NULL || PyDict_SetItem(live, dg, nv) < 0) {
+                Py_XDECREF(nv);
+                Py_DECREF(dg);
+                return NULL;
+            }
+            Py_DECREF(nv);
+            /* file_shas[digest] = max(size, file_shas.get(digest, 0)) */
+            PyObject *sz = PyLong_CheckExact(size) ? size : g_zero;
+            PyObject *base = PyDict_GetItemWithError(files, dg);
+            if (base == NULL && PyErr_Occurred()) { Py_DECREF(dg); return NULL; }
+            if (base == NULL) base = g_zero;
+            int ge = PyObject_RichCompareBool(sz, base, Py_GE);
+            if (ge < 0 || PyDict_SetItem(files, dg, ge ? sz : base) < 0) {
+                Py_DECREF(dg);
+                return NULL;
+            }
+            Py_DECREF(dg);
+        }
+    }
+    return PyLong_FromSsize_t(pos);
+}
 
 /* ------------------------------------------------------------------ hashing */
 
@@ -1376,6 +1497,9 @@ static PyMethodDef methods[] = {
      "leaf_hash); with spec, artifact.put records that pass every check are items"},
     {"prepare_put", py_prepare_put, METH_VARARGS,
      "prepare_put(leaf, idx, spec) -> the replay item of a sound artifact.put, or None"},
+    {"apply_puts", py_apply_puts, METH_VARARGS,
+     "apply_puts(items, pos, arts, product_codes, product_names, live_by_sha, file_shas) -> "
+     "the position of the first item not applied (store._Replay._put's common case)"},
     {"nodes", py_nodes, METH_VARARGS,
      "nodes(hashes, count) -> per level, the concatenated perfect-subtree hashes"},
     {"leaf_hash", py_leaf_hash, METH_O, "leaf_hash(leaf) -> SHA-256(0x00 || leaf)"},
@@ -1414,6 +1538,9 @@ PyMODINIT_FUNC PyInit__cverify(void) {
             if (*names[k].slot == NULL) return NULL;
         }
     }
+    if (g_one == NULL && ((g_one = PyLong_FromLong(1)) == NULL ||
+                          (g_zero = PyLong_FromLong(0)) == NULL))
+        return NULL;
     if (PyType_Ready(&DbType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

@@ -525,9 +525,11 @@ def _meta_digest(key: bytes, rows: Iterable[Sequence[Any]]) -> tuple[int, int]:
     be folded in any order: the records' rows chunk by chunk, the table in one sequential
     scan with no lookup by key."""
     total = count = 0
-    sha = hashlib.sha256
+    keyed = hashlib.sha256(key)  # 64 bytes: the first block, hashed once
     for row in rows:
-        total += int.from_bytes(sha(key + b"".join([_enc(v) for v in row])).digest(), "big")
+        h = keyed.copy()
+        h.update(b"".join([_enc(v) for v in row]))
+        total += int.from_bytes(h.digest(), "big")
         count += 1
     return count, total % _MOD256
 
@@ -1466,7 +1468,7 @@ class _Replay:
         self.native = False
         self.fast = False  # artifact/artifact_meta confirmed set-wise (see _confirm_rows)
         self.confirmed_rows = [0, 0, 0]  # artifact rows, artifact_meta rows, their digest
-        self.key = os.urandom(32)  # the metadata digest's key (_meta_digest), this run only
+        self.key = os.urandom(64)  # the metadata digest's key (_meta_digest), this run only
         self.cdb: Any = None  # the native engine's own connection (jobs=1)
         self.meta_future: Future[tuple[int, int, int] | None] | None = None
         self.blobs_seen: int | None = 0  # inline blobs the chunks confirmed (None: not all)
@@ -1787,6 +1789,7 @@ class _Replay:
             self.since_root = merkle.EMPTY_ROOT
         level = CHUNK_LEVEL
         glob: list[_StackEntry] = []
+        bulk = _NATIVE.apply_puts if self.fast and _NATIVE is not None else None
         for ch in chunks:
             if self.fast:
                 if ch.confirmed is None:
@@ -1802,7 +1805,25 @@ class _Replay:
                 self.f.append(fnd)
             self.nodes_checked += ch.nodes_checked
             apply, put = self._apply, self._put
-            for item in ch.items:
+            items = ch.items
+            if bulk is not None:
+                # _put's common case in C (nothing to compare once the rows are confirmed):
+                # it stops at any record it does not handle, which the loop below applies.
+                pos, count = 0, len(items)
+                while pos < count:
+                    if self.locked is None:
+                        pos = bulk(items, pos, self.arts, self.product_codes,
+                                   self.product_names, self.live_by_sha, self.file_shas)
+                        if pos >= count:
+                            break
+                    item = items[pos]
+                    pos += 1
+                    if item[5] is None and item[1] == "artifact.put":
+                        put(item[0], item[2], item[3], *item[4])
+                    else:
+                        apply(item)
+                items = []
+            for item in items:
                 if item[5] is None and item[1] == "artifact.put":
                     put(item[0], item[2], item[3], *item[4])  # what _apply does, one call less
                 else:

@@ -1804,30 +1804,7 @@ class _Replay:
             for fnd in ch.findings:
                 self.f.append(fnd)
             self.nodes_checked += ch.nodes_checked
-            apply, put = self._apply, self._put
-            items = ch.items
-            if bulk is not None:
-                # _put's common case in C (nothing to compare once the rows are confirmed):
-                # it stops at any record it does not handle, which the loop below applies.
-                pos, count = 0, len(items)
-                while pos < count:
-                    if self.locked is None:
-                        pos = bulk(items, pos, self.arts, self.product_codes,
-                                   self.product_names, self.live_by_sha, self.file_shas)
-                        if pos >= count:
-                            break
-                    item = items[pos]
-                    pos += 1
-                    if item[5] is None and item[1] == "artifact.put":
-                        put(item[0], item[2], item[3], *item[4])
-                    else:
-                        apply(item)
-                items = []
-            for item in items:
-                if item[5] is None and item[1] == "artifact.put":
-                    put(item[0], item[2], item[3], *item[4])  # what _apply does, one call less
-                else:
-                    apply(item)
+            self._apply_items(ch.items, bulk)
             roots = {size: _fold(glob + st) for size, st in ch.stacks.items()}
             for size, root_, note in self.conn.execute(
                 "SELECT size, root, note FROM checkpoint WHERE size > ? AND size <= ? "
@@ -1858,6 +1835,25 @@ class _Replay:
             if table is None or table != (self.confirmed_rows[1], self.confirmed_rows[2], 0):
                 raise _Unconfirmed(f"artifact_meta: {table!r} is not what the records imply")
         self._finish_tables()
+
+    def _apply_items(self, items: list[_Item], bulk: Callable[..., int] | None) -> None:
+        """Apply a chunk's items in log order. ``bulk`` (``_cverify.apply_puts``, only once
+        the derived rows are confirmed set-wise, so _put compares nothing) applies _put's
+        common case in C and stops at any item it does not handle, which Python applies."""
+        apply, put = self._apply, self._put
+        pos, count = 0, len(items)
+        while pos < count:
+            if bulk is not None and self.locked is None:
+                pos = bulk(items, pos, self.arts, self.product_codes, self.product_names,
+                           self.live_by_sha, self.file_shas)
+                if pos >= count:
+                    break
+            item = items[pos]
+            pos += 1
+            if item[5] is None and item[1] == "artifact.put":
+                put(item[0], item[2], item[3], *item[4])  # what _apply does, one call less
+            else:
+                apply(item)
 
     def _push_global(self, glob: list[_StackEntry], entry: _StackEntry, start: int) -> None:
         """Add a full chunk's subtree; check every node it completes above the chunk level."""

@@ -138,10 +138,28 @@ static int scan_string(P *p, const unsigned char **out, Py_ssize_t *out_len, int
     return 0;
 }
 
+/* Short ASCII strings recur in every record (keys, types, products, actors, media types):
+ * a direct-mapped cache hands back the same immutable str object, its hash already
+ * computed, instead of a new one per occurrence. */
+#define STR_CACHE 512
+#define STR_CACHE_MAX 32
+static PyObject *g_strs[STR_CACHE];
+
 static PyObject *make_str(P *p, const unsigned char *b, Py_ssize_t len, int ascii) {
     if (ascii) { /* the common case: no decoder needed */
+        PyObject **slot = NULL;
+        if (len <= STR_CACHE_MAX) {
+            uint32_t h = 2166136261u; /* FNV-1a */
+            for (Py_ssize_t k = 0; k < len; k++) h = (h ^ b[k]) * 16777619u;
+            slot = &g_strs[(h ^ (h >> 16)) & (STR_CACHE - 1)];
+            PyObject *c = *slot;
+            if (c != NULL && PyUnicode_GET_LENGTH(c) == len &&
+                (len == 0 || memcmp(PyUnicode_DATA(c), b, (size_t)len) == 0))
+                return Py_NewRef(c);
+        }
         PyObject *a = PyUnicode_New(len, 127);
         if (a != NULL && len) memcpy(PyUnicode_DATA(a), b, (size_t)len);
+        if (a != NULL && slot != NULL) Py_XSETREF(*slot, Py_NewRef(a));
         return a;
     }
     PyObject *o = PyUnicode_DecodeUTF8((const char *)b, len, "strict");

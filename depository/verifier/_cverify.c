@@ -383,7 +383,7 @@ static PyObject *py_set_max_depth(PyObject *self, PyObject *arg) {
 
 static PyObject *K_v, *K_seq, *K_time, *K_type, *K_actor, *K_product, *K_body, *K_aid, *K_name,
     *K_sha256, *K_size, *K_media, *K_metadata, *K_provenance, *K_retain, *K_received,
-    *K_storage, *S_put, *S_null, *S_true, *S_false, *S_inline, *S_file;
+    *K_storage, *S_put, *S_bulk, *S_null, *S_true, *S_false, *S_inline, *S_file;
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -1247,96 +1247,216 @@ static int hexnib(int c) {
     return -1;
 }
 
-/* apply_puts(items, pos, arts, product_codes, product_names, live_by_sha, file_shas) -> the
- * position of the first item not applied: not an artifact.put, a token's record, a name
- * already in arts, or anything else _put would word or this code does not handle. */
+/* One put into the replay's state, as _put does it: 1 applied, 0 not (a name already
+ * stored: _put words it), -1 error. */
+static int put_one(PyObject *arts, PyObject *codes, PyObject *names, PyObject *live,
+                   PyObject *files, PyObject *aid, PyObject *product, unsigned long long li,
+                   const unsigned char digest[32], int file, PyObject *size) {
+    int have = PyDict_Contains(arts, aid);
+    if (have) return have < 0 ? -1 : 0;
+    PyObject *code = PyDict_GetItemWithError(codes, product);
+    if (code == NULL) {
+        if (PyErr_Occurred()) return -1;
+        code = PyLong_FromSsize_t(PyList_GET_SIZE(names));
+        if (code == NULL) return -1;
+        int r = PyDict_SetItem(codes, product, code);
+        Py_DECREF(code); /* codes holds it */
+        if (r < 0 || PyList_Append(names, product) < 0) return -1;
+    }
+    long c = PyLong_AsLong(code);
+    if (c < 0 || c > 0xFFFF) { PyErr_Clear(); return 0; } /* struct.pack would raise */
+    unsigned char packed[43];
+    for (int k = 0; k < 8; k++) packed[k] = (unsigned char)(li >> (56 - 8 * k));
+    packed[8] = (unsigned char)(c >> 8);
+    packed[9] = (unsigned char)c;
+    memcpy(packed + 10, digest, 32);
+    packed[42] = (unsigned char)file;
+    PyObject *pk = PyBytes_FromStringAndSize((const char *)packed, 43);
+    if (pk == NULL) return -1;
+    int r = PyDict_SetItem(arts, aid, pk);
+    Py_DECREF(pk);
+    if (r < 0) return -1;
+    if (!file) return 1; /* only files are shared (deduplicated) */
+    PyObject *dg = PyBytes_FromStringAndSize((const char *)digest, 32);
+    if (dg == NULL) return -1;
+    PyObject *cur = PyDict_GetItemWithError(live, dg);
+    PyObject *nv = cur ? PyNumber_Add(cur, g_one) : PyErr_Occurred() ? NULL : PyLong_FromLong(1);
+    if (nv == NULL || PyDict_SetItem(live, dg, nv) < 0) {
+        Py_XDECREF(nv);
+        Py_DECREF(dg);
+        return -1;
+    }
+    Py_DECREF(nv);
+    /* file_shas[digest] = max(size, file_shas.get(digest, 0)) */
+    PyObject *sz = PyLong_CheckExact(size) ? size : g_zero;
+    PyObject *base = PyDict_GetItemWithError(files, dg);
+    if (base == NULL && PyErr_Occurred()) { Py_DECREF(dg); return -1; }
+    if (base == NULL) base = g_zero;
+    int ge = PyObject_RichCompareBool(sz, base, Py_GE);
+    if (ge < 0 || PyDict_SetItem(files, dg, ge ? sz : base) < 0) {
+        Py_DECREF(dg);
+        return -1;
+    }
+    Py_DECREF(dg);
+    return 1;
+}
+
+#define BULK_ENTRY 49 /* idx u64 | digest 32 | file u8 | size i64, big-endian */
+
+static unsigned long long be64(const unsigned char *b) {
+    unsigned long long v = 0;
+    for (int k = 0; k < 8; k++) v = (v << 8) | b[k];
+    return v;
+}
+
+/* o is the str s (the same object, as the parser makes it, or an equal one, unpickled). */
+static int same_str(PyObject *o, PyObject *s) {
+    return o == s || (PyUnicode_CheckExact(o) && PyUnicode_Compare(o, s) == 0);
+}
+
+/* A compact put item (store._compact's shape, no token): its fields, or 0. */
+static int simple_put(PyObject *item, PyObject **idx, PyObject **product, PyObject **aid,
+                      unsigned char digest[32], int *file, PyObject **size) {
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 6) return 0;
+    PyObject *typ = PyTuple_GET_ITEM(item, 1), *payload = PyTuple_GET_ITEM(item, 4);
+    *idx = PyTuple_GET_ITEM(item, 0);
+    *product = PyTuple_GET_ITEM(item, 2);
+    if (PyTuple_GET_ITEM(item, 5) != Py_None || !same_str(typ, S_put) ||
+        !PyLong_CheckExact(*idx) ||
+        !PyTuple_CheckExact(payload) || PyTuple_GET_SIZE(payload) != 2)
+        return 0;
+    PyObject *row = PyTuple_GET_ITEM(payload, 0);
+    if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) < 10) return 0;
+    PyObject *sha = PyTuple_GET_ITEM(row, 3), *storage = PyTuple_GET_ITEM(row, 9);
+    *aid = PyTuple_GET_ITEM(row, 0);
+    *size = PyTuple_GET_ITEM(row, 4);
+    if (!PyUnicode_CheckExact(*aid) || !PyUnicode_CheckExact(sha) ||
+        !PyUnicode_IS_COMPACT_ASCII(sha) || PyUnicode_GET_LENGTH(sha) != 64 ||
+        !PyUnicode_CheckExact(storage))
+        return 0;
+    const char *hx = (const char *)PyUnicode_DATA(sha);
+    for (int k = 0; k < 32; k++) {
+        int h = hexnib(hx[2 * k]), l = hexnib(hx[2 * k + 1]);
+        if (h < 0 || l < 0) return 0;
+        digest[k] = (unsigned char)(h * 16 + l);
+    }
+    *file = PyUnicode_Compare(storage, S_file) == 0;
+    return 1;
+}
+
+/* apply_puts(items, pos, inner, arts, product_codes, product_names, live_by_sha, file_shas)
+ * -> (pos, inner): where it stopped, at an item it does not apply (not an artifact.put, a
+ * token's record, a name already in arts, anything _put would word); inner: the entry of a
+ * packed "*puts" item (pack_puts) it stopped at. */
 static PyObject *py_apply_puts(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *items, *arts, *codes, *names, *live, *files;
-    Py_ssize_t pos;
-    if (!PyArg_ParseTuple(args, "O!nO!O!O!O!O!", &PyList_Type, &items, &pos, &PyDict_Type,
-                          &arts, &PyDict_Type, &codes, &PyList_Type, &names, &PyDict_Type,
-                          &live, &PyDict_Type, &files))
+    Py_ssize_t pos, inner;
+    if (!PyArg_ParseTuple(args, "O!nnO!O!O!O!O!", &PyList_Type, &items, &pos, &inner,
+                          &PyDict_Type, &arts, &PyDict_Type, &codes, &PyList_Type, &names,
+                          &PyDict_Type, &live, &PyDict_Type, &files))
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(items);
     if (pos < 0) pos = 0;
-    for (; pos < n; pos++) {
+    if (inner < 0) inner = 0;
+    for (; pos < n; pos++, inner = 0) {
         PyObject *item = PyList_GET_ITEM(items, pos);
-        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 6) break;
-        PyObject *idx = PyTuple_GET_ITEM(item, 0), *typ = PyTuple_GET_ITEM(item, 1);
-        PyObject *product = PyTuple_GET_ITEM(item, 2), *payload = PyTuple_GET_ITEM(item, 4);
-        if (PyTuple_GET_ITEM(item, 5) != Py_None || !PyUnicode_CheckExact(typ) ||
-            PyUnicode_Compare(typ, S_put) != 0 || !PyLong_CheckExact(idx) ||
-            !PyTuple_CheckExact(payload) || PyTuple_GET_SIZE(payload) != 2)
-            break;
-        PyObject *row = PyTuple_GET_ITEM(payload, 0);
-        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) < 10) break;
-        PyObject *aid = PyTuple_GET_ITEM(row, 0), *sha = PyTuple_GET_ITEM(row, 3);
-        PyObject *size = PyTuple_GET_ITEM(row, 4), *storage = PyTuple_GET_ITEM(row, 9);
-        if (!PyUnicode_CheckExact(aid) || !PyUnicode_CheckExact(sha) ||
-            !PyUnicode_IS_COMPACT_ASCII(sha) || PyUnicode_GET_LENGTH(sha) != 64 ||
-            !PyUnicode_CheckExact(storage))
-            break;
-        int have = PyDict_Contains(arts, aid);
-        if (have < 0) return NULL;
-        if (have) break; /* a second put under the name: _put words it */
+        if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 6 &&
+            same_str(PyTuple_GET_ITEM(item, 1), S_bulk)) {
+            PyObject *aids = PyTuple_GET_ITEM(item, 2), *prods = PyTuple_GET_ITEM(item, 3);
+            PyObject *blob = PyTuple_GET_ITEM(item, 4), *sizes = PyTuple_GET_ITEM(item, 5);
+            if (!PyList_CheckExact(aids) || !PyList_CheckExact(prods) ||
+                !PyBytes_CheckExact(blob) || !PyList_CheckExact(sizes) ||
+                PyList_GET_SIZE(prods) != PyList_GET_SIZE(aids) ||
+                PyList_GET_SIZE(sizes) != PyList_GET_SIZE(aids) ||
+                PyBytes_GET_SIZE(blob) != BULK_ENTRY * PyList_GET_SIZE(aids)) {
+                PyErr_SetString(PyExc_ValueError, "malformed *puts item");
+                return NULL;
+            }
+            const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(blob);
+            for (Py_ssize_t j = inner; j < PyList_GET_SIZE(aids); j++) {
+                const unsigned char *e = b + BULK_ENTRY * j;
+                int r = put_one(arts, codes, names, live, files, PyList_GET_ITEM(aids, j),
+                                PyList_GET_ITEM(prods, j), be64(e), e + 8, e[40],
+                                PyList_GET_ITEM(sizes, j));
+                if (r < 0) return NULL;
+                if (r == 0) return Py_BuildValue("(nn)", pos, j);
+            }
+            continue;
+        }
+        PyObject *idx, *product, *aid, *size;
+        unsigned char digest[32];
+        int file;
+        if (!simple_put(item, &idx, &product, &aid, digest, &file, &size)) break;
         unsigned long long li = PyLong_AsUnsignedLongLong(idx);
         if (li == (unsigned long long)-1 && PyErr_Occurred()) { PyErr_Clear(); break; }
-        const char *hx = (const char *)PyUnicode_DATA(sha);
-        unsigned char packed[43];
-        int bad = 0;
-        for (int k = 0; k < 32; k++) {
-            int h = hexnib(hx[2 * k]), l = hexnib(hx[2 * k + 1]);
-            if (h < 0 || l < 0) { bad = 1; break; }
-            packed[10 + k] = (unsigned char)(h * 16 + l);
-        }
-        if (bad) break;
-        int file = PyUnicode_Compare(storage, S_file) == 0;
-        PyObject *code = PyDict_GetItemWithError(codes, product);
-        if (code == NULL) {
-            if (PyErr_Occurred()) return NULL;
-            code = PyLong_FromSsize_t(PyList_GET_SIZE(names));
-            if (code == NULL) return NULL;
-            int r = PyDict_SetItem(codes, product, code);
-            Py_DECREF(code); /* codes holds it */
-            if (r < 0 || PyList_Append(names, product) < 0) return NULL;
-        }
-        long c = PyLong_AsLong(code);
-        if (c < 0 || c > 0xFFFF) { PyErr_Clear(); break; } /* struct.pack would raise */
-        for (int k = 0; k < 8; k++) packed[k] = (unsigned char)(li >> (56 - 8 * k));
-        packed[8] = (unsigned char)(c >> 8);
-        packed[9] = (unsigned char)c;
-        packed[42] = (unsigned char)file;
-        PyObject *pk = PyBytes_FromStringAndSize((const char *)packed, 43);
-        if (pk == NULL) return NULL;
-        int r = PyDict_SetItem(arts, aid, pk);
-        Py_DECREF(pk);
+        int r = put_one(arts, codes, names, live, files, aid, product, li, digest, file, size);
         if (r < 0) return NULL;
-        if (file) { /* only files are shared (deduplicated) */
-            PyObject *dg = PyBytes_FromStringAndSize((const char *)packed + 10, 32);
-            if (dg == NULL) return NULL;
-            PyObject *cur = PyDict_GetItemWithError(live, dg);
-            PyObject *nv = cur ? PyNumber_Add(cur, g_one) : PyLong_FromLong(1);
-            if (nv == NULL || PyDict_SetItem(live, dg, nv) < 0) {
-                Py_XDECREF(nv);
-                Py_DECREF(dg);
-                return NULL;
-            }
-            Py_DECREF(nv);
-            /* file_shas[digest] = max(size, file_shas.get(digest, 0)) */
-            PyObject *sz = PyLong_CheckExact(size) ? size : g_zero;
-            PyObject *base = PyDict_GetItemWithError(files, dg);
-            if (base == NULL && PyErr_Occurred()) { Py_DECREF(dg); return NULL; }
-            if (base == NULL) base = g_zero;
-            int ge = PyObject_RichCompareBool(sz, base, Py_GE);
-            if (ge < 0 || PyDict_SetItem(files, dg, ge ? sz : base) < 0) {
-                Py_DECREF(dg);
-                return NULL;
-            }
-            Py_DECREF(dg);
-        }
+        if (r == 0) break;
     }
-    return PyLong_FromSsize_t(pos);
+    return Py_BuildValue("(nn)", pos, (Py_ssize_t)0);
+}
+
+/* pack_puts(items) -> items with each run of two or more compact put items (no token)
+ * packed into one ("*puts") item: (first index, "*puts", ids, products, entries, sizes),
+ * entries BULK_ENTRY bytes each. Less to pickle from a worker to the parent. */
+static PyObject *py_pack_puts(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyList_CheckExact(arg)) {
+        PyErr_SetString(PyExc_TypeError, "pack_puts() takes a list");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(arg);
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    Py_ssize_t k = 0;
+    while (k < n) {
+        Py_ssize_t run = k;
+        PyObject *idx, *product, *aid, *size;
+        unsigned char digest[32];
+        int file;
+        while (run < n && simple_put(PyList_GET_ITEM(arg, run), &idx, &product, &aid, digest,
+                                     &file, &size) && PyLong_AsUnsignedLongLong(idx) !=
+                                     (unsigned long long)-1)
+            run++;
+        PyErr_Clear();
+        if (run - k < 2) { /* not worth packing: as it is */
+            Py_ssize_t stop = run > k ? run : k + 1;
+            for (; k < stop; k++)
+                if (PyList_Append(out, PyList_GET_ITEM(arg, k)) < 0) goto fail;
+            continue;
+        }
+        Py_ssize_t m = run - k;
+        PyObject *aids = PyList_New(m), *prods = PyList_New(m), *sizes = PyList_New(m);
+        PyObject *blob = PyBytes_FromStringAndSize(NULL, BULK_ENTRY * m);
+        if (aids == NULL || prods == NULL || sizes == NULL || blob == NULL) {
+            Py_XDECREF(aids); Py_XDECREF(prods); Py_XDECREF(sizes); Py_XDECREF(blob);
+            goto fail;
+        }
+        unsigned char *e = (unsigned char *)PyBytes_AS_STRING(blob);
+        PyObject *first = NULL;
+        for (Py_ssize_t j = 0; j < m; j++, e += BULK_ENTRY) {
+            simple_put(PyList_GET_ITEM(arg, k + j), &idx, &product, &aid, digest, &file, &size);
+            if (j == 0) first = idx;
+            unsigned long long li = PyLong_AsUnsignedLongLong(idx);
+            for (int b = 0; b < 8; b++) e[b] = (unsigned char)(li >> (56 - 8 * b));
+            memcpy(e + 8, digest, 32);
+            e[40] = (unsigned char)file;
+            memset(e + 41, 0, 8); /* reserved */
+            PyList_SET_ITEM(aids, j, Py_NewRef(aid));
+            PyList_SET_ITEM(prods, j, Py_NewRef(product));
+            PyList_SET_ITEM(sizes, j, Py_NewRef(size));
+        }
+        PyObject *bulk = PyTuple_Pack(6, first, S_bulk, aids, prods, blob, sizes);
+        Py_DECREF(aids); Py_DECREF(prods); Py_DECREF(sizes); Py_DECREF(blob);
+        if (bulk == NULL || PyList_Append(out, bulk) < 0) { Py_XDECREF(bulk); goto fail; }
+        Py_DECREF(bulk);
+        k = run;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ hashing */
@@ -1516,8 +1636,10 @@ static PyMethodDef methods[] = {
     {"prepare_put", py_prepare_put, METH_VARARGS,
      "prepare_put(leaf, idx, spec) -> the replay item of a sound artifact.put, or None"},
     {"apply_puts", py_apply_puts, METH_VARARGS,
-     "apply_puts(items, pos, arts, product_codes, product_names, live_by_sha, file_shas) -> "
-     "the position of the first item not applied (store._Replay._put's common case)"},
+     "apply_puts(items, pos, inner, arts, product_codes, product_names, live_by_sha, "
+     "file_shas) -> (pos, inner) where it stopped (store._Replay._put's common case)"},
+    {"pack_puts", py_pack_puts, METH_O,
+     "pack_puts(items) -> items with runs of compact puts packed into '*puts' items"},
     {"nodes", py_nodes, METH_VARARGS,
      "nodes(hashes, count) -> per level, the concatenated perfect-subtree hashes"},
     {"leaf_hash", py_leaf_hash, METH_O, "leaf_hash(leaf) -> SHA-256(0x00 || leaf)"},
@@ -1547,7 +1669,7 @@ PyMODINIT_FUNC PyInit__cverify(void) {
         {&K_aid, "artifact_id"}, {&K_name, "name"}, {&K_sha256, "sha256"}, {&K_size, "size"},
         {&K_media, "media_type"}, {&K_metadata, "metadata"}, {&K_provenance, "provenance"},
         {&K_retain, "retain_until"}, {&K_received, "received"}, {&K_storage, "storage"},
-        {&S_put, "artifact.put"}, {&S_null, "null"}, {&S_true, "true"},
+        {&S_put, "artifact.put"}, {&S_bulk, "*puts"}, {&S_null, "null"}, {&S_true, "true"},
         {&S_false, "false"}, {&S_inline, "inline"}, {&S_file, "file"},
     };
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {

@@ -453,10 +453,29 @@ def _scan_chunk_worker(db: str, start: int, end: int, level: int, sizes: Sequenc
                      key, _worker_native(db) if native and confirm else None)
     if ch.confirmed is not None:
         # The rows are confirmed here: the parent's _put needs only the artifact's id,
-        # name, digest, size and storage, so pickle no more than that.
+        # name, digest, size and storage, so pickle no more than that (runs of such puts
+        # packed into one item each, when the native engine is there to unpack them).
         ch.items = [_compact(item) if item[1] == "artifact.put" and len(item[4][0]) > 10
                     else item for item in ch.items]
+        if _NATIVE is not None:
+            ch.items = _NATIVE.pack_puts(ch.items)
     return ch
+
+
+_PACKED = "*puts"  # a run of compact puts packed for the pipe (_cverify.pack_puts)
+_PACKED_ENTRY = struct.Struct(">Q32sBq")
+
+
+def _unpack(item: _Item, start: int, name_of: Callable[[int], tuple[str, str, str]]
+            ) -> Iterator[_Item]:
+    """The compact put items of a packed run, from entry ``start`` (the name, which only a
+    finding's message needs, read back from the log)."""
+    _first, _, aids, products, blob, sizes = item
+    for j in range(start, len(aids)):
+        idx, digest, file, _ = _PACKED_ENTRY.unpack_from(blob, j * _PACKED_ENTRY.size)
+        row = (aids[j], None, name_of(idx)[0], digest.hex(), sizes[j], None, None, None, None,
+               "file" if file else "inline")
+        yield (idx, "artifact.put", products[j], "", (row, ()), None)
 
 
 def _compact(item: _Item) -> _Item:
@@ -1841,16 +1860,20 @@ class _Replay:
         the derived rows are confirmed set-wise, so _put compares nothing) applies _put's
         common case in C and stops at any item it does not handle, which Python applies."""
         apply, put = self._apply, self._put
-        pos, count = 0, len(items)
+        pos, inner, count = 0, 0, len(items)
         while pos < count:
             if bulk is not None and self.locked is None:
-                pos = bulk(items, pos, self.arts, self.product_codes, self.product_names,
-                           self.live_by_sha, self.file_shas)
+                pos, inner = bulk(items, pos, inner, self.arts, self.product_codes,
+                                  self.product_names, self.live_by_sha, self.file_shas)
                 if pos >= count:
                     break
             item = items[pos]
             pos += 1
-            if item[5] is None and item[1] == "artifact.put":
+            if item[1] == _PACKED:
+                for one in _unpack(item, inner, self.put_info):
+                    put(one[0], one[2], one[3], *one[4])
+                inner = 0
+            elif item[5] is None and item[1] == "artifact.put":
                 put(item[0], item[2], item[3], *item[4])  # what _apply does, one call less
             else:
                 apply(item)

@@ -24,9 +24,12 @@ import pytest
 from conftest import Clock
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_fuzz_native import _python_item
+from test_verify_native import _MIN, _PRODUCTS, put_records
 
 import depository.verifier.store as vstore
 from depository.store import Store
+from depository.tlog.authority import TOKEN_ACTOR
 
 native = vstore._NATIVE
 needs_native = pytest.mark.skipif(native is None, reason="native engine not built/disabled")
@@ -348,3 +351,54 @@ def test_apply_puts_agrees_with_put(tmp_path_factory: pytest.TempPathFactory,
             assert getattr(c, attr) == getattr(py, attr), attr
         assert list(c.arts) == list(py.arts)  # insertion order: log order, as _put leaves it
         assert [str(f) for f in c.f.items] == [str(f) for f in py.f.items]
+
+
+# ----------------------------------------------------------------- the object-free put path
+
+
+def _one_put_db(path: Path, leaf: bytes, idx: int) -> None:
+    """A scratch database holding ``leaf`` at ``idx`` (its hash right), and the artifact,
+    metadata and inline_blob rows the Python replay derives from it, if any."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, leaf, leaf_hash)")
+    conn.execute("CREATE TABLE IF NOT EXISTS artifact (log_idx INTEGER PRIMARY KEY, id, "
+                 "product, name, sha256, size, media_type, metadata, provenance, "
+                 "retain_until, storage, actor, created)")
+    conn.execute("CREATE TABLE IF NOT EXISTS artifact_meta (product, key, value, log_idx)")
+    conn.execute("CREATE TABLE IF NOT EXISTS inline_blob (log_idx INTEGER PRIMARY KEY, "
+                 "data)")
+    for table in ("log", "artifact", "artifact_meta", "inline_blob"):
+        conn.execute(f"DELETE FROM {table}")
+    conn.execute("INSERT INTO log VALUES (?,?,?)", (idx, leaf, native.leaf_hash(leaf)))
+    item, _ = _python_item(leaf, idx)
+    if item is not None and item[1] == "artifact.put":
+        row = item[4][0]
+        conn.execute("INSERT INTO artifact VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     (row[12], *row[:12]))
+        conn.execute("INSERT INTO inline_blob VALUES (?, x'616263')", (idx,))
+    conn.commit()
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fast") / "d.db"
+
+
+@needs_native
+@settings(max_examples=500, deadline=None)
+@given(st.data())
+def test_object_free_put_path_agrees(scratch: Path, data: st.DataObject) -> None:
+    """Db.chunk with its object-free put path gives exactly what it gives through the
+    decoded-object path (loads + put_item), on sound and hostile puts alike."""
+    leaf, idx = data.draw(put_records())
+    path = scratch
+    _one_put_db(path, leaf, idx)
+    db = native.Db(f"file:{path}?mode=ro")
+    spec = (_PRODUCTS, _MIN // vstore._MICROSECOND, TOKEN_ACTOR)
+    key = bytes(64)
+    fast = db.chunk(idx, idx + 1, spec, key)
+    slow = db.chunk(idx, idx + 1, spec, key, False)
+    db.close()
+    assert fast == slow

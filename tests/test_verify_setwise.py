@@ -402,3 +402,45 @@ def test_object_free_put_path_agrees(scratch: Path, data: st.DataObject) -> None
     slow = db.chunk(idx, idx + 1, spec, key, False)
     db.close()
     assert fast == slow
+
+
+_UTF8 = [  # (bytes, valid UTF-8)
+    (b"\xc3\xa9", True), (b"\xdf\xbf", True), (b"\xe0\xa0\x80", True), (b"\xed\x9f\xbf", True),
+    (b"\xe1\x80\x80", True), (b"\xec\xbf\xbf", True),
+    (b"\xe0\x80\x80", False), (b"\xe0\x9f\xbf", False),  # overlong
+    (b"\xed\xa0\x80", False), (b"\xed\xbf\xbf", False),  # surrogates
+    (b"\xc0\xaf", False), (b"\xc1\xbf", False), (b"\x80", False), (b"\xbf", False),
+    (b"\xc3", False), (b"\xe1\x80", False), (b"\xc3\x28", False), (b"\xe1\x28\x80", False),
+    (b"\xe1\x80\x28", False), (b"\xc2\xc2\x80", False),
+]
+_PLACES = ["metadata-value", "metadata-key", "provenance", "media_type", "actor"]
+
+
+@needs_native
+@pytest.mark.parametrize("place", _PLACES)
+@pytest.mark.parametrize(("raw", "valid"), _UTF8, ids=[r.hex() for r, _ in _UTF8])
+def test_object_free_put_path_on_hostile_utf8(scratch: Path, raw: bytes, valid: bool,
+                                              place: str) -> None:
+    """Every UTF-8 form the object path refuses (overlong, surrogate, truncated, stray
+    continuation) is refused by the object-free path too, and valid text is accepted."""
+    body = {"artifact_id": vstore._artifact_id("gurukul", "n/1"), "name": "n/1",
+            "sha256": "ab" * 32, "size": 3, "media_type": "t/p" + ("@@" if place ==
+                                                                    "media_type" else ""),
+            "metadata": {"k": "@@" if place == "metadata-value" else "v",
+                         **({"k@@": 1} if place == "metadata-key" else {})},
+            "provenance": {"by": ["@@" if place == "provenance" else "x"]},
+            "retain_until": "2033-12-04T17:43:27.312063Z",
+            "received": "2026-12-04T17:43:27.000001Z", "storage": "inline"}
+    rec = {"v": 1, "seq": 7, "time": "2026-12-04T17:43:28.000000Z", "type": "artifact.put",
+           "actor": "bench" + ("@@" if place == "actor" else ""), "product": "gurukul",
+           "body": body}
+    leaf = vstore.canonical_json(rec).replace(b"@@", raw)
+    _one_put_db(scratch, leaf, 7)
+    db = native.Db(f"file:{scratch}?mode=ro")
+    spec = (_PRODUCTS, _MIN // vstore._MICROSECOND, TOKEN_ACTOR)
+    fast = db.chunk(7, 8, spec, bytes(64))
+    slow = db.chunk(7, 8, spec, bytes(64), False)
+    db.close()
+    assert fast == slow
+    assert fast is not None
+    assert (type(fast[0][0]) is tuple) == valid, fast[0][0]

@@ -64,6 +64,7 @@ def _fuzz_db(path: Path, leaves: list[bytes], rng: random.Random) -> None:
                  "sha256, size, media_type, metadata, provenance, retain_until, storage, "
                  "actor, created)")
     conn.execute("CREATE TABLE artifact_meta (product, key, value, log_idx)")
+    conn.execute("CREATE TABLE node (level, k, hash)")
     conn.execute("CREATE TABLE inline_blob (log_idx INTEGER PRIMARY KEY, data)")
     for i, leaf in enumerate(leaves):
         conn.execute("INSERT INTO log VALUES (?,?,?)", (i, leaf, native.leaf_hash(leaf)))

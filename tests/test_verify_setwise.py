@@ -154,6 +154,12 @@ ATTACKS = {
                                            (10_000,))], "blob", False),
     "inline-blob-at-non-put": (lambda i: [("INSERT INTO inline_blob VALUES (0, x'01')", ())],
                                "blob", False),
+    "node-edited": (lambda i: [("UPDATE node SET hash = zeroblob(32) WHERE level = 1 AND "
+                                "k = 1", ())], "node", False),
+    "node-deleted": (lambda i: [("DELETE FROM node WHERE level = 2 AND k = 1", ())], "node",
+                     False),
+    "node-inserted-in-range": (lambda i: [("INSERT INTO node VALUES (1, 100000, "
+                                           "zeroblob(32))", ())], "node", False),
     "meta-value-edited": (lambda i: [("UPDATE artifact_meta SET value = 'u-9' WHERE "
                                       "log_idx = ? AND key = 'user'", (i["put1"],))],
                           "derived", True),
@@ -253,6 +259,7 @@ def test_meta_digest_twins_agree(tmp_path: Path) -> None:
                  "sha256, size, media_type, metadata, provenance, retain_until, storage, "
                  "actor, created)")
     conn.execute("CREATE TABLE artifact_meta (product, key, value, log_idx)")
+    conn.execute("CREATE TABLE node (level, k, hash)")
     rows = [("p", "k", "v", 1), ("p", "k", "", 2), ("", "", "é\x00x", 3), ("p", 5, "v", 4),
             ("p", "k", b"\x00\xff", 5), ("p", "k", None, 6), ("p", "k", "v", -7),
             ("p", "k", "v", 2**63 - 1), ("p", "k", "v", 99), ("p", "k", "v", "12")]
@@ -366,6 +373,7 @@ def _one_put_db(path: Path, leaf: bytes, idx: int) -> None:
                  "product, name, sha256, size, media_type, metadata, provenance, "
                  "retain_until, storage, actor, created)")
     conn.execute("CREATE TABLE IF NOT EXISTS artifact_meta (product, key, value, log_idx)")
+    conn.execute("CREATE TABLE IF NOT EXISTS node (level, k, hash)")
     conn.execute("CREATE TABLE IF NOT EXISTS inline_blob (log_idx INTEGER PRIMARY KEY, "
                  "data)")
     for table in ("log", "artifact", "artifact_meta", "inline_blob"):

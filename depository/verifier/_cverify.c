@@ -1335,7 +1335,8 @@ static PyObject *put_fast(const unsigned char *s, Py_ssize_t n, long long li, Py
 typedef struct {
     PyObject_HEAD
     sqlite3 *db;
-    sqlite3_stmt *log, *art, *meta, *blob; /* blob: NULL when there is no inline_blob */
+    sqlite3_stmt *log, *art, *meta, *node;
+    sqlite3_stmt *blob; /* NULL when there is no inline_blob table */
 } DbObject;
 
 static void Db_close_all(DbObject *o) {
@@ -1343,7 +1344,8 @@ static void Db_close_all(DbObject *o) {
     sqlite3_finalize(o->art);
     sqlite3_finalize(o->meta);
     sqlite3_finalize(o->blob);
-    o->log = o->art = o->meta = o->blob = NULL;
+    sqlite3_finalize(o->node);
+    o->log = o->art = o->meta = o->blob = o->node = NULL;
     if (o->db) sqlite3_close_v2(o->db);
     o->db = NULL;
 }
@@ -1378,6 +1380,10 @@ static int Db_init(DbObject *o, PyObject *args, PyObject *kw) {
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v3(o->db, "SELECT product, key, value, log_idx FROM artifact_meta",
                                 -1, SQLITE_PREPARE_PERSISTENT, &o->meta, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(o->db, "SELECT hash FROM node WHERE level = ?1 AND k >= ?2 "
+                                "AND k < ?3 ORDER BY k", -1, SQLITE_PREPARE_PERSISTENT,
+                                &o->node, NULL);
     if (rc == SQLITE_OK &&
         sqlite3_prepare_v3(o->db, "SELECT log_idx, data FROM inline_blob WHERE log_idx >= ?1 "
                            "AND log_idx < ?2 ORDER BY log_idx", -1, SQLITE_PREPARE_PERSISTENT,
@@ -1597,6 +1603,35 @@ done:
     return out;
 }
 
+/* Db.nodes_equal(level, k, hashes) -> whether the node rows (level, k..k+m-1) are exactly
+ * the m 32-byte hashes given, in order (blobs, none missing, none extra in the range). */
+static PyObject *Db_nodes_equal(DbObject *self, PyObject *args) {
+    long long level, k0;
+    Py_buffer want;
+    if (!PyArg_ParseTuple(args, "LLy*", &level, &k0, &want)) return NULL;
+    PyObject *out = NULL;
+    if (!db_ready(self)) goto done;
+    if (want.len % 32) { PyErr_SetString(PyExc_ValueError, "hashes are 32 bytes each"); goto done; }
+    long long m = want.len / 32, j = 0;
+    sqlite3_stmt *st = self->node;
+    int same = sqlite3_bind_int64(st, 1, level) == SQLITE_OK &&
+               sqlite3_bind_int64(st, 2, k0) == SQLITE_OK &&
+               sqlite3_bind_int64(st, 3, k0 + m) == SQLITE_OK;
+    int rc = SQLITE_DONE;
+    while (same && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (j >= m || sqlite3_column_type(st, 0) != SQLITE_BLOB ||
+            sqlite3_column_bytes(st, 0) != 32 ||
+            memcmp(sqlite3_column_blob(st, 0), (const unsigned char *)want.buf + 32 * j, 32))
+            same = 0;
+        j++;
+    }
+    out = Py_NewRef(same && rc == SQLITE_DONE && j == m ? Py_True : Py_False);
+done:
+    if (self->db) sqlite3_reset(self->node);
+    PyBuffer_Release(&want);
+    return out;
+}
+
 static PyObject *Db_close(DbObject *self, PyObject *unused) {
     (void)unused;
     Db_close_all(self);
@@ -1609,6 +1644,8 @@ static PyMethodDef Db_methods[] = {
      "skipped, meta_count, meta_sum, blobs)"},
     {"meta_digest", (PyCFunction)Db_meta_digest, METH_VARARGS,
      "meta_digest(key, n) -> (rows, sum, rows at log_idx >= n)"},
+    {"nodes_equal", (PyCFunction)Db_nodes_equal, METH_VARARGS,
+     "nodes_equal(level, k, hashes) -> whether node rows (level, k...) are these hashes"},
     {"close", (PyCFunction)Db_close, METH_NOARGS, "close the connection"},
     {NULL, NULL, 0, NULL},
 };

@@ -607,13 +607,18 @@ def _confirm_rows(conn: sqlite3.Connection, ch: _Chunk, key: bytes,
 
 
 def _check_levels(nat: Any, conn: sqlite3.Connection, start: int, count: int,
-                  hashes: bytes) -> tuple[list[bytes], int] | None:
+                  hashes: bytes, cdb: Any = None) -> tuple[list[bytes], int] | None:
     """Every perfect subtree of the chunk against the stored node rows: (levels, nodes
-    checked), or None when any differs."""
+    checked), or None when any differs (compared in C with the native connection)."""
     checked = 0
     levels: list[bytes] = nat.nodes(hashes, count)
     for lv, want in enumerate(levels, 1):
         lo, m = start >> lv, len(want) // 32
+        if cdb is not None:
+            if not cdb.nodes_equal(lv, lo, want):
+                return None
+            checked += m
+            continue
         got = conn.execute(
             "SELECT hash FROM node WHERE level = ? AND k >= ? AND k < ? ORDER BY k",
             (lv, lo, lo + m),
@@ -659,7 +664,7 @@ def _scan_chunk_db(
         return None
     values, hashes, leaves, ok, artifacts, skipped, meta_count, meta_sum, blobs = got
     count = end - start
-    lv = _check_levels(nat, conn, start, count, hashes)
+    lv = _check_levels(nat, conn, start, count, hashes, cdb)
     if lv is None:
         return None
     levels, checked = lv

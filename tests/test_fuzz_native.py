@@ -119,7 +119,7 @@ def test_fuzz_db_chunk_bounded(tmp_path: Path) -> None:
         db.close()
         if got is None:
             continue
-        values, _, leaf_of, ok, artifacts, skipped, meta_count, meta_sum, blobs = got
+        values, _, leaf_of, ok, artifacts, skipped, meta_count, meta_sum, _blobs = got
         items = []
         for k, v in enumerate(values):
             want, findings = _python_item(leaves[k], k)
@@ -136,6 +136,7 @@ def test_fuzz_db_chunk_bounded(tmp_path: Path) -> None:
                                 "ORDER BY log_idx").fetchall()
             conn.close()
             assert rows == [(it[0], *it[4][0]) for it in items], case
+            assert artifacts == len(items), case
             meta = [(p, k, v, it[0]) for it in items for _a, p, k, v in it[4][1]]
             assert vstore._meta_digest(key, meta) == (meta_count,
                                                       int.from_bytes(meta_sum, "big"))

@@ -1767,7 +1767,7 @@ static int simple_put(PyObject *item, PyObject **idx, PyObject **product, PyObje
         if (h < 0 || l < 0) return 0;
         digest[k] = (unsigned char)(h * 16 + l);
     }
-    *file = PyUnicode_Compare(storage, S_file) == 0;
+    *file = same_str(storage, S_file);
     return 1;
 }
 

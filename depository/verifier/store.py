@@ -466,7 +466,7 @@ _PACKED = "*puts"  # a run of compact puts packed for the pipe (_cverify.pack_pu
 _PACKED_ENTRY = struct.Struct(">Q32sBq")
 
 
-def _unpack(item: _Item, start: int, name_of: Callable[[int], tuple[str, str, str]]
+def _unpack(item: Any, start: int, name_of: Callable[[int], tuple[str, str, str]]
             ) -> Iterator[_Item]:
     """The compact put items of a packed run, from entry ``start`` (the name, which only a
     finding's message needs, read back from the log)."""
@@ -1860,7 +1860,8 @@ class _Replay:
                 raise _Unconfirmed(f"artifact_meta: {table!r} is not what the records imply")
         self._finish_tables()
 
-    def _apply_items(self, items: list[_Item], bulk: Callable[..., int] | None) -> None:
+    def _apply_items(self, items: list[_Item],
+                     bulk: Callable[..., tuple[int, int]] | None) -> None:
         """Apply a chunk's items in log order. ``bulk`` (``_cverify.apply_puts``, only once
         the derived rows are confirmed set-wise, so _put compares nothing) applies _put's
         common case in C and stops at any item it does not handle, which Python applies."""

@@ -1667,12 +1667,10 @@ static PyTypeObject DbType = {
  * are confirmed set-wise (so _put compares nothing): no governance lock in force (the caller
  * checks), no token to judge, a name not stored before. */
 
-static int hexnib(int c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10; /* bytes.fromhex takes both */
-    return -1;
-}
+static signed char g_hex[256]; /* hex digit values, -1 elsewhere (bytes.fromhex takes both
+                                 * cases); filled at import */
+
+static int hexnib(int c) { return g_hex[c & 0xFF]; }
 
 /* One put into the replay's state, as _put does it: 1 applied, 0 not (a name already
  * stored: _put words it), -1 error. */
@@ -2108,6 +2106,9 @@ PyMODINIT_FUNC PyInit__cverify(void) {
     if (g_one == NULL && ((g_one = PyLong_FromLong(1)) == NULL ||
                           (g_zero = PyLong_FromLong(0)) == NULL))
         return NULL;
+    for (int c = 0; c < 256; c++)
+        g_hex[c] = (signed char)(c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1);
     if (PyType_Ready(&DbType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

@@ -1677,18 +1677,11 @@ static int hexnib(int c) { return g_hex[c & 0xFF]; }
 static int put_one(PyObject *arts, PyObject *codes, PyObject *names, PyObject *live,
                    PyObject *files, PyObject *aid, PyObject *product, unsigned long long li,
                    const unsigned char digest[32], int file, PyObject *size) {
-    int have = PyDict_Contains(arts, aid);
-    if (have) return have < 0 ? -1 : 0;
+    /* The product's code, or the one a new product gets (assigned below, once the put
+     * is known not to repeat a name, as _put does). */
     PyObject *code = PyDict_GetItemWithError(codes, product);
-    if (code == NULL) {
-        if (PyErr_Occurred()) return -1;
-        code = PyLong_FromSsize_t(PyList_GET_SIZE(names));
-        if (code == NULL) return -1;
-        int r = PyDict_SetItem(codes, product, code);
-        Py_DECREF(code); /* codes holds it */
-        if (r < 0 || PyList_Append(names, product) < 0) return -1;
-    }
-    long c = PyLong_AsLong(code);
+    if (code == NULL && PyErr_Occurred()) return -1;
+    long c = code != NULL ? PyLong_AsLong(code) : (long)PyList_GET_SIZE(names);
     if (c < 0 || c > 0xFFFF) { PyErr_Clear(); return 0; } /* struct.pack would raise */
     unsigned char packed[43];
     for (int k = 0; k < 8; k++) packed[k] = (unsigned char)(li >> (56 - 8 * k));
@@ -1698,9 +1691,17 @@ static int put_one(PyObject *arts, PyObject *codes, PyObject *names, PyObject *l
     packed[42] = (unsigned char)file;
     PyObject *pk = PyBytes_FromStringAndSize((const char *)packed, 43);
     if (pk == NULL) return -1;
-    int r = PyDict_SetItem(arts, aid, pk);
-    Py_DECREF(pk);
-    if (r < 0) return -1;
+    PyObject *was = PyDict_SetDefault(arts, aid, pk); /* one lookup: insert unless there */
+    int inserted = was == pk;
+    Py_DECREF(pk); /* arts holds it, or it was not inserted */
+    if (was == NULL) return -1;
+    if (!inserted) return 0; /* a second put under the name: _put words it */
+    if (code == NULL) {
+        PyObject *nc = PyLong_FromLong(c);
+        int r = nc ? PyDict_SetItem(codes, product, nc) : -1;
+        Py_XDECREF(nc);
+        if (r < 0 || PyList_Append(names, product) < 0) return -1;
+    }
     if (!file) return 1; /* only files are shared (deduplicated) */
     PyObject *dg = PyBytes_FromStringAndSize((const char *)digest, 32);
     if (dg == NULL) return -1;

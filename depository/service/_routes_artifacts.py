@@ -3,7 +3,6 @@ ASGI, skipping the router), content, metadata, by-id records and listings."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -28,7 +27,7 @@ from depository.service._http import (
     artifact_by_name,
     b64,
     file_chunks,
-    json_response,
+    json_response_off_loop,
 )
 from depository.service._params import (
     check_name,
@@ -299,13 +298,13 @@ async def get_metadata(request: Request, ctx: AppContext) -> Response:
     p = ctx.principal(request)
     _auth.require_metadata(ctx.store, p, product, name)
     art = artifact_by_name(ctx, p, product, name)
-    return json_response(await run_in_threadpool(artifact_json, ctx, art))
+    return await json_response_off_loop(lambda: artifact_json(ctx, art))
 
 
 async def get_by_id(request: Request, ctx: AppContext) -> Response:
     p = ctx.principal(request)
     art = artifact_by_id(ctx, p, request.path_params["artifact_id"])
-    return json_response(await run_in_threadpool(artifact_json, ctx, art))
+    return await json_response_off_loop(lambda: artifact_json(ctx, art))
 
 
 async def list_artifacts(request: Request, ctx: AppContext) -> Response:
@@ -335,9 +334,11 @@ async def list_artifacts(request: Request, ctx: AppContext) -> Response:
         cursor = int(cursor_raw)
     limit = int_param(request, "limit", default=100, minimum=1, maximum=LIST_MAX)
     assert limit is not None
-    arts = await run_in_threadpool(
-        functools.partial(ctx.store.ls, product=product, prefix=prefix, since=since,
-                          until=until, meta=meta or None, after=cursor, limit=limit))
-    nxt = str(arts[-1].log_index) if len(arts) == limit else None
-    return json_response({"product": product, "items": [a.to_json() for a in arts],
-                          "next_cursor": nxt})
+    def page() -> dict[str, Any]:
+        arts = ctx.store.ls(product=product, prefix=prefix, since=since, until=until,
+                            meta=meta or None, after=cursor, limit=limit)
+        nxt = str(arts[-1].log_index) if len(arts) == limit else None
+        return {"product": product, "items": [a.to_json() for a in arts],
+                "next_cursor": nxt}
+
+    return await json_response_off_loop(page)

@@ -209,6 +209,10 @@ class Proc:
         pid = self.p.pid
         return read(f"/proc/{pid}/task/{pid}/stat"), read(f"/proc/{pid}/stat")
 
+    def children_done(self) -> bool:
+        """Whether the server is this one process (no ``--workers`` children)."""
+        return not Path(f"/proc/{self.p.pid}/task/{self.p.pid}/children").read_text().strip()
+
     def stop(self) -> None:
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
@@ -301,15 +305,23 @@ def bench_writes(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
                 try:
                     wrk(srv.port, WRK_PUT, ["warm", token, "280"], connections=conns,
                         seconds=args.warmup)
+                    cpu0 = srv.cpu() if srv.children_done() else None
                     r = wrk(srv.port, WRK_PUT, [f"r{rnd}", token, "280"], connections=conns,
                             seconds=args.duration)
+                    if cpu0 is not None:  # one process: its CPU per answered request
+                        cpu1 = srv.cpu()
+                        n = max(1, r["requests"])
+                        r["cpu_us"] = (cpu1[1] - cpu0[1]) / n * 1e6
+                        r["loop_cpu_us"] = (cpu1[0] - cpu0[0]) / n * 1e6
                 finally:
                     srv.stop()
                     shutil.rmtree(d, ignore_errors=True)
                 figs[kind].append(r)
+                cpu = (f", server CPU {r['cpu_us']:.0f} µs/write (event loop thread "
+                       f"{r['loop_cpu_us']:.0f})") if "cpu_us" in r else ""
                 log(f"writes c={conns} round {rnd} {kind}: {r['rate']:,.0f}/s "
                     f"p50 {r['p50_us'] / 1000:.1f} ms p99 {r['p99_us'] / 1000:.1f} ms "
-                    f"errors {r['errors']}")
+                    f"errors {r['errors']}{cpu}")
         med = {k: _median(v) for k, v in figs.items()}
         row: dict[str, Any] = {"connections": conns, "ours_kinds": list(ours_kinds), **med}
         for k in ours_kinds:
@@ -327,7 +339,11 @@ def _median(rs: list[dict[str, Any]]) -> dict[str, Any]:
             "p50_ms": statistics.median(r["p50_us"] for r in rs) / 1000,
             "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000,
             "errors": sum(r["errors"] for r in rs), "rounds": len(rs),
-            "rates": [round(r["rate"]) for r in rs]}
+            "rates": [round(r["rate"]) for r in rs],
+            "cpu_us": statistics.median(r["cpu_us"] for r in rs)
+            if all("cpu_us" in r for r in rs) else None,
+            "loop_cpu_us": statistics.median(r["loop_cpu_us"] for r in rs)
+            if all("loop_cpu_us" in r for r in rs) else None}
 
 
 # ------------------------------------------------------------------------- large
@@ -525,6 +541,10 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
                        f"{bf['p99_ms']:.1f} | | |")
             out.append(f"| {who} c={c} | errors | {o['errors']} | bare FULL | "
                        f"{bf['errors']} | | 0 |")
+            if o.get("cpu_us") is not None:
+                out.append(f"| {who} c={c} | server CPU µs per write (event loop thread) | "
+                           f"{o['cpu_us']:.0f} ({o['loop_cpu_us']:.0f}) | bare FULL | "
+                           f"{bf['cpu_us'] or 0:.0f} ({bf['loop_cpu_us'] or 0:.0f}) | | |")
         if "ratio_small_put_vs_asgi" in r:
             a = r["ours-asgi"]
             out.append(f"| writes c={c}, small-PUT path vs ASGI path | writes/s | "

@@ -59,6 +59,7 @@ class SmallPut:
         self.ctx = ctx
         self.max_body = min(MAX_BODY, ctx.config.inline_max)
         self.taken = 0  # requests answered here: tests and benchmarks read it
+        self._pending: list[Callable[[], None]] = []
 
     @staticmethod
     def target(url: bytes) -> tuple[str, str] | None:
@@ -96,15 +97,19 @@ class SmallPut:
         except Exception as exc:
             fail(exc)
             return
-        ctx.in_flight += 1
-        ctx.writes.note_level(time.monotonic(), ctx.in_flight)
-        try:
-            fut = start_put(ctx, req, product, name, body)
-        except Exception as exc:
-            ctx.in_flight -= 1
-            fail(refused(ctx, exc, product, name) if isinstance(exc, StoreError) else exc)
-            return
         loop = asyncio.get_running_loop()
+
+        def start() -> None:  # on the loop, after this round's reads (see _flush)
+            ctx.in_flight += 1
+            ctx.writes.note_level(time.monotonic(), ctx.in_flight)
+            try:
+                fut = start_put(ctx, req, product, name, body)
+            except Exception as exc:
+                ctx.in_flight -= 1
+                fail(refused(ctx, exc, product, name) if isinstance(exc, StoreError)
+                     else exc)
+                return
+            fut.add_done_callback(wake)
 
         def done(f: Future[Receipt]) -> None:  # on the loop
             ctx.in_flight -= 1
@@ -124,4 +129,15 @@ class SmallPut:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(done, f)
 
-        fut.add_done_callback(wake)
+        self._pending.append(start)
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Hand this loop round's uploads to the store together, after the round's socket
+        reads, as the ASGI route's tasks do: submitted one by one from inside each read,
+        they wake the store's writer thread for the first, which then contends for the
+        GIL with the reads and commits (and fsyncs) smaller batches."""
+        pending, self._pending = self._pending, []
+        for start in pending:
+            start()

@@ -273,7 +273,7 @@ def http_protocol(limits: ConnectionLimits | None = None, small_put: SmallPut | 
             return small_put.target(self.url)
 
         def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-            if self._small_next is not None and cycle is self.cycle:
+            if self._small_next is not None and cycle is self.cycle and app is self.app:
                 # Not pipelined behind another request: hold the cycle for the body.
                 self._small, self._small_cycle, self._small_app = \
                     self._small_next, cycle, app

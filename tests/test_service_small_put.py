@@ -191,12 +191,15 @@ def test_identical_answers_for_every_outcome(
         (put("doc/2.txt", w, b"x", ctype="not a type"), 400, "invalid-header"),
         (put("", w, b"x"), 400, "invalid-parameter"),  # empty name
         (put("doc/empty", w, b""), 201, None),
+        (put("doc/close", w, b"c", extra="Connection: close\r\n"), 201, None),
         (put("doc/3.bin", w, os.urandom(600), ctype="application/octet-stream",
              extra='Depository-Provenance: {"tool": "t"}\r\n'), 201, None),
     ]
     for req, status, slug in cases:
         (resp,) = _both(pair, req, taken=1)
         assert _status(resp) == status, resp
+        if b"Connection: close" in req:
+            assert b"\r\nconnection: close\r\n" in resp
         if slug is not None:
             assert _json(resp)["type"] == f"/problems/{slug}", resp
 

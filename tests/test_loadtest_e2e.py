@@ -92,6 +92,9 @@ def test_quick_profile_end_to_end(tmp_path: Path) -> None:
             assert (out / p).exists(), p
     by_id = {lim["id"]: lim for lim in doc["limits"]}
     assert by_id["concurrent-writers"]["lost"] == 0
+    wt = by_id["write-throughput"]["details"]
+    assert wt["loadgen"]["cpu_s"] > 0  # the locust process reported its CPU
+    assert all("loadgen_cpu" in s and "loadgen_bound" in s for s in wt["steps"])
     assert by_id["total-storage"]["details"]["extrapolation"]["label"].startswith(
         "EXTRAPOLATED")
     # every spawned store passes the offline verifier afterwards

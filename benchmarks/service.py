@@ -21,7 +21,9 @@ writes   durable single-artifact PUTs (300-byte bodies, unique names, a small me
          same with synchronous=NORMAL (no fsync per request). Figures: requests/s, p50,
          p99, errors (connect/read/write/timeout and non-2xx). ``--workers 1,2`` runs
          ours once per ``serve --workers`` count (1 = one process), each against the
-         same run's baselines.
+         same run's baselines. ``--asgi-path`` adds the one-process server with the
+         protocol's small-PUT path off (``DEPOSITORY_SMALL_PUT=0``): every upload through
+         the ASGI route, same run, same rounds (each round runs every server in turn).
 large    one upload of each ``--large-sizes`` (500MB,5GB) with Content-Length from a raw
          socket client; MB/s (10^6 B/s) from first byte sent to the receipt, and the
          server's RSS growth (peak VmRSS sampled every 20 ms, minus VmRSS before), and
@@ -207,6 +209,10 @@ class Proc:
         pid = self.p.pid
         return read(f"/proc/{pid}/task/{pid}/stat"), read(f"/proc/{pid}/stat")
 
+    def children_done(self) -> bool:
+        """Whether the server is this one process (no ``--workers`` children)."""
+        return not Path(f"/proc/{self.p.pid}/task/{self.p.pid}/children").read_text().strip()
+
     def stop(self) -> None:
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
@@ -217,12 +223,12 @@ class Proc:
                 self.p.wait()
 
 
-def ours(store: Path, *extra: str) -> Proc:
+def ours(store: Path, *extra: str, env: dict[str, str] | None = None) -> Proc:
     port = free_port()
     return Proc([PY, "-c", "from depository.cli._serve import serve; serve()", "--store",
                  str(store), "--port", str(port),
                  # wrk opens up to 1000 connections from one address (the default cap: 256)
-                 "--max-connections-per-address", "0", *extra], port)
+                 "--max-connections-per-address", "0", *extra], port, env=env)
 
 
 def bare(workdir: Path, sync: str) -> Proc:
@@ -278,6 +284,8 @@ def _ours_kind(workers: int) -> str:
 def bench_writes(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     rows = []
     ours_kinds = {_ours_kind(n): n for n in args.workers}
+    if args.asgi_path:  # the same one-process server with the small-PUT path off
+        ours_kinds["ours-asgi"] = 1
     for conns in args.connections:
         figs: dict[str, list[dict[str, Any]]] = {
             **{k: [] for k in ours_kinds}, "bare-full": [], "bare-normal": []}
@@ -288,28 +296,40 @@ def bench_writes(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
                 if kind in ours_kinds:
                     store, token = new_store(d / "store")
                     n = ours_kinds[kind]
-                    srv = ours(store, *(("--workers", str(n)) if n > 1 else ()))
+                    srv = ours(store, *(("--workers", str(n)) if n > 1 else ()),
+                               env={"DEPOSITORY_SMALL_PUT": "0"} if kind == "ours-asgi"
+                               else None)
                 else:
                     token = "none"
                     srv = bare(d, "FULL" if kind == "bare-full" else "NORMAL")
                 try:
                     wrk(srv.port, WRK_PUT, ["warm", token, "280"], connections=conns,
                         seconds=args.warmup)
+                    cpu0 = srv.cpu() if srv.children_done() else None
                     r = wrk(srv.port, WRK_PUT, [f"r{rnd}", token, "280"], connections=conns,
                             seconds=args.duration)
+                    if cpu0 is not None:  # one process: its CPU per answered request
+                        cpu1 = srv.cpu()
+                        n = max(1, r["requests"])
+                        r["cpu_us"] = (cpu1[1] - cpu0[1]) / n * 1e6
+                        r["loop_cpu_us"] = (cpu1[0] - cpu0[0]) / n * 1e6
                 finally:
                     srv.stop()
                     shutil.rmtree(d, ignore_errors=True)
                 figs[kind].append(r)
+                cpu = (f", server CPU {r['cpu_us']:.0f} µs/write (event loop thread "
+                       f"{r['loop_cpu_us']:.0f})") if "cpu_us" in r else ""
                 log(f"writes c={conns} round {rnd} {kind}: {r['rate']:,.0f}/s "
                     f"p50 {r['p50_us'] / 1000:.1f} ms p99 {r['p99_us'] / 1000:.1f} ms "
-                    f"errors {r['errors']}")
+                    f"errors {r['errors']}{cpu}")
         med = {k: _median(v) for k, v in figs.items()}
         row: dict[str, Any] = {"connections": conns, "ours_kinds": list(ours_kinds), **med}
         for k in ours_kinds:
             sfx = "" if k == "ours" else f"_{k}"
             row[f"ratio_vs_bare_full{sfx}"] = med[k]["rate"] / med["bare-full"]["rate"]
             row[f"ratio_vs_bare_normal{sfx}"] = med[k]["rate"] / med["bare-normal"]["rate"]
+        if "ours-asgi" in med and "ours" in med:
+            row["ratio_small_put_vs_asgi"] = med["ours"]["rate"] / med["ours-asgi"]["rate"]
         rows.append(row)
     return rows
 
@@ -319,7 +339,11 @@ def _median(rs: list[dict[str, Any]]) -> dict[str, Any]:
             "p50_ms": statistics.median(r["p50_us"] for r in rs) / 1000,
             "p99_ms": statistics.median(r["p99_us"] for r in rs) / 1000,
             "errors": sum(r["errors"] for r in rs), "rounds": len(rs),
-            "rates": [round(r["rate"]) for r in rs]}
+            "rates": [round(r["rate"]) for r in rs],
+            "cpu_us": statistics.median(r["cpu_us"] for r in rs)
+            if all("cpu_us" in r for r in rs) else None,
+            "loop_cpu_us": statistics.median(r["loop_cpu_us"] for r in rs)
+            if all("loop_cpu_us" in r for r in rs) else None}
 
 
 # ------------------------------------------------------------------------- large
@@ -504,7 +528,8 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         for k in r.get("ours_kinds", ["ours"]):
             o = r[k]
             sfx = "" if k == "ours" else f"_{k}"
-            who = "writes" if k == "ours" else f"writes --workers {k.removeprefix('ours-w')}"
+            who = "writes" if k == "ours" else "writes, ASGI path (DEPOSITORY_SMALL_PUT=0)" \
+                if k == "ours-asgi" else f"writes --workers {k.removeprefix('ours-w')}"
             out.append(f"| {who} c={c} | writes/s (median of {o['rounds']}) | "
                        f"{o['rate']:,.0f} | bare Starlette + 1 INSERT, synchronous=FULL | "
                        f"{bf['rate']:,.0f} | {r['ratio_vs_bare_full' + sfx]:.2f}× | {tgt} |")
@@ -516,6 +541,15 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
                        f"{bf['p99_ms']:.1f} | | |")
             out.append(f"| {who} c={c} | errors | {o['errors']} | bare FULL | "
                        f"{bf['errors']} | | 0 |")
+            if o.get("cpu_us") is not None:
+                out.append(f"| {who} c={c} | server CPU µs per write (event loop thread) | "
+                           f"{o['cpu_us']:.0f} ({o['loop_cpu_us']:.0f}) | bare FULL | "
+                           f"{bf['cpu_us'] or 0:.0f} ({bf['loop_cpu_us'] or 0:.0f}) | | |")
+        if "ratio_small_put_vs_asgi" in r:
+            a = r["ours-asgi"]
+            out.append(f"| writes c={c}, small-PUT path vs ASGI path | writes/s | "
+                       f"{r['ours']['rate']:,.0f} | same server, DEPOSITORY_SMALL_PUT=0 | "
+                       f"{a['rate']:,.0f} | {r['ratio_small_put_vs_asgi']:.2f}× | |")
     for r in res.get("large", []):
         base = r.get("store_put_mb_per_s")
         out.append(f"| upload {r['bytes'] / MB:,.0f} MB | MB/s; RSS growth; server CPU s/GB "
@@ -545,6 +579,9 @@ def main() -> None:
     ap.add_argument("--workers", default="1",
                     help="writes: run ours with each of these `serve --workers` counts "
                          "(e.g. 1,2), all against the same run's bare baselines")
+    ap.add_argument("--asgi-path", action="store_true",
+                    help="writes: also run ours with the small-PUT path off "
+                         "(DEPOSITORY_SMALL_PUT=0: every upload through the ASGI route)")
     ap.add_argument("--large-sizes", default="500MB,5GB")
     ap.add_argument("--query-artifacts", type=int, default=1_000_000)
     ap.add_argument("--query-store", default="/tmp/depository-bench-service-query")

@@ -198,6 +198,27 @@ def test_stage_stats_split_rows_by_stage() -> None:
     assert st[1]["p50_ms"] == 50.0
 
 
+def test_cpu_share_is_cpu_seconds_per_second_within_the_window() -> None:
+    samples = [(float(t), 0.25 * t) for t in range(0, 11)]  # a quarter of a core
+    samples += [(float(t), 2.5 + 0.95 * (t - 10)) for t in range(11, 21)]  # then 95 %
+    assert analysis.cpu_share(samples, 0, 10) == pytest.approx(0.25)
+    assert analysis.cpu_share(samples, 11, 20) == pytest.approx(0.95)
+    assert analysis.cpu_share(samples, 11, 20) >= analysis.LOADGEN_BOUND
+    assert analysis.cpu_share(samples, 4.5, 5.5) is None  # one sample: no rate
+    assert analysis.cpu_share([], 0, 10) is None
+
+
+def test_stage_stats_settle_leaves_the_start_of_each_step_out() -> None:
+    table = shapes.steps([10, 20], 20, 5)
+    # the first 4 s of the second step are slow (the first step's queue draining)
+    rows = [analysis.Row(20 + t / 20, "w", 900.0 if t < 80 else 5.0, 201, True)
+            for t in range(0, 400)]
+    slow = analysis.stage_stats(rows, table, settle_s=1.0)[1]
+    settled = analysis.stage_stats(rows, table, settle_s=4.0)[1]
+    assert slow["p99_ms"] == 900.0
+    assert settled["p99_ms"] == 5.0 and settled["requests"] == 400
+
+
 def test_linear_fit() -> None:
     fit = analysis.linear_fit([1, 2, 3, 4], [3, 5, 7, 9])
     assert fit is not None

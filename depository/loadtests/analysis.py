@@ -149,6 +149,20 @@ def stage_stats(rows: Sequence[Row], stages: Sequence[Stage], *, name: str | Non
     return out
 
 
+LOADGEN_BOUND = 0.9  # share of one core at which a locust process is the bottleneck
+
+
+def cpu_share(samples: Sequence[tuple[float, float]], start: float, end: float
+              ) -> float | None:
+    """CPU seconds per second (a share of one core) between run times ``start`` and
+    ``end``, from cumulative ``(run time, CPU seconds)`` samples; None with fewer than
+    two samples in the window."""
+    inside = [s for s in samples if start <= s[0] <= end]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
+
 def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float] | None:
     """Least squares y = a + b·x, with r²; None with fewer than two distinct x."""
     n = len(xs)

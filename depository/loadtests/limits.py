@@ -149,6 +149,9 @@ PROFILE_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
         "write-throughput": {
             "rates": [100, 200, 300, 400, 500, 600, 800, 1000, 1200], "step_s": 20,
             "rate_per_user": 5,
+            # left out of each step's figures: users being added and the previous
+            # step's queue draining (the step's errors still count)
+            "settle_s": 4,
         },
         "artifact-count": {"count": None, "writers": 8, "readers": 8, "duration_s": 60},
         "query-response": {"seed": None, "readers": 16, "writers": 32, "duration_s": 90},

@@ -109,6 +109,8 @@ class LocustRun:
     seconds: float
     returncode: int
     max_users: int
+    # (locust run time s, locust process CPU s), about one a second: its CPU per step
+    cpu: list[tuple[float, float]] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------ context
@@ -219,6 +221,7 @@ class Context:
         env.pop("LOCUST_HOST", None)
         t0 = time.monotonic()
         max_users = 0
+        cpu: list[tuple[float, float]] = []
         died: str | None = None
         with open(run_dir / "locust.log", "wb") as log:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env,
@@ -233,6 +236,8 @@ class Context:
                     except ValueError:
                         continue
                     max_users = max(max_users, int(p.get("users", 0)))
+                    if "cpu" in p and "t" in p:
+                        cpu.append((float(p["t"]), float(p["cpu"])))
                     now = time.monotonic()
                     if now - last_say >= 2.0:
                         last_say = now
@@ -272,7 +277,7 @@ class Context:
         return LocustRun(run_dir, analysis.read_rows(run_dir / "requests.csv"),
                          analysis.read_acks(run_dir / "acks.jsonl"), extra,
                          analysis.locust_summary(analysis.read_locust_json(
-                             run_dir / "locust.json")), seconds, rc, max_users)
+                             run_dir / "locust.json")), seconds, rc, max_users, cpu)
 
     # ------------------------------------------------------------ store checks
     def check_acks(self, tgt: Target, acks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -397,6 +402,15 @@ def _account(res: dict[str, Any], ctx: Context, *runs: LocustRun) -> None:
         res["errors"] += r.summary["failures"]
         res["raw"] += [str(p.relative_to(ctx.out)) for p in sorted(r.dir.iterdir())
                        if p.name != "params.json"]
+
+
+def _loadgen(run: LocustRun) -> dict[str, Any]:
+    """The load generator's CPU over a run (locust shares this machine with the server)."""
+    share = analysis.cpu_share(run.cpu, 0.0, float("inf"))
+    return {"cpu_s": run.cpu[-1][1] if run.cpu else None, "mean_cpu_share": share,
+            "note": f"locust process CPU as a share of one core; a step at or above "
+                    f"{analysis.LOADGEN_BOUND:.0%} was limited by the load generator, "
+                    "not measured against the server"}
 
 
 def _all_checks_ok(res: Mapping[str, Any]) -> bool:
@@ -693,7 +707,13 @@ def run_write_throughput(ctx: Context, res: dict[str, Any], p: dict[str, Any]) -
         ver = ctx.verify(tgt)
     _account(res, ctx, run)
     bound = float(p["p99_ms"])
-    steps_out = analysis.stage_stats(run.rows, stages)
+    settle = float(p.get("settle_s", 1.0))
+    steps_out = analysis.stage_stats(run.rows, stages, settle_s=settle)
+    for s in steps_out:
+        share = analysis.cpu_share(run.cpu, s["from_s"], s["until_s"])
+        s["loadgen_cpu"] = share
+        # one gevent loop uses at most one core: near it, the offered load was not offered
+        s["loadgen_bound"] = share is not None and share >= analysis.LOADGEN_BOUND
     good = [s for s in steps_out if s["requests"] and s["errors"] == 0
             and s["p99_ms"] is not None and s["p99_ms"] < bound]
     best = max(good, key=lambda s: s["achieved_rate"] or 0.0) if good else None
@@ -706,7 +726,11 @@ def run_write_throughput(ctx: Context, res: dict[str, Any], p: dict[str, Any]) -
     _latency(res, analysis.latency(run.rows))
     res["throughput"] = {"value": measured, "unit": "writes/s (durable, best step)"}
     res["details"] = {"steps": steps_out, "best_step": best, "p99_bound_ms": bound,
-                      "p99_bound_source": p["p99_ms_source"], "acks": acks, "verifier": ver}
+                      "p99_bound_source": p["p99_ms_source"], "settle_s": settle,
+                      "loadgen": _loadgen(run),
+                      "loadgen_bound_steps": [s["label"] for s in steps_out
+                                              if s["loadgen_bound"]],
+                      "acks": acks, "verifier": ver}
     res["measured"] = measured
     res["figure"] = ("scaled-down" if float(res["profile_target"]) < float(res["target"])
                      else "measured")

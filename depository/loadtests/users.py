@@ -108,6 +108,9 @@ def _progress(environment: Environment) -> None:
             "t": round(time.time() - REC.t0, 1), "users": runner.user_count,
             "requests": total.num_requests, "failures": total.num_failures,
             "rps": round(total.current_rps, 1), "acks": len(REC.acks),
+            # this process's CPU seconds: the runner tells a step limited by the load
+            # generator (one gevent loop, at most one core) from one limited by the server
+            "cpu": round(time.process_time(), 3),
         }
         print("DEPOSITORY-PROGRESS " + json.dumps(line), flush=True)
 

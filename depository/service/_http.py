@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -83,10 +84,23 @@ def b64(h: bytes) -> str:
     return base64.b64encode(h).decode()
 
 
+def json_bytes(data: Any) -> bytes:
+    """The JSON every route answers with (compact, UTF-8)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
                   ) -> Response:
-    return Response(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode(),
-                    status_code=status, media_type="application/json", headers=headers)
+    return Response(json_bytes(data), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+async def json_response_off_loop(build: Callable[[], Any]) -> Response:
+    """``json_response(build())`` with the building and the encoding in a worker thread:
+    a listing page is ~100 objects to make and encode, which on the event loop would
+    hold up every upload waiting for its answer."""
+    body = await run_in_threadpool(lambda: json_bytes(build()))
+    return Response(body, media_type="application/json")
 
 
 def text_response(text: bytes | str, *, cache: str) -> Response:

@@ -21,6 +21,12 @@ every legitimate request into a 503):
   longest for its request headers (a slow or idle one) is closed to make room; only when
   every connection is busy with a request is the new one answered 503.
 
+Small uploads (:mod:`._small_put`): a ``PUT`` of an artifact whose whole small body
+has arrived is answered here, without an ASGI task, when the protocol is given a
+:class:`~._small_put.SmallPut`. Its request cycle is made as usual but not started;
+if the path declines (or the body does not arrive soon), the cycle is started as any
+other, with the body received so far, so the ASGI route sees exactly what it would have.
+
 This leans on uvicorn internals (``cycle.body``, ``flow``, ``message_event``,
 ``on_headers_complete``, ``on_response_complete``); ``tests/test_service_protocol.py``
 checks it against the installed version, and :func:`http_protocol` falls back to the
@@ -33,9 +39,13 @@ import asyncio
 import dataclasses
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from depository.service._small_put import SmallPut
 
 log = logging.getLogger("depository.service")
+BODY_WAIT = 1.0  # s a small upload's body may take after its headers (see _small_put)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,22 +123,26 @@ class _Registry:
                 self.per_address[address] = left
 
 
-def http_protocol(limits: ConnectionLimits | None = None) -> type[asyncio.Protocol] | str:
+def http_protocol(limits: ConnectionLimits | None = None, small_put: SmallPut | None = None
+                  ) -> type[asyncio.Protocol] | str:
     """The protocol class to give ``uvicorn.Config(http=...)``, or ``"httptools"``.
 
     Each call makes a new class with its own connection registry; ``limits=None`` applies
-    none (only the body-copy saving).
+    none (only the body-copy saving). ``small_put`` answers small uploads in the
+    protocol (the class keeps it as ``small_put``).
     """
     try:
         from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
         from uvicorn.protocols.http.httptools_impl import (
+            STATUS_LINE,
             HttpToolsProtocol,
             RequestResponseCycle,
         )
     except ImportError:  # pragma: no cover - uvicorn[standard] is a dependency
         return "httptools"
     needed = ("on_body", "_should_upgrade", "connection_made", "connection_lost",
-              "data_received", "on_headers_complete", "on_response_complete")
+              "data_received", "on_headers_complete", "on_response_complete",
+              "on_message_complete", "_start_asgi_task")
     if not all(hasattr(HttpToolsProtocol, a) for a in needed) or \
             not hasattr(RequestResponseCycle, "receive"):  # pragma: no cover
         return "httptools"
@@ -141,6 +155,13 @@ def http_protocol(limits: ConnectionLimits | None = None) -> type[asyncio.Protoc
         _partial = False
         _head_bytes = 0  # bytes received while the request line and headers are due
         _in_head = False
+        # small uploads: the target of the request whose headers are being handled, the
+        # cycle (not started) waiting for its body, its app and fallback timer
+        _small_next: tuple[str, str] | None = None
+        _small: tuple[str, str] | None = None
+        _small_cycle: Any = None
+        _small_app: Any = None
+        _small_timer: asyncio.TimerHandle | None = None
 
         # ------------------------------------------------------------ limits
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -156,6 +177,7 @@ def http_protocol(limits: ConnectionLimits | None = None) -> type[asyncio.Protoc
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_waiting()
+            self._small_drop()  # nothing stored: the body never completed
             if self._counted:
                 self._counted = False
                 registry.release(self, self._address)
@@ -169,6 +191,9 @@ def http_protocol(limits: ConnectionLimits | None = None) -> type[asyncio.Protoc
                 self._partial = self._partial or waiting
                 self._head_bytes += len(data)
             super().data_received(data)
+            if self._small_cycle is not None and self._small_timer is None and \
+                    not self.transport.is_closing():  # the body is still due
+                self._small_timer = self.loop.call_later(BODY_WAIT, self._small_fallback)
             cap = registry.limits.max_header_bytes
             if cap and self._head_bytes > cap and (self._in_head or self in registry.waiting) \
                     and not self.transport.is_closing():
@@ -184,7 +209,12 @@ def http_protocol(limits: ConnectionLimits | None = None) -> type[asyncio.Protoc
             self._stop_waiting()
             self._in_head = False
             self._head_bytes = 0
-            super().on_headers_complete()
+            if small_put is not None:
+                self._small_next = self._small_target()
+            try:
+                super().on_headers_complete()  # makes the cycle; starts or queues it
+            finally:
+                self._small_next = None
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -221,6 +251,93 @@ def http_protocol(limits: ConnectionLimits | None = None) -> type[asyncio.Protoc
                 registry.release(self, self._address)
             self.transport.close()
 
+        # ------------------------------------------------------- small uploads
+        def _small_target(self) -> tuple[str, str] | None:
+            """The upload's (product, name) if the small-PUT path may take it."""
+            assert small_put is not None
+            parser = self.parser
+            if self.config.access_log or self.expect_100_continue or \
+                    parser.get_method() != b"PUT" or parser.get_http_version() != "1.1" or \
+                    parser.should_upgrade():
+                return None
+            length = None
+            for name, value in self.headers:
+                if name == b"content-length":
+                    if length is not None or not value.isdigit():
+                        return None
+                    length = int(value)
+                elif name == b"transfer-encoding":
+                    return None
+            if length is None or length > small_put.max_body:
+                return None
+            return small_put.target(self.url)
+
+        def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+            if self._small_next is not None and cycle is self.cycle and app is self.app:
+                # Not pipelined behind another request: hold the cycle for the body.
+                self._small, self._small_cycle, self._small_app = \
+                    self._small_next, cycle, app
+                return
+            super()._start_asgi_task(cycle, app)
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            cycle = self._small_cycle
+            if cycle is None or cycle is not self.cycle:
+                return
+            target = self._small
+            assert small_put is not None and target is not None
+            self._small_drop()
+            body = cycle.body
+            cycle.body = bytearray()
+            try:
+                small_put.handle(cycle.scope["headers"], target[0], target[1],
+                                 bytes(body), cycle.scope["path"],
+                                 lambda status, headers, out: self._small_answer(
+                                     cycle, status, headers, out))
+            except Exception:  # pragma: no cover - handle() answers its own failures
+                log.exception("small PUT failed")
+                self.transport.close()
+
+        def _small_answer(self, cycle: Any, status: int, headers: list[tuple[bytes, bytes]],
+                          body: bytes) -> None:
+            """Write the answer as uvicorn's cycle writes an ASGI response."""
+            if cycle.disconnected or cycle.response_complete:
+                return
+            content = [STATUS_LINE[status]]
+            close = False
+            for name, value in (*cycle.default_headers, *headers):
+                if name == b"connection" and \
+                        b"close" in [t.lower().strip() for t in value.split(b",")]:
+                    cycle.keep_alive = False
+                    close = True
+                content += (name, b": ", value, b"\r\n")
+            if not cycle.keep_alive and not close:
+                content.append(b"connection: close\r\n")
+            content += (b"\r\n", body)
+            cycle.response_started = True
+            cycle.waiting_for_100_continue = False
+            self.transport.write(b"".join(content))
+            cycle.response_complete = True
+            cycle.message_event.set()
+            if not cycle.keep_alive:
+                self.transport.close()
+            cycle.on_response()
+
+        def _small_fallback(self) -> None:
+            """The body did not arrive in time: the ASGI route takes the request."""
+            self._small_timer = None
+            cycle, app = self._small_cycle, self._small_app
+            self._small_drop()
+            if cycle is not None and not cycle.disconnected:
+                super()._start_asgi_task(cycle, app)
+
+        def _small_drop(self) -> None:
+            if self._small_timer is not None:
+                self._small_timer.cancel()
+                self._small_timer = None
+            self._small = self._small_cycle = self._small_app = None
+
         # -------------------------------------------------------------- body
         def on_body(self, body: bytes) -> None:
             cycle = self.cycle
@@ -239,4 +356,5 @@ def http_protocol(limits: ConnectionLimits | None = None) -> type[asyncio.Protoc
             cycle.message_event.set()
 
     _Protocol.__name__ = _Protocol.__qualname__ = "DepositoryHttpToolsProtocol"
+    _Protocol.small_put = small_put  # type: ignore[attr-defined]
     return _Protocol

@@ -16,6 +16,7 @@ from depository.service._http import (
     artifact_by_id,
     b64,
     json_response,
+    json_response_off_loop,
     latest_checkpoint,
     text_response,
 )
@@ -83,13 +84,15 @@ async def log_entries(request: Request, ctx: AppContext) -> Response:
     if end < start or end - start > ENTRIES_MAX:
         raise Problem("invalid-parameter", f"end must be in [start, start + "
                       f"{ENTRIES_MAX}]", field="query:end")
-    rows = await run_in_threadpool(lambda: list(ctx.store.log_entries(start, end)))
     from depository.tlog.merkle import leaf_hash
 
-    return json_response({
-        "start": start, "end": end, "size": ctx.store.size(), "entries": [
+    def page() -> dict[str, Any]:
+        rows = list(ctx.store.log_entries(start, end))
+        return {"start": start, "end": end, "size": ctx.store.size(), "entries": [
             {"index": i, "leaf": leaf.decode(), "leaf_hash": leaf_hash(leaf).hex()}
-            for i, leaf in rows]})
+            for i, leaf in rows]}
+
+    return await json_response_off_loop(page)
 
 
 def inclusion_json(ctx: AppContext, index: int, size: int) -> dict[str, Any]:
@@ -148,8 +151,8 @@ async def artifact_proof(request: Request, ctx: AppContext) -> Response:
         raise Problem("not-yet-available", f"the artifact's record {art.log_index} is "
                       f"not covered by tree size {size} yet",
                       headers={"Retry-After": "1"})
-    out = await run_in_threadpool(inclusion_json, ctx, art.log_index, size)
-    return json_response({"artifact_id": art.id, **out})
+    return await json_response_off_loop(
+        lambda: {"artifact_id": art.id, **inclusion_json(ctx, art.log_index, size)})
 
 
 async def consistency(request: Request, ctx: AppContext) -> Response:

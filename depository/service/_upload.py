@@ -234,7 +234,7 @@ class _Watchdog:
         return self.expired and self._task.uncancel() <= self._cancelling
 
 
-def _too_large(max_size: int) -> Problem:
+def too_large(max_size: int) -> Problem:
     return Problem("too-large", f"the body exceeds the maximum artifact size ({max_size} "
                    "bytes); the upload was refused and nothing was stored", field="body",
                    headers={"Connection": "close"}, extra={"max_artifact_size": max_size})
@@ -267,7 +267,7 @@ async def ingest(
     Raises :class:`Problem` for an oversize, stalled or truncated body.
     """
     if content_length is not None and content_length > max_size:
-        raise _too_large(max_size)
+        raise too_large(max_size)
     wd = _Watchdog(idle_timeout)
     try:
         msg: Message = await receive()
@@ -277,7 +277,7 @@ async def ingest(
         more = bool(msg.get("more_body", False))
         total = len(body)
         if total > max_size:
-            raise _too_large(max_size)
+            raise too_large(max_size)
         wd.total = total
         buf = bytearray(body) if more else None
         while more and total <= inline_max:
@@ -289,7 +289,7 @@ async def ingest(
             more = bool(msg.get("more_body", False))
             total += len(chunk)
             if total > max_size:
-                raise _too_large(max_size)
+                raise too_large(max_size)
             buf += chunk
             wd.total = total
         if not more:
@@ -347,7 +347,7 @@ async def _stream(
             more = bool(msg.get("more_body", False))
             total += len(chunk)
             if total > max_size:
-                raise _too_large(max_size)
+                raise too_large(max_size)
             wd.total = total
             if not chunk:
                 continue

@@ -14,10 +14,13 @@ import signal
 import socket
 from collections.abc import Mapping, Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.types import ASGIApp
+
+if TYPE_CHECKING:
+    from depository.service._small_put import SmallPut
 
 from depository.service._protocol import ConnectionLimits, http_protocol
 
@@ -78,13 +81,27 @@ def limits_from_options(options: Mapping[str, Any]) -> ConnectionLimits:
         max_header_bytes=int(options.get("max_header_bytes", d.max_header_bytes)))
 
 
+def small_put_for(app: ASGIApp, access_log: bool = False) -> SmallPut | None:
+    """The small-PUT path for ``app`` (a service app), or None: off with access logging
+    (it would skip the access log) and with ``DEPOSITORY_SMALL_PUT=0``."""
+    from depository.service._context import AppContext
+    from depository.service._small_put import SmallPut, enabled_by_env
+
+    ctx = getattr(getattr(app, "state", None), "service", None)
+    if access_log or not enabled_by_env() or not isinstance(ctx, AppContext):
+        return None
+    return SmallPut(ctx)
+
+
 def server_config(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 8000,
                   limits: ConnectionLimits | None = None, access_log: bool = False,
-                  log_level: str = "warning") -> uvicorn.Config:
-    """The uvicorn configuration every depository server uses."""
+                  log_level: str = "warning", small_put: bool = True) -> uvicorn.Config:
+    """The uvicorn configuration every depository server uses (``small_put=False``: every
+    upload through the ASGI route, e.g. to compare the two)."""
     return uvicorn.Config(
         app, host=host, port=port, loop="uvloop",
-        http=http_protocol(effective_limits(limits or ConnectionLimits())),
+        http=http_protocol(effective_limits(limits or ConnectionLimits()),
+                           small_put_for(app, access_log) if small_put else None),
         lifespan="on", access_log=access_log, log_level=log_level,
         timeout_graceful_shutdown=30, backlog=4096, server_header=False,
         proxy_headers=False)

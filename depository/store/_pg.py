@@ -259,7 +259,15 @@ class PgLogStorage(PortableLogStorage, translate=POSTGRESQL.sql):
                 self.conn.execute("ROLLBACK")
 
     def close(self) -> None:
-        self.conn.close()
+        # Free the writer lock before the session ends: the server drops a closed
+        # session's locks only when its backend exits, a moment later, and a successor
+        # that tries at once (a handover) would still find the lock held.
+        conn = self.conn
+        if (not conn.closed
+                and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE):
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock_all()")
+        conn.close()
 
     def storage_error(self, exc: BaseException) -> StoreError:
         return pg_error(exc)

@@ -672,7 +672,7 @@ def _scan_chunk_db(
     items: list[_Item] = []
     others: list[_Item] = []  # puts Python prepared: their rows are compared here
     prepare = _prepare
-    for k, value in enumerate(values):
+    for k, value in enumerate(values if leaves else ()):
         if type(value) is tuple:
             items.append(value)
             continue
@@ -690,6 +690,8 @@ def _scan_chunk_db(
             items.append(item)
             if item[1] == "artifact.put":
                 others.append(item)
+    if not leaves:
+        items = values  # every record an item made in C (no leaf left for Python)
     allh = [hashes, *levels]
     stacks = {sz: _stack_at(allh, start, sz) for sz in sizes if start < sz <= end}
     ch = _Chunk(start, end, items, findings, stacks, _stack_at(allh, start, end), checked)

@@ -16,9 +16,9 @@ help:
 # Debian packages: Pango/HarfBuzz and fonts for WeasyPrint (PDF reports), poppler-utils
 # for independent PDF checks in tests, chromium for the dashboard's headless-browser test
 # (driven by Playwright's Python package; no browser is downloaded), prometheus for promtool
-# (checks the shipped alerting rules); gcc, libc6-dev and libssl-dev build the native
+# (checks the shipped alerting rules); gcc, libc6-dev, libssl-dev and libsqlite3-dev build the native
 # accelerators (setup.py, ADR 0012). Installed only when one is missing.
-SYSTEM_PACKAGES := gcc libc6-dev libssl-dev fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils openssl chromium prometheus
+SYSTEM_PACKAGES := gcc libc6-dev libssl-dev libsqlite3-dev fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils openssl chromium prometheus
 # A throwaway single-node Ceph cluster with the RADOS Gateway (S3 Object Lock) for the S3
 # backend's tests; the tests start and stop it themselves (scripts/ceph-rgw-local.sh).
 CEPH_PACKAGES := ceph-mon ceph-osd ceph-mgr radosgw ceph-common uuid-runtime curl

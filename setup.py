@@ -14,6 +14,9 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 _ROOT = Path(__file__).parent
+# Libraries beyond libcrypto, per package: the verifier steps SQLite statements from C
+# (Debian libsqlite3-dev, the library Python's sqlite3 module already uses).
+_MORE_LIBS = {"verifier": ["sqlite3"]}
 
 
 def _extensions() -> list[Extension]:
@@ -23,7 +26,7 @@ def _extensions() -> list[Extension]:
         out.append(Extension(
             ".".join(rel.with_suffix("").parts),
             [rel.as_posix()],
-            libraries=["crypto"],
+            libraries=["crypto", *_MORE_LIBS.get(rel.parts[1], [])],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit",
                                 "-fno-strict-aliasing"],
         ))

@@ -28,7 +28,9 @@ verify        ``python -m depository.verifier store DIR --key KEY --jobs 1|2`` o
               Baseline: the physical floor, one SHA-256 per leaf plus one per interior
               node, measured in-process (leaves read beforehand), same run. Engines: the
               default one (native when built, ADR 0012), and with ``--verify-python`` also
-              ``DEPOSITORY_NATIVE=0`` (the pure-Python specification); runs interleaved.
+              ``DEPOSITORY_NATIVE=0`` (the pure-Python specification), and with
+              ``--verify-baseline TREE`` the verifier of another source tree (e.g. a
+              worktree of main, extension built in place); runs interleaved.
               Issue 13's targets: >= 100,000 records/s with one job, jobs=2 >= 1.7x jobs=1.
 query         p99 of ``Store.ls(product, since, until, limit=100)`` and
               ``Store.ls(product, meta={"k": v}, limit=100)`` over 1,000 random queries.
@@ -878,9 +880,11 @@ def verifier_available() -> bool:
         return False
 
 
-def run_verifier_cli(b: Built, jobs: int, python_only: bool = False
+def run_verifier_cli(b: Built, jobs: int, python_only: bool = False, tree: Path | None = None
                      ) -> tuple[float, float, int, str, str]:
-    """(wall s, CPU s of the verifier process tree, exit code, engine, output tail)."""
+    """(wall s, CPU s of the verifier process tree, exit code, engine, output tail).
+    ``tree``: run the verifier of that source tree instead (a baseline checkout, its
+    extension built in place), with this interpreter."""
     key = b.path / "keys" / "log.vkey"
     cmd = [sys.executable, "-m", "depository.verifier", "store", str(b.path), "--key",
            str(key), "--jobs", str(jobs)]
@@ -889,9 +893,11 @@ def run_verifier_cli(b: Built, jobs: int, python_only: bool = False
         env["DEPOSITORY_NATIVE"] = "0"
     else:
         env.pop("DEPOSITORY_NATIVE", None)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tree or ROOT, env=env)
     dt = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -925,23 +931,28 @@ def bench_verify(args: argparse.Namespace, b: Built) -> list[Row]:
                             "SHA-256 floor (leaf+node)", floors[jobs],
                             target=TARGETS[f"verify-{jobs}"], note="PENDING: no verifier"))
         return rows
-    engines = [False, True] if args.verify_python else [False]
-    runs: dict[tuple[bool, int], list[tuple[float, float, int, str, str]]] = {
-        (py, jobs): [] for py in engines for jobs in (1, 2)}
+    # Engines: "default" (native when built), "python" (DEPOSITORY_NATIVE=0), and
+    # "baseline" (the default engine of the --verify-baseline source tree).
+    engines = ["default"] + (["python"] if args.verify_python else []) + (
+        ["baseline"] if args.verify_baseline else [])
+    baseline = Path(args.verify_baseline).resolve() if args.verify_baseline else None
+    runs: dict[tuple[str, int], list[tuple[float, float, int, str, str]]] = {
+        (eng, jobs): [] for eng in engines for jobs in (1, 2)}
     for rnd in range(args.verify_rounds):  # interleaved: engine and jobs alternate
         for key in runs:
-            got = run_verifier_cli(b, key[1], python_only=key[0])
+            got = run_verifier_cli(b, key[1], python_only=key[0] == "python",
+                                   tree=baseline if key[0] == "baseline" else None)
             runs[key].append(got)
-            log(f"verify round {rnd + 1} {'python' if key[0] else 'default'} "
-                f"jobs={key[1]}: {n / got[0]:,.0f} records/s wall, {n / got[1]:,.0f} per "
-                f"CPU-s, exit {got[2]}, engine {got[3]}")
-    wall: dict[tuple[bool, int], float] = {}
-    for (py, jobs), rs in runs.items():
+            log(f"verify round {rnd + 1} {key[0]} jobs={key[1]}: {n / got[0]:,.0f} records/s "
+                f"wall, {n / got[1]:,.0f} per CPU-s, exit {got[2]}, engine {got[3]}")
+    wall: dict[tuple[str, int], float] = {}
+    for (eng, jobs), rs in runs.items():
+        py = eng == "python"
         value = n / statistics.median(r[0] for r in rs)
         cpu = n / statistics.median(r[1] for r in rs)
-        wall[(py, jobs)] = value
+        wall[(eng, jobs)] = value
         codes = [r[2] for r in rs]
-        engine = rs[-1][3]
+        engine = rs[-1][3] + (f" of {baseline}" if eng == "baseline" else "")
         note = (f"`python -m depository.verifier store DIR --key KEY --jobs {jobs}`"
                 f"{' with DEPOSITORY_NATIVE=0' if py else ''} over {n:,} records, engine "
                 f"{engine}, wall clock incl. interpreter start, median of "
@@ -950,19 +961,19 @@ def bench_verify(args: argparse.Namespace, b: Built) -> list[Row]:
                 f"output: {rs[-1][4][:200]}")
         if any(codes):
             note += " — VERIFIER DID NOT PASS"
-        target = TARGETS["verify-1-issue13"] if jobs == 1 else None
+        target = TARGETS["verify-1-issue13"] if jobs == 1 and eng == "default" else None
         rows.append(Row("verify", f"jobs={jobs} {engine} @ {n:,}", value, "records/s",
                         "SHA-256 floor (leaf+node)", floors[jobs], target=target, note=note,
                         extra={"cpu_records_per_s": cpu, "engine": engine}))
-    for py in engines:
-        scale = wall[(py, 2)] / wall[(py, 1)]
-        rows.append(Row("verify", f"jobs=2 / jobs=1 {'pure Python' if py else 'default'}",
-                        scale, "×", target=TARGETS["verify-scaling-issue13"],
+    for eng in engines:
+        scale = wall[(eng, 2)] / wall[(eng, 1)]
+        rows.append(Row("verify", f"jobs=2 / jobs=1 {eng}", scale, "×",
+                        target=TARGETS["verify-scaling-issue13"] if eng == "default" else None,
                         note="wall-clock speed-up of --jobs 2 over --jobs 1, same run"))
-    if args.verify_python:
+    for eng in engines[1:]:
         for jobs in (1, 2):
-            rows.append(Row("verify", f"jobs={jobs} default engine over pure Python",
-                            wall[(False, jobs)] / wall[(True, jobs)], "×",
+            rows.append(Row("verify", f"jobs={jobs} default engine over {eng}",
+                            wall[("default", jobs)] / wall[(eng, jobs)], "×",
                             note="same run, interleaved"))
     return rows
 
@@ -1170,6 +1181,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--query-seconds", type=float, default=300.0,
                    help="time box per query kind (queries past it are skipped, and said)")
     p.add_argument("--verify-rounds", type=int, default=1)
+    p.add_argument("--verify-baseline", metavar="TREE",
+                   help="also time the verifier of this source tree (e.g. a worktree of main "
+                        "with its extension built in place), interleaved")
     p.add_argument("--verify-python", action="store_true",
                    help="also run the verifier with DEPOSITORY_NATIVE=0 (pure Python), "
                         "interleaved with the default engine")

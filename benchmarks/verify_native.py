@@ -11,13 +11,18 @@ mypyc     the same two modules (``tlog/record.py``, ``verifier/store.py``) compi
           mypyc (ships with mypy, a dev dependency);
 cython    the same two modules compiled by Cython 3 in pure-Python mode (needs
           ``pip install cython``; skipped if absent);
-c         the hand-written C extension ``depository.verifier._cverify`` (the native
-          engine of ``store_result(native=True)``);
+c         the hand-written C extension ``depository.verifier._cverify`` decoding each
+          leaf to objects (the first native engine: ``scan`` over rows Python read);
+c-db      the native engine as ``store_result(native=True)`` runs it now: its own SQLite
+          connection (``_cverify.Db.chunk``) reading leaves, artifact and inline_blob rows,
+          puts proven sound without decoding them to objects, rows confirmed (artifact
+          compared, artifact_meta folded into the keyed digest);
 sqlite    moving the derived-table comparison into SQLite's C: one set-based query that
           checks every ``artifact`` row against its ``artifact.put`` leaf with JSON
           functions (no Python per row), against the Python row-by-row merge it replaces.
 
     .venv/bin/python benchmarks/verify_native.py --store DIR [--leaves 65536] [--rounds 3]
+        [--no-compiled]   # skip the mypyc and Cython builds
 
 A store: ``benchmarks/store.py --only verify --records 200000 --keep`` (or any store).
 """
@@ -82,13 +87,19 @@ def build_compiled(work: Path, tool: str) -> Any | None:
     return mod
 
 
-def scan_runner(mod: Any, conn: Any, n: int, ctx: Any, native: bool) -> Callable[[], None]:
+def scan_runner(mod: Any, conn: Any, n: int, ctx: Any, native: bool,
+                cdb: Any = None) -> Callable[[], None]:
     step = 1 << mod.CHUNK_LEVEL
+    key = os.urandom(64)
 
     def run() -> None:
         for s in range(0, n, step):
             e = min(s + step, n)
-            if native:
+            if cdb is not None:
+                ch = mod._scan_chunk(conn, s, e, mod.CHUNK_LEVEL, [], ctx, True, True, key, cdb)
+                if ch.confirmed is None:
+                    raise AssertionError(f"chunk {s} not confirmed")
+            elif native:
                 mod._scan_chunk(conn, s, e, mod.CHUNK_LEVEL, [], ctx, True)
             else:
                 mod._scan_chunk(conn, s, e, mod.CHUNK_LEVEL, [], ctx)
@@ -146,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--leaves", type=int, default=65536)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--work", help="build directory (default: a temporary one)")
+    p.add_argument("--no-compiled", action="store_true", help="skip mypyc and Cython")
     args = p.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="verify-native-"))
     db = Path(args.store) / "depository.db"
@@ -157,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if vstore._NATIVE is not None:
         runners["c"] = scan_runner(vstore, conn, n, ctx, True)
-    for tool in ("mypyc", "cython"):
+        runners["c-db"] = scan_runner(vstore, conn, n, ctx, True, vstore._open_native(db))
+    for tool in () if args.no_compiled else ("mypyc", "cython"):
         mod = build_compiled(work, tool)
         if mod is not None:
             runners[tool] = scan_runner(mod, conn, n, ctx, False)

@@ -462,3 +462,22 @@ def test_total_storage_never_reports_the_target_as_measured(
     assert "insufficient data" in res["reason"]
     assert ex["disk"]["free_bytes"] > 0  # free disk was consulted
     assert any("file system can hold" in c["name"] for c in res["checks"])
+
+
+def test_load_stores_do_not_stop_at_the_products_count_quota(tmp_path: Path) -> None:
+    # A certify run once hit the default 100,000-artifact quota of each product after
+    # 400,000 writes (100 writers at ~2,000/s for 180 s) and reported 302,819 "errors"
+    # that were the quota doing its job. The store the suite creates must leave room for
+    # any run a profile can make: 100,000 writes/s (far above this machine) for the
+    # longest write stage.
+    from depository.loadtests.server import LOAD_PRODUCTS, QUOTA_PRODUCT, init_store
+    from depository.store import Store
+
+    cw = PROFILE_PARAMS["certify"]["concurrent-writers"]
+    longest_s = cw["ramp_s"] + cw["hold_s"] + 60
+    init_store(tmp_path / "s", quota_bytes=10**6)
+    with Store.open(tmp_path / "s", readonly=True) as s:
+        for pid in LOAD_PRODUCTS:
+            assert s.config.products[pid].quota_artifacts > 100_000 * longest_s, pid
+        # the product meant to fill up keeps its small byte quota
+        assert s.config.products[QUOTA_PRODUCT].quota_bytes == 10**6

@@ -30,6 +30,8 @@ from depository.store.config import default_config_dict
 
 QUOTA_PRODUCT = "lt-quota"
 LOAD_PRODUCTS = ("ai-assistant", "ai-avatar", "gurukul", "enforcement")
+# Per-product artifact-count quota of a load-test store (see loadtest_config).
+LOAD_ARTIFACT_QUOTA = 1_000_000_000
 
 
 class ServerError(RuntimeError):
@@ -40,6 +42,12 @@ def loadtest_config(origin: str, *, quota_bytes: int) -> dict[str, Any]:
     """The default configuration (targets, products, quotas) plus one small-quota product
     for the quota-enforcement check."""
     data = default_config_dict(origin)
+    # The products' artifact-count quotas are the deployment's policy (100,000 each by
+    # default), not a scale limit: a run must measure the server, not stop at a quota it
+    # was not set up to test (100 writers at ~2,000 writes/s fill 4 x 100,000 in 200 s).
+    # Only QUOTA_PRODUCT below is meant to fill up.
+    for pid in LOAD_PRODUCTS:
+        data["products"][pid]["quota"]["artifacts"] = LOAD_ARTIFACT_QUOTA
     data["products"][QUOTA_PRODUCT] = {
         "name": "Load test quota product",
         "description": "a small storage quota, filled past its limit by the load suite",

@@ -832,6 +832,21 @@ static void art_step(Cmp *c) {
     if (rc != SQLITE_DONE) c->ok = 0; /* unreadable: the row-by-row path words it */
 }
 
+/* Step the artifact rows up to log index li, noting each row passed over (no put of
+ * its own in the log: the row-by-row path words it). -1 with a Python error set. */
+static int art_seek(Cmp *c, long long li) {
+    while (c->have && c->cur < li) {
+        PyObject *o = PyLong_FromLongLong(c->cur);
+        if (o == NULL || PyList_Append(c->skipped, o) < 0) {
+            Py_XDECREF(o);
+            return -1;
+        }
+        Py_DECREF(o);
+        art_step(c);
+    }
+    return 0;
+}
+
 static int col_text_eq(sqlite3_stmt *st, int col, const char *b, Py_ssize_t n) {
     if (sqlite3_column_type(st, col) != SQLITE_TEXT) return 0;
     const unsigned char *t = sqlite3_column_text(st, col);
@@ -939,15 +954,9 @@ static PyObject *put_confirm(P *p, Cmp *cmp, PyObject *idx, PyObject *typ, PyObj
     Py_DECREF(tok);
     if (item == NULL) return NULL;
     /* 2. the artifact row at this index */
-    while (cmp->have && cmp->cur < li) {
-        PyObject *o = PyLong_FromLongLong(cmp->cur);
-        if (o == NULL || PyList_Append(cmp->skipped, o) < 0) {
-            Py_XDECREF(o);
-            Py_DECREF(item);
-            return NULL;
-        }
-        Py_DECREF(o);
-        art_step(cmp);
+    if (art_seek(cmp, li) < 0) {
+        Py_DECREF(item);
+        return NULL;
     }
     if (!cmp->have || cmp->cur != li) {
         cmp->ok = 0; /* no row for this put */
@@ -1301,15 +1310,9 @@ static PyObject *put_fast(const unsigned char *s, Py_ssize_t n, long long li, Py
     }
     *handled = 1;
     /* The artifact row at this index. */
-    while (cmp->have && cmp->cur < li) {
-        PyObject *o = PyLong_FromLongLong(cmp->cur);
-        if (o == NULL || PyList_Append(cmp->skipped, o) < 0) {
-            Py_XDECREF(o);
-            Py_DECREF(item);
-            return NULL;
-        }
-        Py_DECREF(o);
-        art_step(cmp);
+    if (art_seek(cmp, li) < 0) {
+        Py_DECREF(item);
+        return NULL;
     }
     if (!cmp->have || cmp->cur != li) {
         cmp->ok = 0;

@@ -746,6 +746,18 @@ static int row_digest(const SHA256_CTX *kctx, const Field *f, int nf, unsigned c
     return 0;
 }
 
+/* Add one artifact_meta row's keyed digest to a sum (both sides of the comparison fold
+ * rows through here). -1 with a Python error set. */
+static int sum_row(const SHA256_CTX *kctx, const Field f[4], Sum256 *sum) {
+    unsigned char d[32];
+    if (row_digest(kctx, f, 4, d) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed");
+        return -1;
+    }
+    sum_add(sum, d);
+    return 0;
+}
+
 /* A column as a Field (pointers valid until the statement steps again). */
 static void col_field(sqlite3_stmt *st, int col, Field *f) {
     int ty = sqlite3_column_type(st, col);
@@ -933,12 +945,7 @@ static PyObject *put_confirm(P *p, Cmp *cmp, PyObject *idx, PyObject *typ, PyObj
             {'t', (const unsigned char *)pb, pl, 0}, {'t', (const unsigned char *)kb, kn, 0},
             {'t', (const unsigned char *)tb, tn, 0}, {'i', NULL, 0, li},
         };
-        unsigned char d[32];
-        if (row_digest(cmp->kctx, f, 4, d) < 0) {
-            PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed");
-            return NULL;
-        }
-        sum_add(&local, d);
+        if (sum_row(cmp->kctx, f, &local) < 0) return NULL;
         mcount++;
     }
     PyObject *tok = token_of(actor, spec);
@@ -1254,13 +1261,10 @@ static PyObject *put_fast(const unsigned char *s, Py_ssize_t n, long long li, Py
             {'t', (const unsigned char *)pb, pn, 0}, {'t', m->k, m->kn, 0},
             {'t', (const unsigned char *)xb, xn, 0}, {'i', NULL, 0, li},
         };
-        unsigned char d[32];
-        if (row_digest(cmp->kctx, f, 4, d) < 0) {
-            PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed");
+        if (sum_row(cmp->kctx, f, &local) < 0) {
             *handled = 1;
             return NULL;
         }
-        sum_add(&local, d);
         mcount++;
     }
     /* The objects the replay keeps. */
@@ -1593,12 +1597,7 @@ static PyObject *Db_meta_digest(DbObject *self, PyObject *args) {
         Field f[4];
         for (int c = 0; c < 4; c++) col_field(st, c, &f[c]);
         if (f[3].tag == 'i' && f[3].i >= n) { beyond++; continue; }
-        unsigned char d[32];
-        if (row_digest(kctx, f, 4, d) < 0) {
-            PyErr_SetString(PyExc_RuntimeError, "SHA-256 failed");
-            goto done;
-        }
-        sum_add(&sum, d);
+        if (sum_row(kctx, f, &sum) < 0) goto done;
         rows++;
     }
     if (rc != SQLITE_DONE) {

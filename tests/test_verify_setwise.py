@@ -10,12 +10,10 @@ it is dead code).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_fuzz_native import _python_item
 from test_verify_native import _MIN, _PRODUCTS, put_records
+from test_verify_store import attack
 
 import depository.verifier.store as vstore
 from depository.store import Store
@@ -70,22 +69,6 @@ def copy(small: Small, tmp_path: Path) -> Path:
     dest = tmp_path / "store"
     shutil.copytree(small.path, dest)
     return dest
-
-
-@contextlib.contextmanager
-def attack(store: Path) -> Iterator[sqlite3.Connection]:
-    """A write connection with the WORM triggers dropped, put back afterwards."""
-    conn = sqlite3.connect(store / "depository.db", isolation_level=None)
-    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
-                            ).fetchall()
-    for name, _ in triggers:
-        conn.execute(f"DROP TRIGGER {name}")
-    try:
-        yield conn
-    finally:
-        for _, sql in triggers:
-            conn.execute(sql)
-        conn.close()
 
 
 def _passes(monkeypatch: pytest.MonkeyPatch) -> tuple[list[bool], list[int]]:

@@ -669,28 +669,12 @@ def _scan_chunk_db(
         return None
     levels, checked = lv
     findings: list[Finding] = []
-    items: list[_Item] = []
     others: list[_Item] = []  # puts Python prepared: their rows are compared here
-    prepare = _prepare
-    for k, value in enumerate(values if leaves else ()):
-        if type(value) is tuple:
-            items.append(value)
-            continue
-        idx = start + k
-        leaf = leaves[k]
-        rec: dict[str, Any] | None
-        try:
-            rec = (parse_record_json(leaf, index=idx) if value is None
-                   else check_record_json(value, index=idx))
-        except RecordError as exc:
-            findings.append(_record_finding(idx, leaf, exc))
-            continue
-        item = prepare(rec, leaf, ctx, findings)
-        if item is not None:
-            items.append(item)
-            if item[1] == "artifact.put":
-                others.append(item)
-    if not leaves:
+    if leaves:
+        items, prepared = _finish_items(values, lambda k: (start + k, leaves[k]), ctx,
+                                        findings)
+        others = [item for item in prepared if item[1] == "artifact.put"]
+    else:
         items = values  # every record an item made in C (no leaf left for Python)
     allh = [hashes, *levels]
     stacks = {sz: _stack_at(allh, start, sz) for sz in sizes if start < sz <= end}
@@ -732,12 +716,30 @@ def _scan_chunk_native(
     levels, checked = lv
     allh = [hashes, *levels]
     findings: list[Finding] = []
+    if len(values) != len(rows):
+        raise ValueError("the native scan did not return one value per row")
+    items, _ = _finish_items(values, lambda k: (rows[k][0], rows[k][1]), ctx, findings)
+    stacks = {sz: _stack_at(allh, start, sz) for sz in sizes if start < sz <= end}
+    return _Chunk(start, end, items, findings, stacks, _stack_at(allh, start, end), checked)
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _finish_items(values: Sequence[Any], record_at: Callable[[int], tuple[int, bytes]],
+                  ctx: _Context, findings: list[Finding]) -> tuple[list[_Item], list[_Item]]:
+    """The replay items of a chunk from the native scan's values: an item it made is kept
+    as it is; a record it decoded (or left as None: not proven canonical) is checked (or
+    parsed) and prepared here, ``record_at(k)`` giving its (index, leaf). Returns (every
+    item, the items prepared here)."""
     items: list[_Item] = []
+    prepared: list[_Item] = []
     prepare = _prepare
-    for (idx, leaf, _), value in zip(rows, values, strict=True):
+    for k, value in enumerate(values):
         if type(value) is tuple:
             items.append(value)
             continue
+        idx, leaf = record_at(k)
         rec: dict[str, Any] | None
         try:
             rec = (parse_record_json(leaf, index=idx) if value is None
@@ -748,11 +750,8 @@ def _scan_chunk_native(
         item = prepare(rec, leaf, ctx, findings)
         if item is not None:
             items.append(item)
-    stacks = {sz: _stack_at(allh, start, sz) for sz in sizes if start < sz <= end}
-    return _Chunk(start, end, items, findings, stacks, _stack_at(allh, start, end), checked)
-
-
-_MICROSECOND = timedelta(microseconds=1)
+            prepared.append(item)
+    return items, prepared
 
 
 def _record_finding(idx: int, leaf: bytes, exc: RecordError) -> Finding:

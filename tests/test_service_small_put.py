@@ -337,7 +337,7 @@ def test_switches_turn_the_path_off(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 # ------------------------------------------------------------------- durability
 _HARNESS = """
-import sys, threading, time
+import os, sys, threading, time
 from pathlib import Path
 from depository.service import create_app
 from depository.service.server import ConnectionLimits, Server, server_config
@@ -350,8 +350,11 @@ small = config.http.small_put
 out = Path(sys.argv[3])
 
 def report():
+    # replaced whole, never truncated in place: the SIGKILL may land mid-write
+    tmp = out.with_name(out.name + ".tmp")
     while True:
-        out.write_text(str(small.taken))
+        tmp.write_text(str(small.taken))
+        os.replace(tmp, out)
         time.sleep(0.02)
 
 threading.Thread(target=report, daemon=True).start()
